@@ -1,0 +1,37 @@
+import Foundation
+
+/// The CPU reference backend: plain Swift loops (matrix products through OpenBLAS's cblas).
+/// It is the oracle the OpenCL kernels are tested against, and the `--device cpu` fallback.
+public final class CPUBackend: Backend, @unchecked Sendable {
+    public let name = "cpu"
+    public var kind: BackendKind { .cpu(self) }
+
+    public init() {}
+
+    /// A new zero-filled tensor.
+    public func make(_ shape: [Int]) -> Tensor {
+        Tensor(shape: shape, storage: .host(HostBuffer(count: shape.reduce(1, *))))
+    }
+
+    public func tensor(_ host: HostTensor) throws -> Tensor {
+        let t = make(host.shape)
+        let buffer = try t.host()
+        host.values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { buffer.pointer.update(from: base, count: host.count) }
+        }
+        return t
+    }
+
+    public func full(_ shape: [Int], value: Float) throws -> Tensor {
+        let t = make(shape)
+        if value != 0 { try t.host().pointer.update(repeating: value, count: t.count) }
+        return t
+    }
+
+    public func download(_ tensor: Tensor) throws -> HostTensor {
+        let buffer = try tensor.host()
+        return HostTensor(shape: tensor.shape, values: Array(UnsafeBufferPointer(start: buffer.pointer, count: tensor.count)))
+    }
+
+    public func synchronize() throws {}
+}

@@ -1,0 +1,81 @@
+import COpenBLAS
+import Foundation
+
+// CPU reference implementations of the shared primitives. Plain loops, written to be obviously
+// correct; accumulations in Double where sums are long.
+
+extension CPUBackend {
+    func copyStrided(into dst: Tensor, dstOffset: Int, from src: Tensor, srcOffset: Int, map: IndexMap) throws {
+        let d = try dst.host().pointer + dstOffset
+        let s = try src.host().pointer + srcOffset
+        map.forEach { o0, o1 in d[o0] = s[o1] }
+    }
+
+    func unaryForward(_ op: Unary, _ x: Tensor) throws -> Tensor {
+        let out = make(x.shape)
+        let xp = try x.host().pointer, yp = try out.host().pointer
+        for i in 0..<x.count { yp[i] = Float(op.apply(Double(xp[i]))) }
+        return out
+    }
+
+    func unaryBackward(_ op: Unary, gradOutput: Tensor, input: Tensor) throws -> Tensor {
+        let out = make(input.shape)
+        let xp = try input.host().pointer, gp = try gradOutput.host().pointer, dp = try out.host().pointer
+        for i in 0..<input.count { dp[i] = gp[i] * Float(op.derivative(Double(xp[i]))) }
+        return out
+    }
+
+    func binaryForward(_ op: Binary, _ a: Tensor, _ b: Tensor, map: IndexMap) throws -> Tensor {
+        let out = make(map.dims)
+        let ap = try a.host().pointer, bp = try b.host().pointer, op_ = try out.host().pointer
+        var i = 0
+        map.forEach { o0, o1 in op_[i] = op.apply(ap[o0], bp[o1]); i += 1 }
+        return out
+    }
+
+    func binaryGrad(_ op: Binary, which: Int, gradOutput: Tensor, _ a: Tensor, _ b: Tensor, map: IndexMap) throws -> Tensor {
+        let out = make(map.dims)
+        let ap = try a.host().pointer, bp = try b.host().pointer, gp = try gradOutput.host().pointer
+        let dp = try out.host().pointer
+        var i = 0
+        map.forEach { o0, o1 in dp[i] = gp[i] * op.partial(which, ap[o0], bp[o1]); i += 1 }
+        return out
+    }
+
+    func reduceSum(_ x: Tensor, outShape: [Int], kept: IndexMap, reduced: IndexMap, scale: Float) throws -> Tensor {
+        let out = make(outShape)
+        let xp = try x.host().pointer, op = try out.host().pointer
+        var j = 0
+        kept.forEach { base, _ in
+            var sum = 0.0
+            reduced.forEach { r, _ in sum += Double(xp[base + r]) }
+            op[j] = Float(sum) * scale
+            j += 1
+        }
+        return out
+    }
+
+    func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, plan p: MatMul.Plan) throws -> Tensor {
+        let out = make([p.batch, p.m, p.n])
+        let ap = try a.host().pointer, bp = try b.host().pointer, cp = try out.host().pointer
+        // Row-major cblas: op(A) is M×K; a transposed A is stored K×M (column stride 1 → "Trans").
+        let transA = p.transposeA, transB = p.transposeB
+        let lda = transA ? p.m : p.k
+        let ldb = transB ? p.k : p.n
+        for batch in 0..<p.batch {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(p.m), Int32(p.n), Int32(p.k), 1,
+                        ap + batch * p.aBatchStride, Int32(max(lda, 1)),
+                        bp + batch * p.bBatchStride, Int32(max(ldb, 1)), 0,
+                        cp + batch * p.m * p.n, Int32(max(p.n, 1)))
+        }
+        if let bias {
+            let biasPointer = try bias.host().pointer
+            for row in 0..<(p.batch * p.m) {
+                let c = cp + row * p.n
+                for j in 0..<p.n { c[j] += biasPointer[j] }
+            }
+        }
+        return out
+    }
+}

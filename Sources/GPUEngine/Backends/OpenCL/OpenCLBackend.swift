@@ -1,0 +1,130 @@
+import Foundation
+import Kernels
+
+/// The OpenCL backend: every operator runs as OpenCL C kernels from `Sources/Kernels` on one device.
+/// Programs are built once per (file, options) and cached; kernels are looked up by name.
+public final class OpenCLBackend: Backend, @unchecked Sendable {
+    public let context: CLContext
+    public var name: String { "opencl:\(context.device.index) (\(context.device.name))" }
+    public var kind: BackendKind { .opencl(self) }
+
+    /// Options passed to every program build.
+    public let buildOptions: String
+    private let lock = NSLock()
+    private var programs: [String: CLProgram] = [:]
+    private var kernels: [String: CLKernel] = [:]
+    /// Source overrides by file name (tests use this to build deliberately broken kernels).
+    private var sourceOverrides: [String: String] = [:]
+
+    /// When true, every launch waits for its kernel and adds its device time to `kernelTimes`.
+    public var profiling = false
+    /// Accumulated device time (nanoseconds) and launch count per kernel name, when profiling.
+    public private(set) var kernelTimes: [String: (launches: Int, nanoseconds: UInt64)] = [:]
+    /// Seconds spent building programs (first-launch cost), for benchmarks.
+    public private(set) var buildSeconds: Double = 0
+
+    public init(device: CLDeviceInfo, buildOptions: String = "-cl-mad-enable") throws {
+        context = try CLContext(device: device)
+        self.buildOptions = buildOptions
+    }
+
+    /// Opens the device `opencl:index`.
+    public convenience init(index: Int = 0) throws {
+        let devices = try OpenCLRuntime.devices()
+        guard !devices.isEmpty else { throw EngineError.noOpenCLDevice(DeviceSelection.noDeviceMessage) }
+        guard devices.indices.contains(index) else {
+            throw EngineError.noOpenCLDevice("there is no OpenCL device \(index); this machine has \(devices.count) (opencl:0…opencl:\(devices.count - 1)); see `amgpu devices`")
+        }
+        try self.init(device: devices[index])
+    }
+
+    /// Replaces the source of kernel file `file` (for tests of build failures).
+    public func overrideSource(file: String, with source: String) {
+        lock.lock(); defer { lock.unlock() }
+        sourceOverrides[file] = source
+        programs = programs.filter { !$0.key.hasPrefix(file + "|") }
+        kernels = kernels.filter { !$0.key.hasPrefix(file + "|") }
+    }
+
+    /// The built program of kernel file `file` with extra `options` (built on first use).
+    public func program(file: String, options: String = "") throws -> CLProgram {
+        let key = file + "|" + options
+        lock.lock(); defer { lock.unlock() }
+        if let program = programs[key] { return program }
+        guard let body = sourceOverrides[file] ?? KernelSources.source(named: file) else {
+            throw EngineError.unsupported("no OpenCL kernel file named \(file).cl is embedded in this binary")
+        }
+        // common.cl (index_map and helpers) is prepended to every file.
+        let source = file == "common" ? body : (KernelSources.source(named: "common") ?? "") + "\n" + body
+        let start = DispatchTime.now().uptimeNanoseconds
+        let program = try context.buildProgram(source: source, name: file,
+                                               options: [buildOptions, options].filter { !$0.isEmpty }.joined(separator: " "))
+        buildSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        programs[key] = program
+        return program
+    }
+
+    /// The kernel `name` of file `file` (cached).
+    public func kernel(_ file: String, _ name: String, options: String = "") throws -> CLKernel {
+        let key = file + "|" + options + "|" + name
+        lock.lock()
+        if let kernel = kernels[key] { lock.unlock(); return kernel }
+        lock.unlock()
+        let kernel = try program(file: file, options: options).makeKernel(name)
+        lock.lock(); kernels[key] = kernel; lock.unlock()
+        return kernel
+    }
+
+    /// Enqueues a kernel; with `profiling` on, waits for it and records its device time.
+    public func launch(_ file: String, _ name: String, _ arguments: [CLArgument], global: [Int],
+                       local: [Int]? = nil, options: String = "") throws {
+        let k = try kernel(file, name, options: options)
+        let ns = try context.launch(k, arguments, global: global, local: local, profile: profiling)
+        if profiling {
+            lock.lock()
+            let old = kernelTimes[name] ?? (0, 0)
+            kernelTimes[name] = (old.launches + 1, old.nanoseconds + ns)
+            lock.unlock()
+        }
+    }
+
+    public func resetKernelTimes() {
+        lock.lock(); kernelTimes = [:]; lock.unlock()
+    }
+
+    /// A new uninitialised tensor on the device.
+    public func make(_ shape: [Int]) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        return Tensor(shape: shape, storage: .device(try context.makeBuffer(byteCount: count * 4)))
+    }
+
+    public func tensor(_ host: HostTensor) throws -> Tensor {
+        let t = try make(host.shape)
+        try host.values.withUnsafeBytes { raw in
+            if let base = raw.baseAddress { try context.write(t.device(), from: base, byteCount: raw.count) }
+        }
+        return t
+    }
+
+    public func full(_ shape: [Int], value: Float) throws -> Tensor {
+        let t = try make(shape)
+        try fill(t, value: value)
+        return t
+    }
+
+    /// Sets every element of `tensor` to `value` on the device.
+    public func fill(_ tensor: Tensor, value: Float) throws {
+        try launch("shape", "fill", [.buffer(tensor.device()), .int(Int32(tensor.count)), .float(value)],
+                   global: [tensor.count])
+    }
+
+    public func download(_ tensor: Tensor) throws -> HostTensor {
+        var values = [Float](repeating: 0, count: tensor.count)
+        try values.withUnsafeMutableBytes { raw in
+            if let base = raw.baseAddress { try context.read(tensor.device(), into: base, byteCount: raw.count) }
+        }
+        return HostTensor(shape: tensor.shape, values: values)
+    }
+
+    public func synchronize() throws { try context.finish() }
+}

@@ -1,0 +1,28 @@
+/// Errors of the engine. Each message says what is wrong and, where it can, how to fix it.
+public enum EngineError: Error, CustomStringConvertible, Sendable, Equatable {
+    case shapeMismatch(String)
+    case invalidAttribute(String)
+    case wrongBackend(String)
+    case unsupported(String)
+    case unknownValue(String)
+    case noOpenCLDevice(String)
+    case invalidGraph(String)
+    case numerical(String)
+    case io(String)
+    case invalidInput(String)
+
+    public var description: String {
+        switch self {
+        case .shapeMismatch(let m): return "shape mismatch: \(m)"
+        case .invalidAttribute(let m): return "invalid attribute: \(m)"
+        case .wrongBackend(let m): return "wrong backend: \(m)"
+        case .unsupported(let m): return "unsupported: \(m)"
+        case .unknownValue(let m): return m
+        case .noOpenCLDevice(let m): return m
+        case .invalidGraph(let m): return "invalid graph: \(m)"
+        case .numerical(let m): return m
+        case .io(let m): return m
+        case .invalidInput(let m): return m
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import CPNG
+import Foundation
+
+/// An 8-bit RGB image in host memory, row-major, 3 bytes per pixel.
+public struct RGBImage: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+
+    /// The image as a [1, 3, height, width] tensor of values in [0, 1] (NCHW).
+    public func tensor() -> HostTensor {
+        let plane = width * height
+        var values = [Float](repeating: 0, count: 3 * plane)
+        for i in 0..<plane {
+            for c in 0..<3 { values[c * plane + i] = Float(pixels[i * 3 + c]) / 255 }
+        }
+        return HostTensor(shape: [1, 3, height, width], values: values)
+    }
+
+    /// Quantises image `index` of a [N, 3, H, W] tensor in [0, 1] to 8 bits (values are clamped;
+    /// NaN becomes 0).
+    public init(tensor: HostTensor, index: Int = 0) throws {
+        guard tensor.shape.count == 4, tensor.shape[1] == 3, index < tensor.shape[0] else {
+            throw EngineError.shapeMismatch("an RGB image needs a [N, 3, H, W] tensor, got \(tensor.shape)")
+        }
+        height = tensor.shape[2]
+        width = tensor.shape[3]
+        let plane = width * height
+        let base = index * 3 * plane
+        pixels = [UInt8](repeating: 0, count: 3 * plane)
+        for i in 0..<plane {
+            for c in 0..<3 {
+                let v = tensor.values[base + c * plane + i]
+                let q = v.isNaN ? 0 : (min(max(v, 0), 1) * 255).rounded()
+                pixels[i * 3 + c] = UInt8(q)
+            }
+        }
+    }
+}
+
+/// PNG reading and writing through libpng's simplified API.
+public enum PNGFile {
+    /// The largest image amgpu accepts (per side), so a hostile header cannot request terabytes.
+    public static let maxSide = 16_384
+
+    /// Reads any PNG (gray, RGB, RGBA, palette, 16-bit) as 8-bit RGB; alpha is composited on white.
+    public static func read(_ path: String) throws -> RGBImage {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw EngineError.io("cannot read image '\(path)': no such file")
+        }
+        var image = png_image()
+        image.version = png_uint_32(AMGPU_PNG_IMAGE_VERSION)
+        guard png_image_begin_read_from_file(&image, path) != 0 else {
+            let message = libpngMessage(&image)
+            png_image_free(&image)
+            throw EngineError.io("cannot read image '\(path)': \(message) (amgpu reads PNG files; convert other formats first, e.g. `convert photo.jpg photo.png`)")
+        }
+        guard image.width > 0, image.height > 0, Int(image.width) <= maxSide, Int(image.height) <= maxSide else {
+            let size = "\(image.width)×\(image.height)"
+            png_image_free(&image)
+            throw EngineError.io("image '\(path)' is \(size) pixels; amgpu accepts 1 to \(maxSide) pixels per side")
+        }
+        image.format = png_uint_32(AMGPU_PNG_FORMAT_RGB)
+        let width = Int(image.width), height = Int(image.height)
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        var background = png_color(red: 255, green: 255, blue: 255)
+        let ok = pixels.withUnsafeMutableBytes { raw in
+            png_image_finish_read(&image, &background, raw.baseAddress, png_int_32(width * 3), nil)
+        }
+        if ok == 0 {
+            let message = libpngMessage(&image)
+            png_image_free(&image)
+            throw EngineError.io("cannot decode image '\(path)': \(message)")
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
+    /// Writes `image` as an 8-bit RGB PNG, atomically: to a temporary file in the same folder,
+    /// then renamed over `path`, so a reader never sees a half-written file.
+    public static func write(_ image: RGBImage, to path: String) throws {
+        guard image.pixels.count == image.width * image.height * 3, image.width > 0, image.height > 0 else {
+            throw EngineError.invalidInput("cannot write an empty or inconsistent image to '\(path)'")
+        }
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        var png = png_image()
+        png.version = png_uint_32(AMGPU_PNG_IMAGE_VERSION)
+        png.width = png_uint_32(image.width)
+        png.height = png_uint_32(image.height)
+        png.format = png_uint_32(AMGPU_PNG_FORMAT_RGB)
+        let ok = image.pixels.withUnsafeBytes { raw in
+            png_image_write_to_file(&png, temporary.path, 0, raw.baseAddress, png_int_32(image.width * 3), nil)
+        }
+        if ok == 0 {
+            let message = libpngMessage(&png)
+            png_image_free(&png)
+            try? FileManager.default.removeItem(at: temporary)
+            throw EngineError.io("cannot write '\(path)': \(message) (check that the folder exists, is writable and the disk is not full)")
+        }
+        png_image_free(&png)
+        try moveAtomically(temporary, to: url)
+    }
+
+    static func libpngMessage(_ image: inout png_image) -> String {
+        withUnsafeBytes(of: &image.message) { raw in
+            let bytes = raw.prefix { $0 != 0 }
+            let text = String(decoding: bytes, as: UTF8.self)
+            return text.isEmpty ? "unknown libpng error" : text
+        }
+    }
+}
+
+/// Renames `temporary` over `destination` (atomic within one file system); removes the temporary on failure.
+public func moveAtomically(_ temporary: URL, to destination: URL) throws {
+    if rename(temporary.path, destination.path) != 0 {
+        let reason = String(cString: strerror(errno))
+        try? FileManager.default.removeItem(at: temporary)
+        throw EngineError.io("cannot write '\(destination.path)': \(reason)")
+    }
+}
+
+/// Writes `data` to `path` atomically (temporary file in the same folder, then rename).
+public func writeAtomically(_ data: Data, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    let temporary = url.deletingLastPathComponent()
+        .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    do {
+        try data.write(to: temporary)
+    } catch {
+        try? FileManager.default.removeItem(at: temporary)
+        throw EngineError.io("cannot write '\(path)': \(error.localizedDescription) (check that the folder exists, is writable and the disk is not full)")
+    }
+    try moveAtomically(temporary, to: url)
+}

@@ -1,0 +1,29 @@
+/// Backend-neutral entry points to the few data-movement kernels that many operators share.
+/// Each switches to the backend's own implementation (Backends/CPU, Backends/OpenCL).
+
+/// For each index i over `map.dims`: dst[dstOffset + off0(i)] = src[srcOffset + off1(i)].
+func copyStrided(into dst: Tensor, dstOffset: Int, from src: Tensor, srcOffset: Int, map: IndexMap,
+                 on backend: any Backend) throws {
+    let m = map.simplified()
+    switch backend.kind {
+    case .cpu(let cpu): try cpu.copyStrided(into: dst, dstOffset: dstOffset, from: src, srcOffset: srcOffset, map: m)
+    case .opencl(let cl): try cl.copyStrided(into: dst, dstOffset: dstOffset, from: src, srcOffset: srcOffset, map: m)
+    }
+}
+
+/// A new tensor of `shape` whose element i is src[srcOffset + off1(i)] (map over `shape`, s0 ignored).
+func gatherStrided(_ src: Tensor, shape: [Int], srcOffset: Int, srcStrides: [Int], on backend: any Backend) throws -> Tensor {
+    let out = try backend.zeros(shape)
+    let map = try IndexMap(dims: shape, strides0: contiguousStrides(shape), strides1: srcStrides)
+    try copyStrided(into: out, dstOffset: 0, from: src, srcOffset: srcOffset, map: map, on: backend)
+    return out
+}
+
+/// Normalises an axis that may be negative (counted from the end) against `rank`.
+func normalizeAxis(_ axis: Int, rank: Int, op: String) throws -> Int {
+    let a = axis < 0 ? axis + rank : axis
+    guard a >= 0, a < max(rank, 1) else {
+        throw EngineError.invalidAttribute("\(op): axis \(axis) is out of range for rank \(rank)")
+    }
+    return a
+}

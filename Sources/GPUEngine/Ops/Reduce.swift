@@ -1,0 +1,68 @@
+/// Sum or mean over `axes` (negative axes count from the end). `keepDims` keeps reduced axes as 1.
+/// Empty `axes` reduces nothing (identity). Backward: broadcast dy back over the reduced axes
+/// (times 1/count for the mean).
+public struct Reduce: Operator {
+    public enum Kind: String, Sendable { case sum, mean }
+    public var kind: Kind
+    public var axes: [Int]
+    public var keepDims: Bool
+
+    public init(_ kind: Kind, axes: [Int], keepDims: Bool = false) {
+        self.kind = kind
+        self.axes = axes
+        self.keepDims = keepDims
+    }
+
+    public var typeName: String { kind == .sum ? "ReduceSum" : "ReduceMean" }
+
+    func normalizedAxes(rank: Int) throws -> [Int] {
+        let a = try axes.map { try normalizeAxis($0, rank: rank, op: typeName) }
+        guard Set(a).count == a.count else { throw EngineError.invalidAttribute("\(typeName): repeated axes \(axes)") }
+        return a.sorted()
+    }
+
+    public func outputShape(_ inputShapes: [[Int]]) throws -> [Int] {
+        try expectInputs(inputShapes, 1, typeName)
+        let shape = inputShapes[0]
+        let reduced = Set(try normalizedAxes(rank: shape.count))
+        var out: [Int] = []
+        for (i, d) in shape.enumerated() {
+            if reduced.contains(i) { if keepDims { out.append(1) } } else { out.append(d) }
+        }
+        return out
+    }
+
+    public func backwardUses(needsGrad: [Bool]) -> (inputs: [Bool], output: Bool) { ([false], false) }
+
+    public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
+        let x = inputs[0]
+        let reduced = Set(try normalizedAxes(rank: x.rank))
+        let strides = contiguousStrides(x.shape)
+        var keptDims: [Int] = [], keptStrides: [Int] = [], redDims: [Int] = [], redStrides: [Int] = []
+        for axis in x.shape.indices {
+            if reduced.contains(axis) { redDims.append(x.shape[axis]); redStrides.append(strides[axis]) }
+            else { keptDims.append(x.shape[axis]); keptStrides.append(strides[axis]) }
+        }
+        let redCount = redDims.reduce(1, *)
+        let scale: Float = kind == .mean ? 1 / Float(max(redCount, 1)) : 1
+        let kept = try IndexMap(dims: keptDims, strides0: keptStrides, strides1: keptStrides).simplified()
+        let red = try IndexMap(dims: redDims, strides0: redStrides, strides1: redStrides).simplified()
+        let outShape = try outputShape([x.shape])
+        switch backend.kind {
+        case .cpu(let cpu): return OpResult(try cpu.reduceSum(x, outShape: outShape, kept: kept, reduced: red, scale: scale))
+        case .opencl(let cl): return OpResult(try cl.reduceSum(x, outShape: outShape, kept: kept, reduced: red, scale: scale))
+        }
+    }
+
+    public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
+        let inShape = context.inputShapes[0]
+        let reduced = Set(try normalizedAxes(rank: inShape.count))
+        let keptShape = inShape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
+        var g = try context.gradOutput.reshaped(keptShape)
+        if kind == .mean {
+            let n = reduced.map { inShape[$0] }.reduce(1, *)
+            g = try backend.run(Unary.scale(1 / Float(max(n, 1))), g)
+        }
+        return [try backend.run(Expand(shape: inShape), g)]
+    }
+}

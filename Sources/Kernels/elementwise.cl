@@ -1,0 +1,129 @@
+// elementwise.cl — unary functions (forward, backward) and broadcasting binary operators
+// (forward, gradient to one operand). Op codes match Swift's UnaryFunction / BinaryFunction.
+
+#define SQRT_2_OVER_PI 0.7978845608028654f
+#define INV_SQRT_2 0.7071067811865476f
+#define INV_SQRT_2PI 0.3989422804014327f
+#define TWO_OVER_SQRT_PI 1.1283791670955126f
+
+inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp(-x)); }
+
+inline float unary_apply(int op, float x, float alpha, float beta) {
+    switch (op) {
+    case 0: return fmax(x, 0.0f);                                   // relu
+    case 1: return sigmoid_f(x);                                    // sigmoid
+    case 2: return tanh(x);                                         // tanh
+    case 3: return x > 0.0f ? x : alpha * x;                        // leaky relu
+    case 4: return fmin(fmax(x, alpha), beta);                      // clip [alpha, beta]
+    case 5: return fmin(fmax(alpha * x + beta, 0.0f), 1.0f);        // hard sigmoid
+    case 6: return x * fmin(fmax(x + 3.0f, 0.0f), 6.0f) / 6.0f;      // hard swish
+    case 7: return x * sigmoid_f(x);                                // silu
+    case 8: return 0.5f * x * (1.0f + erf(x * INV_SQRT_2));         // gelu (erf)
+    case 9: { float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x);
+              return 0.5f * x * (1.0f + tanh(u)); }                 // gelu (tanh)
+    case 10: return erf(x);
+    case 11: return exp(x);
+    case 12: return log(x);
+    case 13: return sqrt(x);
+    case 14: return -x;
+    case 15: return fabs(x);
+    case 16: return alpha * x + beta;                               // affine
+    case 17: return 1.0f / x;                                       // reciprocal
+    case 18: return x * x;                                          // square
+    }
+    return NAN;
+}
+
+// d f(x) / dx
+inline float unary_derivative(int op, float x, float alpha, float beta) {
+    switch (op) {
+    case 0: return x > 0.0f ? 1.0f : 0.0f;
+    case 1: { float s = sigmoid_f(x); return s * (1.0f - s); }
+    case 2: { float t = tanh(x); return 1.0f - t * t; }
+    case 3: return x > 0.0f ? 1.0f : alpha;
+    case 4: return (x > alpha && x < beta) ? 1.0f : 0.0f;
+    case 5: { float v = alpha * x + beta; return (v > 0.0f && v < 1.0f) ? alpha : 0.0f; }
+    case 6: return x < -3.0f ? 0.0f : (x > 3.0f ? 1.0f : (2.0f * x + 3.0f) / 6.0f);
+    case 7: { float s = sigmoid_f(x); return s + x * s * (1.0f - s); }
+    case 8: return 0.5f * (1.0f + erf(x * INV_SQRT_2)) + x * INV_SQRT_2PI * exp(-0.5f * x * x);
+    case 9: { float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x); float t = tanh(u);
+              return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x); }
+    case 10: return TWO_OVER_SQRT_PI * exp(-x * x);
+    case 11: return exp(x);
+    case 12: return 1.0f / x;
+    case 13: return 0.5f / sqrt(x);
+    case 14: return -1.0f;
+    case 15: return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);
+    case 16: return alpha;
+    case 17: return -1.0f / (x * x);
+    case 18: return 2.0f * x;
+    }
+    return NAN;
+}
+
+// y[i] = f(x[i]). Global size: n.
+__kernel void unary_forward(__global float* y, __global const float* x, int n, int op, float alpha, float beta) {
+    int i = get_global_id(0);
+    if (i < n) y[i] = unary_apply(op, x[i], alpha, beta);
+}
+
+// dx[i] = dy[i] * f'(x[i]). Global size: n.
+__kernel void unary_backward(__global float* dx, __global const float* dy, __global const float* x,
+                             int n, int op, float alpha, float beta) {
+    int i = get_global_id(0);
+    if (i < n) dx[i] = dy[i] * unary_derivative(op, x[i], alpha, beta);
+}
+
+inline float binary_apply(int op, float a, float b) {
+    switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b;
+    case 4: return pow(a, b);
+    case 5: return fmax(a, b);
+    case 6: return fmin(a, b);
+    }
+    return NAN;
+}
+
+// d op(a, b) / da (which == 0) or / db (which == 1)
+inline float binary_partial(int op, int which, float a, float b) {
+    switch (op) {
+    case 0: return 1.0f;
+    case 1: return which == 0 ? 1.0f : -1.0f;
+    case 2: return which == 0 ? b : a;
+    case 3: return which == 0 ? 1.0f / b : -a / (b * b);
+    case 4: return which == 0 ? b * pow(a, b - 1.0f) : pow(a, b) * log(a);
+    case 5: return which == 0 ? (a >= b ? 1.0f : 0.0f) : (a >= b ? 0.0f : 1.0f);
+    case 6: return which == 0 ? (a <= b ? 1.0f : 0.0f) : (a <= b ? 0.0f : 1.0f);
+    }
+    return NAN;
+}
+
+// out[i] = op(a[off0(i)], b[off1(i)]) over the broadcast output (n = prod m.dims). Global size: n.
+__kernel void binary_forward(__global float* out, __global const float* a, __global const float* b,
+                             int n, int op, index_map m) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    int2 o = index_map_offsets(&m, i);
+    out[i] = binary_apply(op, a[o.x], b[o.y]);
+}
+
+// Same shapes, no broadcast: out[i] = op(a[i], b[i]). Global size: n.
+__kernel void binary_forward_same(__global float* out, __global const float* a, __global const float* b,
+                                  int n, int op) {
+    int i = get_global_id(0);
+    if (i < n) out[i] = binary_apply(op, a[i], b[i]);
+}
+
+// Output-shaped gradient to one operand: out[i] = g[i] * d op / d(which) at (a[off0(i)], b[off1(i)]).
+// The caller sums it down to the operand's shape when that operand was broadcast. Global size: n.
+__kernel void binary_grad(__global float* out, __global const float* g,
+                          __global const float* a, __global const float* b,
+                          int n, int op, int which, index_map m) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    int2 o = index_map_offsets(&m, i);
+    out[i] = g[i] * binary_partial(op, which, a[o.x], b[o.y]);
+}

@@ -1,0 +1,29 @@
+// reduce.cl — sums over axes.
+
+// out[j] = scale * sum_r x[kept_off(j) + red_off(r)], j in [0, n_out), r in [0, n_red).
+// kept: index_map over the kept axes (s0 = strides in x); red: over the reduced axes (s0 = strides in x).
+// Global size: n_out. Accumulates in float with Kahan compensation.
+__kernel void reduce_sum(__global float* out, __global const float* x, int n_out, int n_red,
+                         index_map kept, index_map red, float scale) {
+    int j = get_global_id(0);
+    if (j >= n_out) return;
+    int base = index_map_offsets(&kept, j).x;
+    float sum = 0.0f, comp = 0.0f;
+    if (red.rank == 1) {
+        int s = red.s0[0];
+        for (int r = 0; r < n_red; ++r) {
+            float y = x[base + r * s] - comp;
+            float t = sum + y;
+            comp = (t - sum) - y;
+            sum = t;
+        }
+    } else {
+        for (int r = 0; r < n_red; ++r) {
+            float y = x[base + index_map_offsets(&red, r).x] - comp;
+            float t = sum + y;
+            comp = (t - sum) - y;
+            sum = t;
+        }
+    }
+    out[j] = scale * sum;
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import GPUEngine
+
+@main
+struct AMGPU: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "amgpu",
+        abstract: "Activation maximization and targeted adversarial examples for CNNs and ViTs, on any OpenCL device or the CPU.",
+        version: "0.1.0",
+        subcommands: [Devices.self, SelfTest.self])
+}
+
+/// Options shared by every command that runs a model.
+struct DeviceOptions: ParsableArguments {
+    @Option(name: .long, help: "Where to run: auto, cpu, opencl or opencl:N (default: $AMGPU_DEVICE or auto).")
+    var device: String?
+
+    func selection() throws -> DeviceSelection {
+        if let device { return try DeviceSelection(parsing: device) }
+        return try DeviceSelection.fromEnvironment()
+    }
+
+    func makeBackend() throws -> any Backend {
+        try selection().makeBackend(notice: { printError($0) })
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write((message + "\n").data(using: .utf8) ?? Data())
+}
+
+/// Turns engine errors into one clear line and a non-zero exit.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as EngineError {
+        printError("amgpu: error: \(error)")
+        throw ExitCode(1)
+    } catch let error as CLError {
+        printError("amgpu: error: \(error)")
+        throw ExitCode(1)
+    }
+}

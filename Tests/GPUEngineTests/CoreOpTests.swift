@@ -1,0 +1,178 @@
+import Testing
+@testable import GPUEngine
+
+/// Tests of the first ops. Each parameterised test runs once per backend: on the CPU it checks the
+/// reference's backward by finite differences; on OpenCL it compares forward and backward with the CPU.
+@Suite struct CoreOpTests {
+    // Shapes mix awkward sizes (not multiples of the 4×8 tiles) with one power of two.
+    static let matmulCases: [(a: [Int], b: [Int], ta: Bool, tb: Bool)] = [
+        ([5, 7], [7, 3], false, false),
+        ([13, 17], [17, 11], false, false),
+        ([64, 32], [32, 16], false, false),     // powers of two
+        ([9, 6], [10, 9], true, true),           // both transposed: Aᵀ is 6×9, Bᵀ is 9×10
+        ([3, 5, 7], [7, 6], false, false),       // batch against a shared matrix
+        ([2, 3, 4, 5], [2, 3, 5, 6], false, false),
+        ([2, 5, 4], [1, 6, 5], true, true),      // broadcast batch, transposed
+        ([2, 1, 3, 4], [1, 3, 4, 2], false, false), // batch dims broadcast both ways
+    ]
+
+    @Test(arguments: TestBackend.allCases)
+    func matmul(_ backend: TestBackend) throws {
+        var rng = SeededRandom(seed: 1)
+        for c in Self.matmulCases {
+            let op = MatMul(transposeA: c.ta, transposeB: c.tb)
+            try OpCase(op, [rng.tensor(c.a), rng.tensor(c.b)]).verify(on: backend)
+        }
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func matmulWithBiasAndConstantWeight(_ backend: TestBackend) throws {
+        var rng = SeededRandom(seed: 2)
+        for (m, k, n) in [(7, 13, 9), (16, 32, 64), (1, 5, 3)] {
+            try OpCase(MatMul(), [rng.tensor([2, m, k]), rng.tensor([k, n]), rng.tensor([n])],
+                       differentiable: [true, false, false]).verify(on: backend)
+            try OpCase(MatMul(transposeB: true), [rng.tensor([m, k]), rng.tensor([n, k]), rng.tensor([n])])
+                .verify(on: backend)
+        }
+    }
+
+    /// The forward of matmul against a naive triple loop (the FD check only proves consistency).
+    @Test(arguments: TestBackend.allCases)
+    func matmulForwardMatchesNaiveProduct(_ backend: TestBackend) throws {
+        guard let b = Backends.get(backend) else { return }
+        var rng = SeededRandom(seed: 3)
+        let (m, k, n) = (11, 19, 13)
+        let a = rng.tensor([m, k]), w = rng.tensor([n, k]), bias = rng.tensor([n])
+        var expected = [Float](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n {
+            var s = Double(bias.values[j])
+            for p in 0..<k { s += Double(a.values[i * k + p]) * Double(w.values[j * k + p]) }
+            expected[i * n + j] = Float(s)
+        } }
+        let out = try b.download(b.run(MatMul(transposeB: true), b.tensor(a), b.tensor(w), b.tensor(bias)))
+        expectClose(out, HostTensor(shape: [m, n], values: expected), atol: 1e-5, rtol: 1e-5, "matmul vs naive")
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func binaryWithBroadcasting(_ backend: TestBackend) throws {
+        var rng = SeededRandom(seed: 4)
+        let shapes: [([Int], [Int])] = [([3, 5], [3, 5]), ([2, 3, 7], [7]), ([4, 1, 5], [1, 6, 1]),
+                                         ([8, 16], [8, 1]), ([1], [3, 2]), ([2, 3, 4, 5, 3], [3, 1, 5, 1])]
+        for function in BinaryFunction.allCases {
+            for (sa, sb) in shapes {
+                var a: HostTensor, b: HostTensor
+                switch function {
+                case .div: a = rng.tensor(sa); b = rng.tensor(sb, 0.5, 2)
+                case .pow: a = rng.tensor(sa, 0.5, 2); b = rng.tensor(sb, -1.5, 1.5)
+                case .max, .min:
+                    // a on a grid offset by 0.05 from b's grid: |a − b| ≥ 0.05 ≫ the FD step, no ties.
+                    a = rng.tensor(sa); b = rng.tensor(sb)
+                    a.values = a.values.map { ($0 * 10).rounded() / 10 + 0.05 }
+                    b.values = b.values.map { ($0 * 10).rounded() / 10 }
+                default: a = rng.tensor(sa); b = rng.tensor(sb)
+                }
+                try OpCase(Binary(function), [a, b]).verify(on: backend, atol: 2e-4, rtol: 2e-4)
+            }
+        }
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func unaryFunctions(_ backend: TestBackend) throws {
+        var rng = SeededRandom(seed: 5)
+        for function in UnaryFunction.allCases {
+            var op = Unary(function)
+            let shape = [3, 37]
+            var x = rng.tensorAwayFromZero(shape)
+            switch function {
+            case .leakyRelu: op.alpha = 0.1
+            case .clip: op.alpha = -0.5; op.beta = 0.6
+            case .hardSigmoid: op.alpha = 0.2; op.beta = 0.5
+            case .affine: op.alpha = 1.7; op.beta = -0.3
+            case .log, .sqrt: x = rng.tensor(shape, 0.2, 2)
+            case .hardSwish: x = rng.tensor(shape, -5, 5)
+            case .reciprocal: x = rng.tensor(shape, 0.3, 2)
+            default: break
+            }
+            // Keep inputs away from kinks so finite differences are well defined.
+            if function == .clip {
+                x.values = x.values.map { abs($0 + 0.5) < 0.05 || abs($0 - 0.6) < 0.05 ? $0 + 0.12 : $0 }
+            }
+            if function == .hardSwish {
+                x.values = x.values.map { abs(abs($0) - 3) < 0.05 ? $0 * 1.1 : $0 }
+            }
+            if function == .hardSigmoid {
+                x.values = x.values.map { abs($0 * 0.2 + 0.5) < 0.01 || abs($0 * 0.2 - 0.5) < 0.01 ? $0 + 0.2 : $0 }
+            }
+            try OpCase(op, [x]).verify(on: backend, atol: 1e-5, rtol: 1e-4, fdTolerance: 3e-2)
+        }
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func reductions(_ backend: TestBackend) throws {
+        var rng = SeededRandom(seed: 6)
+        let cases: [([Int], [Int], Bool)] = [([3, 5, 7], [1], false), ([3, 5, 7], [0, 2], true), ([4, 8, 16], [-1], true),
+                                              ([2, 3, 5], [0, 1, 2], false), ([6, 1, 9], [1], false), ([5, 7], [], false)]
+        for kind in [Reduce.Kind.sum, .mean] {
+            for (shape, axes, keep) in cases {
+                try OpCase(Reduce(kind, axes: axes, keepDims: keep), [rng.tensor(shape)]).verify(on: backend, atol: 1e-4, rtol: 1e-4)
+            }
+        }
+    }
+
+    @Test func reduceForwardValues() throws {
+        let x = HostTensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
+        let cpu = Backends.cpu
+        let sum0 = try cpu.download(cpu.run(Reduce(.sum, axes: [0]), cpu.tensor(x)))
+        #expect(sum0.values == [5, 7, 9])
+        let mean1 = try cpu.download(cpu.run(Reduce(.mean, axes: [1], keepDims: true), cpu.tensor(x)))
+        #expect(mean1.shape == [2, 1] && mean1.values == [2, 5])
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func reshapeAndTranspose(_ backend: TestBackend) throws {
+        var rng = SeededRandom(seed: 8)
+        try OpCase(Reshape(shape: [5, -1]), [rng.tensor([3, 5, 2])]).verify(on: backend)
+        for (shape, perm) in [([3, 5], [1, 0]), ([2, 3, 4, 5], [0, 2, 1, 3]), ([4, 8, 16], [2, 0, 1]),
+                              ([2, 3, 1, 5, 7], [4, 3, 2, 1, 0])] {
+            try OpCase(Transpose(perm: perm), [rng.tensor(shape)]).verify(on: backend)
+        }
+    }
+
+    @Test func transposeForwardValues() throws {
+        let cpu = Backends.cpu
+        let x = HostTensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
+        let t = try cpu.download(cpu.run(Transpose(perm: [1, 0]), cpu.tensor(x)))
+        #expect(t.shape == [3, 2] && t.values == [1, 4, 2, 5, 3, 6])
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func concatAndSlice(_ backend: TestBackend) throws {
+        var rng = SeededRandom(seed: 9)
+        try OpCase(Concat(axis: 1), [rng.tensor([2, 3, 5]), rng.tensor([2, 1, 5]), rng.tensor([2, 4, 5])]).verify(on: backend)
+        try OpCase(Concat(axis: -1), [rng.tensor([4, 8]), rng.tensor([4, 8])]).verify(on: backend)
+        try OpCase(Concat(axis: 0), [rng.tensor([1, 7]), rng.tensor([3, 7])], differentiable: [false, true]).verify(on: backend)
+        let slices: [Slice] = [
+            Slice(starts: [1], ends: [4], axes: [1]),
+            Slice(starts: [0, 1], ends: [-1, 100], axes: [0, 2], steps: [2, 3]),
+            Slice(starts: [-1], ends: [-100], axes: [2], steps: [-2]),
+            Slice(starts: [0], ends: [1], axes: [0]),
+        ]
+        for s in slices { try OpCase(s, [rng.tensor([5, 6, 16])]).verify(on: backend) }
+    }
+
+    @Test func sliceForwardValues() throws {
+        let cpu = Backends.cpu
+        let x = HostTensor(shape: [1, 6], values: [0, 1, 2, 3, 4, 5])
+        let s = try cpu.download(cpu.run(Slice(starts: [-1], ends: [-100], axes: [1], steps: [-2]), cpu.tensor(x)))
+        #expect(s.shape == [1, 3] && s.values == [5, 3, 1])
+        let c = try cpu.download(cpu.run(Concat(axis: 0), cpu.tensor(x), cpu.tensor(x)))
+        #expect(c.shape == [2, 6] && Array(c.values[6...]) == x.values)
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func expand(_ backend: TestBackend) throws {
+        var rng = SeededRandom(seed: 10)
+        try OpCase(Expand(shape: [4, 3, 5]), [rng.tensor([3, 1])]).verify(on: backend)
+        try OpCase(Expand(shape: [2, 8, 16]), [rng.tensor([8, 1])]).verify(on: backend)
+    }
+}

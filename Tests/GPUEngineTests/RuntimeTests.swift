@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+@testable import GPUEngine
+
+@Suite struct RuntimeTests {
+    @Test func listsDevicesOrSaysThereAreNone() throws {
+        let devices = try OpenCLRuntime.devices()
+        if devices.isEmpty {
+            print("amgpu-test: NOTE no OpenCL platform: device listing checked only for emptiness")
+        }
+        for d in devices {
+            #expect(d.computeUnits > 0)
+            #expect(d.globalMemoryBytes > 0)
+            #expect(d.openCLVersion.hasPrefix("OpenCL"))
+        }
+    }
+
+    @Test func brokenKernelReportsTheBuildLog() throws {
+        guard let devices = try? OpenCLRuntime.devices(), let device = devices.first else {
+            print("amgpu-test: SKIPPED brokenKernelReportsTheBuildLog: no OpenCL platform")
+            return
+        }
+        let backend = try OpenCLBackend(device: device)
+        backend.overrideSource(file: "elementwise", with: "__kernel void unary_forward(__global float* y) { y[0] = undefined_symbol_xyz; }")
+        do {
+            _ = try backend.run(Unary(.relu), backend.tensor(HostTensor(shape: [2], values: [1, -1])))
+            Issue.record("a broken kernel built without error")
+        } catch let error as CLError {
+            #expect(error.call == "clBuildProgram")
+            #expect(error.description.contains("undefined_symbol_xyz"), "the build log names the bad identifier: \(error)")
+            #expect(error.description.contains("CL_BUILD_PROGRAM_FAILURE"))
+        }
+    }
+
+    @Test func deviceSelectionParsing() throws {
+        #expect(try DeviceSelection(parsing: "cpu") == .cpu)
+        #expect(try DeviceSelection(parsing: "auto") == .auto)
+        #expect(try DeviceSelection(parsing: "opencl") == .opencl(nil))
+        #expect(try DeviceSelection(parsing: "opencl:1") == .opencl(1))
+        #expect(throws: EngineError.self) { try DeviceSelection(parsing: "cuda") }
+        #expect(throws: EngineError.self) { try DeviceSelection(parsing: "opencl:-2") }
+    }
+
+    @Test func oversizedAllocationIsReportedWithItsSize() throws {
+        guard let cl = Backends.opencl else {
+            print("amgpu-test: SKIPPED oversizedAllocationIsReportedWithItsSize: no OpenCL platform")
+            return
+        }
+        let limit = cl.context.device.maxAllocationBytes
+        do {
+            _ = try cl.context.makeBuffer(byteCount: Int(limit) + 4096)
+            Issue.record("an allocation over CL_DEVICE_MAX_MEM_ALLOC_SIZE succeeded")
+        } catch {
+            #expect(error.code == -61)
+            #expect(error.description.contains("\(Int(limit) + 4096)"))
+        }
+    }
+
+    @Test func buffersAreReleased() throws {
+        guard let cl = Backends.opencl else { return }
+        // Other tests run concurrently, so only check that our own buffers come and go.
+        var tensors: [Tensor] = []
+        for _ in 0..<50 { tensors.append(try cl.zeros([1000])) }
+        #expect(CLBuffer.live >= 50)
+        weak let probe = tensors.first
+        tensors.removeAll()
+        #expect(probe == nil)
+    }
+}
+
+/// Runs the real `amgpu` binary.
+@Suite struct CLITests {
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("amgpu")
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+        var binary = Self.binary
+        if !FileManager.default.fileExists(atPath: binary.path) {
+            // Swift Testing may run from a bundle folder; look next to the build products.
+            binary = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/amgpu")
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    @Test func devicesListsTheCPUBackendAndOpenCLDevices() throws {
+        let r = try Self.run(["devices"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("cpu"))
+        if let devices = try? OpenCLRuntime.devices(), let first = devices.first {
+            #expect(r.stdout.contains(first.name))
+        }
+    }
+
+    @Test func noOpenCLPlatformFailsClearlyAndAutoFallsBack() throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-empty-icd-\(getpid())")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let env = ["OCL_ICD_VENDORS": empty.path]
+        let forced = try Self.run(["selftest", "--device", "opencl"], environment: env)
+        #expect(forced.status != 0)
+        #expect(forced.stderr.contains("no OpenCL device"))
+        #expect(forced.stderr.split(separator: "\n").count == 1, "one line: \(forced.stderr)")
+        let auto = try Self.run(["selftest", "--device", "auto"], environment: env)
+        #expect(auto.status == 0, "auto falls back: \(auto.stderr)")
+        #expect(auto.stderr.contains("running on the CPU backend"))
+        #expect(auto.stdout.contains("cpu"))
+        let viaEnv = try Self.run(["selftest"], environment: env.merging(["AMGPU_DEVICE": "cpu"]) { $1 })
+        #expect(viaEnv.status == 0 && viaEnv.stderr.isEmpty)
+    }
+}
