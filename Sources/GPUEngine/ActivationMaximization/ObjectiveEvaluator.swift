@@ -1,0 +1,66 @@
+/// Runs a model and an objective on one backend: scores per image and, when asked, the gradient of
+/// Σ_b score_b with respect to the model input. Forward stops at the deepest layer the objective
+/// reads; only the activations backward needs are kept. Shared by `visualize` and `adversarial`.
+public final class ObjectiveEvaluator {
+    public let model: Model
+    public let objective: ObjectiveGraph
+    public let backend: any Backend
+    let modelExecutor: Executor
+    let objectiveExecutor: Executor
+
+    public init(model: Model, objective: Objective, backend: any Backend) throws {
+        self.model = model
+        self.objective = try ObjectiveGraph(objective, model: model)
+        self.backend = backend
+        modelExecutor = Executor(graph: model.graph, backend: backend)
+        objectiveExecutor = Executor(graph: self.objective.graph, backend: backend)
+    }
+
+    /// Scores [B] for `input` [B, 3, H, W] (already normalized for the model), and d(Σ score)/d input.
+    public func evaluate(_ input: Tensor, gradient: Bool = true) throws -> (scores: Tensor, inputGradient: Tensor?) {
+        let targets = objective.inputs.map(\.model)
+        let pass = try modelExecutor.forward(feeds: [model.input: input], targets: targets,
+                                             differentiable: gradient ? [model.input] : [])
+        var feeds: [ValueID: Tensor] = [:]
+        for (m, o) in objective.inputs { feeds[o] = try pass.value(m) }
+        let objectivePass = try objectiveExecutor.forward(feeds: feeds, targets: [objective.score],
+                                                          differentiable: gradient ? Set(objective.inputs.map(\.objective)) : [])
+        let scores = try objectivePass.value(objective.score)
+        guard gradient else { return (scores, nil) }
+        let ones = try backend.full(scores.shape, value: 1)
+        let seeds = try objectiveExecutor.backward(objectivePass, seeds: [objective.score: ones])
+        var modelSeeds: [ValueID: Tensor] = [:]
+        for (m, o) in objective.inputs { if let g = seeds[o] { modelSeeds[m] = g } }
+        let grads = try modelExecutor.backward(pass, seeds: modelSeeds)
+        return (scores, grads[model.input])
+    }
+
+    /// Runs the model to `layers` (no gradient) and returns their values.
+    public func activations(_ input: Tensor, layers: [ValueID]) throws -> [ValueID: Tensor] {
+        let pass = try modelExecutor.forward(feeds: [model.input: input], targets: layers)
+        var out: [ValueID: Tensor] = [:]
+        for v in layers { out[v] = try pass.value(v) }
+        return out
+    }
+}
+
+/// Runs a model forward to any values (no objective), e.g. for classification or `amgpu activations`.
+public final class ModelRunner {
+    public let model: Model
+    public let backend: any Backend
+    let executor: Executor
+
+    public init(model: Model, backend: any Backend) {
+        self.model = model
+        self.backend = backend
+        executor = Executor(graph: model.graph, backend: backend)
+    }
+
+    /// Values of `layers` for a model input [B, 3, H, W] (normalized).
+    public func run(_ input: HostTensor, layers: [ValueID]) throws -> [ValueID: HostTensor] {
+        let pass = try executor.forward(feeds: [model.input: backend.tensor(input)], targets: layers)
+        var out: [ValueID: HostTensor] = [:]
+        for v in layers { out[v] = try backend.download(pass.value(v)) }
+        return out
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+
+/// One activation-maximization run: the objective, every image-side hyperparameter, the seed.
+public struct VisualizationRequest: Codable, Sendable {
+    public var objective: Objective
+    public var preset: AMPreset
+    public var seed: UInt64
+    /// Images rendered together (each with its own unit).
+    public var images: Int
+
+    public init(objective: Objective, preset: AMPreset, seed: UInt64, images: Int) {
+        self.objective = objective
+        self.preset = preset
+        self.seed = seed
+        self.images = images
+    }
+}
+
+/// Progress of a run, reported every few steps.
+public struct VisualizationProgress: Sendable {
+    public var step: Int
+    public var steps: Int
+    /// Mean objective over the batch (under this step's transforms).
+    public var objective: Float
+    public var elapsedSeconds: Double
+}
+
+/// What a run produced.
+public struct VisualizationResult: Sendable {
+    /// The images [N, 3, S, S] in [0, 1].
+    public var images: HostTensor
+    /// The objective of each image evaluated without transforms (resized to the model input only).
+    public var finalScores: [Float]
+    /// For class objectives: the softmax probability of the target class on the clean image.
+    public var targetProbabilities: [Float]?
+    /// The objective's mean over natural photos, per image's unit (nil when no photos were given).
+    public var naturalMean: [Float]?
+    public var stepsRun: Int
+    public var seconds: Double
+    public var history: [(step: Int, objective: Float)]
+}
+
+/// Runs activation maximization: parameters → image → random transforms (N copies) → model → objective,
+/// backward to the parameters, Adam ascent on the device. The model must have been loaded with batch
+/// `images × preset.transforms.copies`; copies of image b occupy batch slots b·copies ..< (b+1)·copies.
+public final class Visualizer {
+    public let model: Model
+    public let backend: any Backend
+    public let request: VisualizationRequest
+    let evaluator: ObjectiveEvaluator
+    let copies: Int
+
+    public init(model: Model, request: VisualizationRequest, backend: any Backend) throws {
+        try request.preset.validate()
+        let copies = max(1, request.preset.transforms.copies)
+        self.copies = copies
+        guard model.batchSize == request.images * copies else {
+            throw EngineError.invalidInput("the model was loaded with batch \(model.batchSize), but \(request.images) images × \(copies) copies are needed")
+        }
+        // Expand per-image units to per-slot units.
+        var objective = request.objective
+        for t in objective.terms.indices {
+            let units = objective.terms[t].units
+            guard units.count == 1 || units.count == request.images else {
+                throw EngineError.invalidInput("\(units.count) units for \(request.images) images")
+            }
+            if units.count == request.images && copies > 1 {
+                objective.terms[t].units = units.flatMap { Array(repeating: $0, count: copies) }
+            }
+        }
+        self.model = model
+        self.backend = backend
+        self.request = request
+        evaluator = try ObjectiveEvaluator(model: model, objective: objective, backend: backend)
+    }
+
+    var inputSpec: ModelInputSpec {
+        let p = model.preprocessing
+        let shape = model.graph.shape(of: model.input)
+        return ModelInputSpec(height: shape[2], width: shape[3], mean: p.mean, std: p.std)
+    }
+
+    /// Runs all steps. `progress` is called every `reportEvery` steps and at the end.
+    public func run(reportEvery: Int = 10, naturalImages: [RGBImage] = [],
+                    progress: (VisualizationProgress) -> Void = { _ in }) throws -> VisualizationResult {
+        let preset = request.preset
+        let n = request.images, size = preset.imageSize
+        let start = Date()
+        let generator = try ImageGenerator(parameterization: preset.parameterization, batch: n, height: size, width: size,
+                                           regularizers: preset.regularizers, backend: backend)
+        let parameters = try backend.tensor(preset.parameterization.initialParameters(batch: n, size: size, seed: request.seed))
+        var adamConfig = preset.optimizer
+        adamConfig.maximize = true
+        let adam = try AdamOptimizer(config: adamConfig, parameterShape: generator.parameterShape,
+                                     totalSteps: preset.steps, backend: backend)
+        let clamp = preset.parameterization.kind == .pixel && preset.parameterization.squash == .clamp
+        var history: [(Int, Float)] = []
+        for step in 0..<preset.steps {
+            let imagePass = try generator.forward(parameters)
+            let pipeline = try TransformPipeline(config: preset.transforms, step: step, totalSteps: preset.steps,
+                                                 seed: request.seed, batch: n, imageHeight: size, imageWidth: size,
+                                                 model: inputSpec)
+            let transformed = try pipeline.forward(imagePass.image, on: backend)
+            let (scores, gradInput) = try evaluator.evaluate(transformed.output)
+            guard let gradInput else { throw EngineError.invalidGraph("no gradient reached the model input") }
+            let scoreValues = try backend.download(scores).values
+            let mean = scoreValues.reduce(0, +) / Float(max(scoreValues.count, 1))
+            guard mean.isFinite else {
+                throw EngineError.numerical("the objective became \(mean) at step \(step + 1): the learning rate (\(preset.optimizer.learningRate)) is likely too high or a regularizer weight too large; lower --lr or check the model's inputs")
+            }
+            let gradImage = try pipeline.backward(transformed, gradOutput: gradInput)
+            let gradParameters = try generator.backward(imagePass, gradImage: gradImage, penaltySeed: -1)
+            try adam.step(parameters: parameters, gradient: gradParameters)
+            if clamp { try clampInPlace(parameters, on: backend) }
+            if preset.blurAmount > 0 { try blurInPlace(parameters, amount: preset.blurAmount, on: backend) }
+            if step % reportEvery == 0 || step == preset.steps - 1 {
+                try requireFinite(parameters, "the image parameters", step: step + 1, on: backend)
+                history.append((step + 1, mean))
+                progress(VisualizationProgress(step: step + 1, steps: preset.steps, objective: mean,
+                                               elapsedSeconds: Date().timeIntervalSince(start)))
+            }
+        }
+        let images = try generator.render(parameters)
+        let clean = try evaluateClean(images)
+        let natural = naturalImages.isEmpty ? nil : try naturalMean(naturalImages)
+        return VisualizationResult(images: images, finalScores: clean.scores, targetProbabilities: clean.probabilities,
+                                   naturalMean: natural, stepsRun: preset.steps,
+                                   seconds: Date().timeIntervalSince(start), history: history)
+    }
+
+    /// Model input for images [N, 3, S, S] without random transforms: resized and normalized,
+    /// each image repeated `copies` times to fill the batch.
+    func cleanInput(_ images: HostTensor) throws -> Tensor {
+        let clean = TransformConfig(copies: copies)
+        let pipeline = try TransformPipeline(config: clean, step: 0, totalSteps: 1, seed: 0, batch: images.shape[0],
+                                             imageHeight: images.shape[2], imageWidth: images.shape[3], model: inputSpec)
+        return try pipeline.forward(backend.tensor(images), on: backend, differentiable: false).output
+    }
+
+    /// The objective per image on the clean images, and the target class probability for logit objectives.
+    public func evaluateClean(_ images: HostTensor) throws -> (scores: [Float], probabilities: [Float]?) {
+        let input = try cleanInput(images)
+        let scores = try backend.download(evaluator.evaluate(input, gradient: false).scores).values
+        let perImage = stride(from: 0, to: scores.count, by: copies).map { scores[$0] }
+        var probabilities: [Float]? = nil
+        if let term = request.objective.terms.first, term.kind == .logit || term.kind == .probability,
+           try model.resolve(layer: term.layer) == model.output {
+            let logits = try backend.download(evaluator.activations(input, layers: [model.output])[model.output]!)
+            let k = logits.shape.last ?? 1
+            probabilities = (0..<request.images).map { b in
+                let row = Array(logits.values[(b * copies * k)..<(b * copies * k + k)])
+                let unit = term.units.count == 1 ? term.units[0] : term.units[b]
+                return softmax(row)[unit]
+            }
+        }
+        return (perImage, probabilities)
+    }
+
+    /// Mean objective per image's unit over natural photos (centre-cropped and normalized).
+    public func naturalMean(_ photos: [RGBImage]) throws -> [Float] {
+        var sums = [Double](repeating: 0, count: request.images)
+        let shape = model.graph.shape(of: model.input)
+        let plane = 3 * shape[2] * shape[3]
+        for photo in photos {
+            let one = ImagePreprocessing.modelInput(photo, model.preprocessing)
+            var batch = [Float]()
+            batch.reserveCapacity(model.batchSize * plane)
+            for _ in 0..<model.batchSize { batch.append(contentsOf: one.values) }
+            let input = try backend.tensor(HostTensor(shape: shape, values: batch))
+            let scores = try backend.download(evaluator.evaluate(input, gradient: false).scores).values
+            for b in 0..<request.images { sums[b] += Double(scores[b * copies]) }
+        }
+        return sums.map { Float($0 / Double(photos.count)) }
+    }
+}
+
+/// Tiles images [N, 3, S, S] into one RGB image with `columns` columns and a 2-pixel white gap.
+public func imageGrid(_ images: HostTensor, columns: Int) throws -> RGBImage {
+    let n = images.shape[0], h = images.shape[2], w = images.shape[3]
+    let cols = max(1, min(columns, n)), rows = (n + cols - 1) / cols
+    let gap = 2
+    let width = cols * w + (cols - 1) * gap, height = rows * h + (rows - 1) * gap
+    var pixels = [UInt8](repeating: 255, count: width * height * 3)
+    for i in 0..<n {
+        let tile = try RGBImage(tensor: images, index: i)
+        let x0 = (i % cols) * (w + gap), y0 = (i / cols) * (h + gap)
+        for y in 0..<h {
+            let src = y * w * 3, dst = ((y0 + y) * width + x0) * 3
+            pixels.replaceSubrange(dst..<(dst + w * 3), with: tile.pixels[src..<(src + w * 3)])
+        }
+    }
+    return RGBImage(width: width, height: height, pixels: pixels)
+}

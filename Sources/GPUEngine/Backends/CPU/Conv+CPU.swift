@@ -1,0 +1,111 @@
+import COpenBLAS
+
+// CPU reference of Conv2D / ConvTranspose2D: im2col (col2im for the adjoint) and cblas_sgemm,
+// one product per (image, group).
+
+extension CPUBackend {
+    /// Fills col[(ci·kH + ky)·kW + kx, oy·OW + ox] = x[n, g·Cin/G + ci, oy·sH − pT + ky·dH, ox·sW − pL + kx·dW]
+    /// (0 outside the input) for one image `n` and group `group`.
+    private func im2col(_ x: UnsafeMutablePointer<Float>, n: Int, group: Int, _ g: ConvGeometry,
+                        into col: UnsafeMutablePointer<Float>) {
+        let p = g.oh * g.ow
+        for ci in 0..<g.cinG {
+            let plane = x + ((n * g.cin + group * g.cinG + ci) * g.h) * g.w
+            for ky in 0..<g.kh {
+                for kx in 0..<g.kw {
+                    let row = col + ((ci * g.kh + ky) * g.kw + kx) * p
+                    for oy in 0..<g.oh {
+                        let iy = oy * g.sh - g.pt + ky * g.dh
+                        let dst = row + oy * g.ow
+                        guard iy >= 0, iy < g.h else {
+                            for ox in 0..<g.ow { dst[ox] = 0 }
+                            continue
+                        }
+                        for ox in 0..<g.ow {
+                            let ix = ox * g.sw - g.pl + kx * g.dw
+                            dst[ox] = ix >= 0 && ix < g.w ? plane[iy * g.w + ix] : 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `im2col`: dx[n, g·Cin/G + ci, iy, ix] += col[...] for every tap that read it.
+    private func col2im(_ col: UnsafeMutablePointer<Float>, n: Int, group: Int, _ g: ConvGeometry,
+                        into dx: UnsafeMutablePointer<Float>) {
+        let p = g.oh * g.ow
+        for ci in 0..<g.cinG {
+            let plane = dx + ((n * g.cin + group * g.cinG + ci) * g.h) * g.w
+            for ky in 0..<g.kh {
+                for kx in 0..<g.kw {
+                    let row = col + ((ci * g.kh + ky) * g.kw + kx) * p
+                    for oy in 0..<g.oh {
+                        let iy = oy * g.sh - g.pt + ky * g.dh
+                        guard iy >= 0, iy < g.h else { continue }
+                        for ox in 0..<g.ow {
+                            let ix = ox * g.sw - g.pl + kx * g.dw
+                            if ix >= 0 && ix < g.w { plane[iy * g.w + ix] += row[oy * g.ow + ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// y = act(conv(x, W) + bias) for `Conv2D` (and the backward of `ConvTranspose2D`).
+    /// Returns the pre-activation too when `savePre` (and there is an activation).
+    func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool,
+                     geometry g: ConvGeometry) throws -> (output: Tensor, pre: Tensor?) {
+        let z = make(g.outputShape)
+        let xp = try x.host().pointer, wp = try weight.host().pointer, zp = try z.host().pointer
+        let k = g.cinG * g.kh * g.kw, p = g.oh * g.ow
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: max(k * p, 1))
+        defer { col.deallocate() }
+        for n in 0..<g.n {
+            for group in 0..<g.groups {
+                im2col(xp, n: n, group: group, g, into: col)
+                // z[n, group] (coutG × p) = W[group] (coutG × k) · col (k × p)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.coutG), Int32(p), Int32(k), 1,
+                            wp + group * g.coutG * k, Int32(k), col, Int32(p), 0,
+                            zp + (n * g.cout + group * g.coutG) * p, Int32(p))
+            }
+        }
+        if let bias { try addChannelBias(zp, bias, planes: g.n, channels: g.cout, inner: p) }
+        guard let activation else { return (z, nil) }
+        return (try unaryForward(activation, z), savePre ? z : nil)
+    }
+
+    /// dx = the transposed convolution of dy with W (`Conv2D`'s backward-to-input and
+    /// `ConvTranspose2D`'s forward), plus an optional bias over dx's channels.
+    func convBackwardInput(_ dy: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) throws -> Tensor {
+        let dx = make(g.inputShape)
+        let dyp = try dy.host().pointer, wp = try weight.host().pointer, dxp = try dx.host().pointer
+        let k = g.cinG * g.kh * g.kw, p = g.oh * g.ow
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: max(k * p, 1))
+        defer { col.deallocate() }
+        for n in 0..<g.n {
+            for group in 0..<g.groups {
+                // col (k × p) = W[group]ᵀ (k × coutG) · dy[n, group] (coutG × p)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(p), Int32(g.coutG), 1,
+                            wp + group * g.coutG * k, Int32(k), dyp + (n * g.cout + group * g.coutG) * p, Int32(p), 0,
+                            col, Int32(p))
+                col2im(col, n: n, group: group, g, into: dxp)
+            }
+        }
+        if let bias { try addChannelBias(dxp, bias, planes: g.n, channels: g.cin, inner: g.h * g.w) }
+        return dx
+    }
+
+    /// t[n, c, i] += bias[c] for a tensor laid out [planes, channels, inner].
+    func addChannelBias(_ t: UnsafeMutablePointer<Float>, _ bias: Tensor, planes: Int, channels: Int, inner: Int) throws {
+        let b = try bias.host().pointer
+        for n in 0..<planes {
+            for c in 0..<channels {
+                let row = t + (n * channels + c) * inner
+                let v = b[c]
+                for i in 0..<inner { row[i] += v }
+            }
+        }
+    }
+}

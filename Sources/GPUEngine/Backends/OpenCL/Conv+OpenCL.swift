@@ -1,0 +1,154 @@
+// OpenCL launchers of Conv2D / ConvTranspose2D (kernels in Sources/Kernels/conv.cl).
+
+extension OpenCLBackend {
+    /// Activations conv.cl applies in the forward kernels' epilogue (`conv_activation`).
+    static let convFusedActivations: Set<UnaryFunction> = [.relu, .sigmoid, .tanh, .leakyRelu, .clip,
+                                                            .hardSigmoid, .hardSwish, .silu]
+
+    /// Forces the register tile of the conv kernels (pixels: 8 or 16; channels: 1, 2, 4 or 8) —
+    /// for benchmarks that compare the variants; nil picks them by shape.
+    nonisolated(unsafe) static var convTileOverride: (pixels: Int, channels: Int)? = nil
+
+    /// The channel tile: the largest of {8, 4, 2, 1} not above `channels`.
+    private func convTile(_ channels: Int) -> Int {
+        if let forced = Self.convTileOverride?.channels { return min(forced, max(channels, 1)) }
+        return channels >= 8 ? 8 : channels >= 4 ? 4 : channels >= 2 ? 2 : 1
+    }
+
+    /// The pixel tile for rows of `width` pixels: 16 (float16 accumulators, more reuse of each
+    /// weight) unless a row fits in 8.
+    private func convPixels(_ width: Int) -> Int {
+        if let forced = Self.convTileOverride?.pixels { return forced }
+        return width > 8 ? 16 : 8
+    }
+
+    /// A work-group size for the heavy conv kernels on CPU devices: PoCL's default for a NULL local
+    /// size packs a small global range (e.g. [1, 14, 32]) into one work-group, which then runs on a
+    /// single thread. Split the range (outer dimensions first, keeping consecutive pixel blocks
+    /// together) into at least 8 groups per compute unit, using divisors so no padding is added.
+    /// GPUs keep the driver's choice (nil).
+    func convLocalSize(_ global: [Int]) -> [Int]? {
+        guard context.device.type.contains("CPU") else { return nil }
+        let target = max(16, 8 * context.device.computeUnits)
+        var local = global.map { max($0, 1) }
+        func groups() -> Int { zip(global, local).reduce(1) { $0 * (($1.0 + $1.1 - 1) / $1.1) } }
+        func smallestFactor(_ n: Int) -> Int {
+            var f = 2
+            while f * f <= n { if n % f == 0 { return f }; f += 1 }
+            return n
+        }
+        var dim = local.count - 1
+        while dim >= 0 && (groups() < target || local.reduce(1, *) > 1024) {
+            if local[dim] == 1 { dim -= 1; continue }
+            local[dim] /= smallestFactor(local[dim])
+        }
+        return local
+    }
+
+    /// A copy of `src` [planes, h, w] zero-padded by (top, left) and cropped/extended to [planes, hd, wd].
+    private func convPad(_ src: Tensor, planes: Int, h: Int, w: Int, hd: Int, wd: Int, top: Int, left: Int) throws -> Tensor {
+        let dst = try make([planes, hd, wd])
+        try launch("conv", "conv2d_pad",
+                   [.buffer(dst.device()), .buffer(src.device()), .int(Int32(planes)), .int(Int32(h)), .int(Int32(w)),
+                    .int(Int32(hd)), .int(Int32(wd)), .int(Int32(top)), .int(Int32(left))],
+                   global: [wd, hd, planes])
+        return dst
+    }
+
+    /// z = conv(x, W) + bias, y = act(z) with `act` fused into the kernel (must be in
+    /// `convFusedActivations` or nil); z is written to a second tensor when `writePre`.
+    private func convForwardFused(_ x: Tensor, weight: Tensor, bias: Tensor?, act: Unary?, writePre: Bool,
+                                  geometry g: ConvGeometry) throws -> (Tensor, Tensor?) {
+        let y = try make(g.outputShape)
+        let pre = writePre ? try make(g.outputShape) : nil
+        let epilogue: [CLArgument] = [
+            .buffer(try bias?.device() ?? weight.device()), .int(bias == nil ? 0 : 1), .int(writePre ? 1 : 0),
+            .int(act?.function.rawValue ?? -1), .float(act?.alpha ?? 0), .float(act?.beta ?? 0),
+        ]
+        let outputs: [CLArgument] = [.buffer(try y.device()), .buffer(try pre?.device() ?? y.device())]
+        if g.isPointwise {
+            let tile = convTile(g.coutG), p = g.oh * g.ow, pix = convPixels(p)
+            try launch("conv", "conv2d_forward_1x1",
+                       outputs + [.buffer(try x.device()), .buffer(try weight.device())] + epilogue
+                       + [g.n, g.groups, g.coutG, g.cinG, p, g.coutG * g.cinG, g.cinG, 1].map { .int(Int32($0)) },
+                       global: [(p + pix - 1) / pix, g.groups * ((g.coutG + tile - 1) / tile), g.n],
+                       local: convLocalSize([(p + pix - 1) / pix, g.groups * ((g.coutG + tile - 1) / tile), g.n]),
+                       options: "-DTCO=\(tile) -DPIX=\(pix)")
+            return (y, pre)
+        }
+        // Zero-pad (or crop) the input so the kernel needs no bounds checks.
+        let pix = convPixels(g.ow)
+        let blocks = (g.ow + pix - 1) / pix
+        let hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1
+        let wp = (blocks * pix - 1) * g.sw + (g.kw - 1) * g.dw + 1 + (g.sw == 2 ? 1 : 0)
+        var xp = x, hx = g.h, wx = g.w
+        if g.pt != 0 || g.pl != 0 || hp > g.h || wp > g.w {
+            xp = try convPad(x, planes: g.n * g.cin, h: g.h, w: g.w, hd: hp, wd: wp, top: g.pt, left: g.pl)
+            hx = hp
+            wx = wp
+        }
+        let sw = g.sw <= 2 ? g.sw : 0
+        let common: [CLArgument] = outputs + [.buffer(try xp.device()), .buffer(try weight.device())] + epilogue
+            + [.bytes(g.argumentBytes), .int(Int32(hx)), .int(Int32(wx))]
+        if g.isDepthwise {
+            try launch("conv", "conv2d_forward_depthwise", common, global: [blocks, g.oh, g.n * g.cout],
+                       local: convLocalSize([blocks, g.oh, g.n * g.cout]), options: "-DSW=\(sw) -DPIX=\(pix)")
+        } else {
+            let tile = convTile(g.coutG)
+            let global = [blocks, g.oh, g.n * g.groups * ((g.coutG + tile - 1) / tile)]
+            try launch("conv", "conv2d_forward", common, global: global, local: convLocalSize(global),
+                       options: "-DTCO=\(tile) -DSW=\(sw) -DPIX=\(pix)")
+        }
+        return (y, pre)
+    }
+
+    /// y = act(conv(x, W) + bias); also returns z = conv(x, W) + bias when `savePre`.
+    /// Activations outside `convFusedActivations` run as a separate unary kernel.
+    func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool,
+                     geometry g: ConvGeometry) throws -> (output: Tensor, pre: Tensor?) {
+        guard let activation else {
+            return (try convForwardFused(x, weight: weight, bias: bias, act: nil, writePre: false, geometry: g).0, nil)
+        }
+        if Self.convFusedActivations.contains(activation.function) {
+            let (y, pre) = try convForwardFused(x, weight: weight, bias: bias, act: activation, writePre: savePre, geometry: g)
+            return (y, pre)
+        }
+        let z = try convForwardFused(x, weight: weight, bias: bias, act: nil, writePre: false, geometry: g).0
+        return (try unaryForward(activation, z), savePre ? z : nil)
+    }
+
+    /// dx = the transposed convolution of dy with W (+ bias over dx's channels): `Conv2D`'s
+    /// backward-to-input and `ConvTranspose2D`'s forward.
+    func convBackwardInput(_ dy: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) throws -> Tensor {
+        let dx = try make(g.inputShape)
+        let biasArgs: [CLArgument] = [.buffer(try bias?.device() ?? weight.device()), .int(bias == nil ? 0 : 1)]
+        if g.isPointwise {
+            // dx[n, grp·cinG + m, p] = Σ_k W[grp·coutG + k, m] · dy[n, grp·coutG + k, p]
+            let tile = convTile(g.cinG), p = g.h * g.w, pix = convPixels(p)
+            try launch("conv", "conv2d_forward_1x1",
+                       [.buffer(try dx.device()), .buffer(try dx.device()), .buffer(try dy.device()), .buffer(try weight.device())]
+                       + biasArgs + [.int(0), .int(-1), .float(0), .float(0)]
+                       + [g.n, g.groups, g.cinG, g.coutG, p, g.coutG * g.cinG, 1, g.cinG].map { .int(Int32($0)) },
+                       global: [(p + pix - 1) / pix, g.groups * ((g.cinG + tile - 1) / tile), g.n],
+                       local: convLocalSize([(p + pix - 1) / pix, g.groups * ((g.cinG + tile - 1) / tile), g.n]),
+                       options: "-DTCO=\(tile) -DPIX=\(pix)")
+            return dx
+        }
+        // Pad dy so every output position the gather forms is inside the buffer (zeros outside dy).
+        let qt = (max(0, (g.kh - 1) * g.dh - g.pt) + g.sh - 1) / g.sh
+        let ql = (max(0, (g.kw - 1) * g.dw - g.pl) + g.sw - 1) / g.sw
+        let pix = convPixels((g.w + g.sw - 1) / g.sw)
+        let blocks = ((g.w + g.sw - 1) / g.sw + pix - 1) / pix
+        let hq = max(qt + g.oh, (g.h - 1 + g.pt + qt * g.sh) / g.sh + 1)
+        let wq = max(ql + g.ow, (g.sw - 1 + g.pl) / g.sw + ql + pix * blocks)
+        let dyq = try convPad(dy, planes: g.n * g.cout, h: g.oh, w: g.ow, hd: hq, wd: wq, top: qt, left: ql)
+        let tile = convTile(g.cinG)
+        let global = [g.sw * blocks, g.h, g.n * g.groups * ((g.cinG + tile - 1) / tile)]
+        try launch("conv", "conv2d_backward_input",
+                   [.buffer(try dx.device()), .buffer(try dyq.device()), .buffer(try weight.device())] + biasArgs
+                   + [.bytes(g.argumentBytes)] + [hq, wq, qt, ql].map { .int(Int32($0)) },
+                   global: global, local: convLocalSize(global),
+                   options: "-DTCI=\(tile) -DPIX=\(pix)")
+        return dx
+    }
+}

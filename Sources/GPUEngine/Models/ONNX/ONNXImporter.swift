@@ -1,0 +1,282 @@
+import Foundation
+import SwiftProtobuf
+
+/// Loads ONNX models (exports of PyTorch, TensorFlow, Keras) into the engine's graph.
+///
+/// With the input size fixed at load time, every subgraph that depends only on constants and
+/// shapes is evaluated on the host (`ONNXFolding`), written-out patterns are recognised and run
+/// on fused operators (`ONNXPatterns`), and the remaining nodes map to engine operators.
+/// Value names are the ONNX output names; module paths recovered from torch-export node names
+/// (`/backbone/encoder/layer.6/mlp/fc1/MatMul` → `backbone.encoder.layer.6.mlp.fc1`) become aliases.
+public enum ONNXImporter {
+    /// Loads `path`. `batch` and `imageSize` fix symbolic input dimensions.
+    /// `fusePatterns` false keeps written-out patterns unfused (tests compare both).
+    public static func load(path: String, batch: Int = 1, imageSize: Int? = nil, name: String? = nil,
+                            fusePatterns: Bool = true) throws -> Model {
+        let url = URL(fileURLWithPath: path)
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
+            throw EngineError.io("cannot read model '\(path)': no such file")
+        }
+        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+        guard size > 0 else { throw EngineError.invalidInput("model file '\(path)' is empty") }
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            throw EngineError.io("cannot read model '\(path)': \(error.localizedDescription)")
+        }
+        let proto: Onnx_ModelProto
+        do {
+            var options = BinaryDecodingOptions()
+            options.messageDepthLimit = 100
+            proto = try Onnx_ModelProto(serializedBytes: data, options: options)
+        } catch {
+            throw EngineError.invalidInput("'\(path)' is not a valid ONNX model (protobuf decoding failed: \(error)); check that the file is complete and is an .onnx export")
+        }
+        guard proto.hasGraph, !proto.graph.node.isEmpty else {
+            throw EngineError.invalidInput("'\(path)' holds no ONNX graph")
+        }
+        let importer = try Importer(proto: proto.graph, modelDirectory: url.deletingLastPathComponent(),
+                                    batch: batch, imageSize: imageSize)
+        importer.fusePatterns = fusePatterns
+        let model = try importer.run(name: name ?? url.deletingPathExtension().lastPathComponent, source: path)
+        model.filePath = path
+        for entry in proto.metadataProps where entry.key == "amgpu.normalization" && entry.value == "inception" {
+            model.preprocessing = .inception(model.preprocessing.inputSize)
+        }
+        return model
+    }
+}
+
+/// One import run.
+final class Importer {
+    let graphProto: Onnx_GraphProto
+    let modelDirectory: URL
+    let batch: Int
+    let imageSize: Int?
+    let graph = Graph()
+    var fusePatterns = true
+    /// Constant values by ONNX name (folded or initializers).
+    var constants: [String: ConstTensor] = [:]
+    /// Runtime values by ONNX name.
+    var values: [String: ValueID] = [:]
+    /// Engine constants already added, by ONNX name.
+    var constantIDs: [String: ValueID] = [:]
+    var inputID: ValueID?
+
+    init(proto: Onnx_GraphProto, modelDirectory: URL, batch: Int, imageSize: Int?) throws {
+        graphProto = proto
+        self.modelDirectory = modelDirectory
+        self.batch = batch
+        self.imageSize = imageSize
+    }
+
+    func run(name: String, source: String) throws -> Model {
+        // 1. Refuse unsupported ops before any work, listing all of them.
+        var unsupported: [String: String] = [:]
+        for node in graphProto.node {
+            let domainOK = node.domain.isEmpty || node.domain == "ai.onnx"
+            if !domainOK || !(ONNXFolding.foldable.contains(node.opType) || ONNXOpMapping.supported.contains(node.opType)) {
+                let key = domainOK ? node.opType : "\(node.domain).\(node.opType)"
+                if unsupported[key] == nil { unsupported[key] = node.name.isEmpty ? (node.output.first ?? "?") : node.name }
+            }
+        }
+        if !unsupported.isEmpty {
+            let list = unsupported.keys.sorted().map { "\($0) (first at node '\(unsupported[$0]!)')" }.joined(separator: ", ")
+            throw EngineError.unsupported("this ONNX model uses operators amgpu does not support: \(list). Re-export the model without them, or open an issue with the list")
+        }
+        // 2. Initializers.
+        for t in graphProto.initializer {
+            constants[t.name] = try ConstTensor(proto: t, modelDirectory: modelDirectory)
+        }
+        // 3. The one image input.
+        let runtimeInputs = graphProto.input.filter { constants[$0.name] == nil }
+        guard runtimeInputs.count == 1, let inputProto = runtimeInputs.first else {
+            throw EngineError.unsupported("amgpu needs a model with exactly one image input; this one has \(runtimeInputs.count): \(runtimeInputs.map(\.name).joined(separator: ", "))")
+        }
+        let dims = inputProto.type.tensorType.shape.dim
+        guard dims.count == 4 || dims.dropFirst().allSatisfy({ $0.dimValue > 0 }) else {
+            throw EngineError.unsupported("input '\(inputProto.name)' has rank \(dims.count) and symbolic sizes; amgpu needs an image input [batch, 3, H, W]")
+        }
+        var shape: [Int] = []
+        for (i, d) in dims.enumerated() {
+            if d.dimValue > 0 { shape.append(Int(d.dimValue)) } else {
+                switch i {
+                case 0: shape.append(batch)
+                case 1: shape.append(3)
+                default:
+                    guard let imageSize else {
+                        throw EngineError.invalidInput("input '\(inputProto.name)' has a symbolic size; pass the image size (e.g. --size 224)")
+                    }
+                    shape.append(imageSize)
+                }
+            }
+        }
+        if shape[0] != batch { shape[0] = batch }
+        guard shape.count != 4 || shape[1] == 3 || shape[1] == 1 else {
+            throw EngineError.unsupported("input '\(inputProto.name)' has \(shape[1]) channels; amgpu feeds RGB (3) images")
+        }
+        if let imageSize, dims.count == 4, dims[2].dimValue > 0, Int(dims[2].dimValue) != imageSize {
+            throw EngineError.invalidInput("this model takes \(dims[2].dimValue)×\(dims[3].dimValue) images; --size \(imageSize) does not fit it")
+        }
+        let input = try graph.addInput(inputProto.name, shape: shape)
+        values[inputProto.name] = input
+        inputID = input
+
+        // 4. Fold every node that depends on constants only (so patterns see constants defined
+        //    after the node they start at), then run the nodes in order.
+        var folded = Set<Int>()
+        for (index, node) in graphProto.node.enumerated() where ONNXFolding.foldable.contains(node.opType)
+            && node.opType != "Shape" && node.opType != "Size"
+            && node.input.allSatisfy({ $0.isEmpty || constants[$0] != nil }) {
+            let inputConsts: [ConstTensor?] = node.input.map { $0.isEmpty ? nil : constants[$0] }
+            if let outs = try ONNXFolding.evaluate(node, inputConsts, shapeOf: node.input.map { constants[$0]?.shape },
+                                                   modelDirectory: modelDirectory) {
+                for (name, value) in zip(node.output, outs) { constants[name] = value }
+                folded.insert(index)
+            }
+        }
+        // 4. Nodes.
+        var patterns = ONNXPatterns(nodes: graphProto.node, constants: { [unowned self] in self.constants[$0] },
+                                    outputs: Set(graphProto.output.map(\.name)))
+        patterns.fuse = fusePatterns
+        let nodes = graphProto.node
+        var skip = folded
+        for (index, node) in nodes.enumerated() where !skip.contains(index) {
+            // Fold constant subgraphs.
+            let inputConsts: [ConstTensor?] = node.input.map { $0.isEmpty ? nil : constants[$0] }
+            let allConstant = node.input.allSatisfy { $0.isEmpty || constants[$0] != nil }
+            let shapeOnly = node.opType == "Shape" || node.opType == "Size"
+            if ONNXFolding.foldable.contains(node.opType) && (allConstant || shapeOnly) {
+                let shapes: [[Int]?] = node.input.map { name in
+                    if let c = constants[name] { return c.shape }
+                    if let v = values[name] { return graph.shape(of: v) }
+                    return nil
+                }
+                if let outs = try ONNXFolding.evaluate(node, inputConsts, shapeOf: shapes, modelDirectory: modelDirectory) {
+                    for (name, value) in zip(node.output, outs) { constants[name] = value }
+                    continue
+                }
+            }
+            // Recognised patterns become one fused node.
+            if let fused = try patterns.match(at: index, importer: self) {
+                skip.formUnion(fused.consumed)
+                continue
+            }
+            try ONNXOpMapping.add(node, importer: self)
+        }
+        // 5. Output.
+        guard let outName = graphProto.output.first?.name, let output = values[outName] else {
+            throw EngineError.invalidGraph("the model's output does not depend on its input")
+        }
+        // 6. Aliases from torch-export scopes: the last value computed inside each module scope.
+        var aliases: [String: ValueID] = [:]
+        for node in nodes {
+            guard node.name.hasPrefix("/"), let out = node.output.first, let id = values[out] else { continue }
+            var parts = node.name.split(separator: "/").map(String.init)
+            parts.removeLast()  // the op name
+            while !parts.isEmpty {
+                aliases[parts.joined(separator: ".")] = id   // later nodes overwrite: the scope's last value
+                parts.removeLast()
+            }
+        }
+        let family: ModelFamily = nodes.contains { $0.opType == "Softmax" } && nodes.contains { $0.opType == "MatMul" } ? .vit : .cnn
+        let outShape = graph.shape(of: output)
+        let classNames = (outShape.count == 2 && outShape[1] == 1000) ? ImageNetClasses.load() : nil
+        var recommended = Set<String>()
+        for (alias, _) in aliases {
+            let last = alias.split(separator: ".").last.map(String.init) ?? ""
+            if last == "fc1" || alias.hasSuffix("mlp.fc1") || last.hasPrefix("layer.") || alias.hasSuffix("intermediate.dense") { recommended.insert(alias) }
+            if alias.range(of: #"^(blocks|stages|layers?)\.\d+$"#, options: .regularExpression) != nil { recommended.insert(alias) }
+        }
+        recommended.insert(graph.name(of: output))
+        return Model(name: name, graph: graph, input: input, output: output, family: family,
+                     preprocessing: .imagenet(shape.count == 4 ? shape[2] : 224), classNames: classNames,
+                     aliases: aliases, recommended: recommended, source: source)
+    }
+
+    // MARK: helpers for op mapping
+
+    /// The engine value for an ONNX input name: a runtime value or a constant (added on first use).
+    func value(_ name: String, node: Onnx_NodeProto) throws -> ValueID {
+        if let v = values[name] { return v }
+        if let id = constantIDs[name] { return id }
+        guard let c = constants[name] else {
+            throw EngineError.invalidGraph("node '\(node.name)' (\(node.opType)) reads '\(name)', which no node or initializer defines")
+        }
+        let id = try graph.addConstant(uniqueConstantName(name), c.host)
+        constantIDs[name] = id
+        return id
+    }
+
+    func uniqueConstantName(_ name: String) -> String {
+        var candidate = name.isEmpty ? "const" : name
+        var n = 1
+        while graph.value(named: candidate) != nil { candidate = "\(name)#\(n)"; n += 1 }
+        return candidate
+    }
+
+    func constant(_ name: String) -> ConstTensor? { name.isEmpty ? nil : constants[name] }
+
+    func isRuntime(_ name: String) -> Bool { values[name] != nil }
+
+    /// Adds an engine op producing ONNX value `output`.
+    @discardableResult
+    func emit(_ op: any Operator, _ inputs: [ValueID], output: String, node: Onnx_NodeProto) throws -> ValueID {
+        let id = try graph.add(op, inputs, name: output.isEmpty ? uniqueConstantName(node.name) : output)
+        values[output] = id
+        return id
+    }
+
+    /// Adds an intermediate engine op (a helper value inside one ONNX node's lowering).
+    func emitInternal(_ op: any Operator, _ inputs: [ValueID], name: String) throws -> ValueID {
+        try graph.add(op, inputs, name: uniqueConstantName(name))
+    }
+
+    func addConstant(_ host: HostTensor, name: String) throws -> ValueID {
+        try graph.addConstant(uniqueConstantName(name), host)
+    }
+}
+
+/// Hex SHA-256 of `data` (FIPS 180-4), for recording which model file produced a result.
+func sha256Hex(_ data: Data) -> String {
+    var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+    let k: [UInt32] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2]
+    var message = [UInt8](data)
+    let bitLength = UInt64(message.count) * 8
+    message.append(0x80)
+    while message.count % 64 != 56 { message.append(0) }
+    for i in (0..<8).reversed() { message.append(UInt8((bitLength >> (UInt64(i) * 8)) & 0xff)) }
+    var w = [UInt32](repeating: 0, count: 64)
+    func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+    for chunk in stride(from: 0, to: message.count, by: 64) {
+        for i in 0..<16 {
+            let b = chunk + i * 4
+            w[i] = UInt32(message[b]) << 24 | UInt32(message[b + 1]) << 16 | UInt32(message[b + 2]) << 8 | UInt32(message[b + 3])
+        }
+        for i in 16..<64 {
+            let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+            let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+            w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+        }
+        var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+        for i in 0..<64 {
+            let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+            let ch = (e & f) ^ (~e & g)
+            let t1 = hh &+ s1 &+ ch &+ k[i] &+ w[i]
+            let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+            let maj = (a & b) ^ (a & c) ^ (b & c)
+            let t2 = s0 &+ maj
+            hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+        }
+        h[0] = h[0] &+ a; h[1] = h[1] &+ b; h[2] = h[2] &+ c; h[3] = h[3] &+ d
+        h[4] = h[4] &+ e; h[5] = h[5] &+ f; h[6] = h[6] &+ g; h[7] = h[7] &+ hh
+    }
+    return h.map { String(format: "%08x", $0) }.joined()
+}

@@ -1,0 +1,310 @@
+// conv.cl — 2-D convolution (NCHW) forward with fused bias + activation, and its adjoint
+// (backward-to-input = transposed convolution) as a gather: every work item owns the values it
+// writes, no atomics. ConvTranspose2D runs the same two kernels the other way round.
+//
+// Geometry (struct conv_geom, matches Swift's ConvGeometry): input x [n, cin, h, w], weight
+// W [cout, cin_g, kh, kw] (cin_g = cin / groups, cout_g = cout / groups), output [n, cout, oh, ow],
+//   y[n, co, oy, ox] = sum_{ci in group, ky, kx} W[co, ci, ky, kx] * x[n, ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw]
+//
+// Speed on CPUs through PoCL (and on GPUs): implicit GEMM with register blocking. A forward work
+// item computes TCO output channels x PIX output pixels of one row in float8/float16 accumulators;
+// the input is first copied into a zero-padded buffer (conv2d_pad) so the inner loop has no bounds
+// checks. The backward work item computes TCI input channels x PIX input pixels that share one
+// stride phase, so every tap either hits all lanes or none, and reads PIX consecutive dy values.
+//
+// Compile-time options: -DTCO=n (output channels per forward work item, 1/2/4/8),
+// -DTCI=n (input channels per backward work item), -DSW=n (horizontal stride 1, 2, or 0 = any),
+// -DPIX=n (pixels per work item, 8 or 16).
+
+#ifndef TCO
+#define TCO 8
+#endif
+#ifndef TCI
+#define TCI 8
+#endif
+#ifndef SW
+#define SW 0
+#endif
+#ifndef PIX
+#define PIX 8
+#endif
+
+// floatp: PIX consecutive pixels (8 or 16) in one vector register.
+#if PIX == 16
+typedef float16 floatp;
+#define vloadp vload16
+#define vstorep vstore16
+#else
+typedef float8 floatp;
+#define vloadp vload8
+#define vstorep vstore8
+#endif
+
+typedef struct {
+    int n, cin, h, w;
+    int cout, oh, ow;
+    int kh, kw, sh, sw, dh, dw, pt, pl;
+    int groups, cin_g, cout_g;
+} conv_geom;
+
+// Fused epilogue activations; codes match Swift's UnaryFunction raw values. -1 = none.
+inline floatp conv_activation(int op, floatp v, float a, float b) {
+    switch (op) {
+    case 0: return fmax(v, 0.0f);                                         // relu
+    case 1: return 1.0f / (1.0f + exp(-v));                               // sigmoid
+    case 2: return tanh(v);                                               // tanh
+    case 3: return select(a * v, v, v > 0.0f);                            // leaky relu
+    case 4: return fmin(fmax(v, a), b);                                   // clip [a, b] (ReLU6)
+    case 5: return fmin(fmax(a * v + b, 0.0f), 1.0f);                     // hard sigmoid
+    case 6: return v * fmin(fmax(v + 3.0f, 0.0f), 6.0f) * (1.0f / 6.0f);  // hard swish
+    case 7: return v / (1.0f + exp(-v));                                  // silu
+    }
+    return v;
+}
+
+// Loads PIX values x[0], x[step], ..., x[(PIX-1)*step] (step = the horizontal stride, SW if fixed).
+inline floatp load_strided(__global const float* x, int step) {
+#if SW == 1
+    return vloadp(0, x);
+#elif SW == 2 && PIX == 8
+    return vload16(0, x).even;
+#elif SW == 2 && PIX == 16
+    return (float16)(vload16(0, x).even, vload16(1, x).even);
+#else
+    float t[PIX];
+    for (int j = 0; j < PIX; ++j) t[j] = x[j * step];
+    return vloadp(0, t);
+#endif
+}
+
+// Stores the first `count` (1..PIX) lanes of v at y[0], y[step], ...
+inline void store_strided(__global float* y, int step, int count, floatp v) {
+    if (step == 1 && count == PIX) { vstorep(v, 0, y); return; }
+    float t[PIX];
+    vstorep(v, 0, t);
+    for (int j = 0; j < count; ++j) y[j * step] = t[j];
+}
+
+// dst[p, i, j] = (0 <= i - top < h && 0 <= j - left < w) ? src[p, i - top, j - left] : 0
+// for p < planes, i < hd, j < wd (a zero-padded, possibly cropped copy of each plane).
+// Global size: [wd, hd, planes].
+__kernel void conv2d_pad(__global float* dst, __global const float* src,
+                         int planes, int h, int w, int hd, int wd, int top, int left) {
+    const int j = get_global_id(0), i = get_global_id(1), p = get_global_id(2);
+    if (j >= wd || i >= hd || p >= planes) return;
+    const int si = i - top, sj = j - left;
+    dst[(p * hd + i) * wd + j] = (si >= 0 && si < h && sj >= 0 && sj < w) ? src[(p * h + si) * w + sj] : 0.0f;
+}
+
+// Epilogue shared by the forward kernels: + bias, save the pre-activation, activate, store.
+inline void conv_store(__global float* y, __global float* pre, int offset, int count, floatp v,
+                       __global const float* bias, int co, int has_bias, int has_pre, int act, float alpha, float beta) {
+    if (has_bias) v += bias[co];
+    if (has_pre) store_strided(pre + offset, 1, count, v);
+    if (act >= 0) v = conv_activation(act, v, alpha, beta);
+    store_strided(y + offset, 1, count, v);
+}
+
+// General convolution forward as implicit GEMM.
+// y, pre: [n, cout, oh, ow]; pre (the pre-activation z) is written when has_pre.
+// xp: the input zero-padded by (pt, pl) to [n, cin, hp, wp], hp >= (oh-1)*sh + (kh-1)*dh + 1,
+//     wp >= (ceil(ow/PIX)*PIX - 1)*sw + (kw-1)*dw + 1 (+1 for SW == 2), so no bounds checks are needed.
+// W: [cout, cin_g, kh, kw]; bias: [cout] (read when has_bias).
+// Work item: TCO output channels of one group x PIX consecutive pixels of one output row.
+// Global size: [ceil(ow/PIX), oh, n * groups * ceil(cout_g/TCO)].
+__kernel void conv2d_forward(__global float* y, __global float* pre,
+                             __global const float* xp, __global const float* W, __global const float* bias,
+                             int has_bias, int has_pre, int act, float alpha, float beta,
+                             conv_geom g, int hp, int wp) {
+    const int ox0 = get_global_id(0) * PIX;
+    const int oy = get_global_id(1);
+    const int z = get_global_id(2);
+    const int tiles = (g.cout_g + TCO - 1) / TCO;
+    const int n = z / (g.groups * tiles);
+    if (ox0 >= g.ow || oy >= g.oh || n >= g.n) return;
+    const int grp = (z / tiles) % g.groups;
+    const int co0 = grp * g.cout_g + (z % tiles) * TCO;
+    const int co_end = (grp + 1) * g.cout_g;
+    const int ksize = g.kh * g.kw;
+    const int wstride = g.cin_g * ksize;
+
+    __global const float* wrow[TCO];
+    #pragma unroll
+    for (int i = 0; i < TCO; ++i) wrow[i] = W + min(co0 + i, co_end - 1) * wstride;
+    floatp acc[TCO];
+    #pragma unroll
+    for (int i = 0; i < TCO; ++i) acc[i] = 0.0f;
+
+    const int plane = hp * wp;
+    __global const float* xb = xp + (n * g.cin + grp * g.cin_g) * plane + oy * g.sh * wp + ox0 * g.sw;
+    for (int ci = 0; ci < g.cin_g; ++ci) {
+        __global const float* xc = xb + ci * plane;
+        const int wc = ci * ksize;
+        for (int ky = 0; ky < g.kh; ++ky) {
+            __global const float* xr = xc + ky * g.dh * wp;
+            const int wr = wc + ky * g.kw;
+            for (int kx = 0; kx < g.kw; ++kx) {
+                const floatp xv = load_strided(xr + kx * g.dw, g.sw);
+                const int t = wr + kx;
+                #pragma unroll
+                for (int i = 0; i < TCO; ++i) acc[i] = fma((floatp)(wrow[i][t]), xv, acc[i]);
+            }
+        }
+    }
+    const int count = min(PIX, g.ow - ox0);
+    #pragma unroll
+    for (int i = 0; i < TCO; ++i) {
+        const int co = co0 + i;
+        if (co < co_end) conv_store(y, pre, ((n * g.cout + co) * g.oh + oy) * g.ow + ox0, count, acc[i],
+                   bias, co, has_bias, has_pre, act, alpha, beta);
+    }
+}
+
+// Pointwise (1x1, stride 1, no padding) convolution as a plain GEMM over flattened pixels; also
+// runs the backward-to-input of a pointwise convolution (with the weight read transposed):
+//   out[b, grp*M + m, p] = sum_k Wt(grp, m, k) * in[b, grp*K + k, p],  Wt = W[grp*gstride + m*ms + k*ks]
+//   forward:  M = cout_g, K = cin_g, ms = cin_g, ks = 1
+//   backward: M = cin_g, K = cout_g, ms = 1, ks = cin_g   (gstride = cout_g*cin_g in both)
+// out, pre: [batch, groups*M, P]; in: [batch, groups*K, P]; bias: [groups*M].
+// Work item: TCO output channels x PIX consecutive pixels.
+// Global size: [ceil(P/PIX), groups*ceil(M/TCO), batch].
+__kernel void conv2d_forward_1x1(__global float* out, __global float* pre,
+                                 __global const float* in, __global const float* W, __global const float* bias,
+                                 int has_bias, int has_pre, int act, float alpha, float beta,
+                                 int batch, int groups, int M, int K, int P, int gstride, int ms, int ks) {
+    const int p0 = get_global_id(0) * PIX;
+    const int tiles = (M + TCO - 1) / TCO;
+    const int grp = get_global_id(1) / tiles;
+    const int m0 = (get_global_id(1) % tiles) * TCO;
+    const int b = get_global_id(2);
+    if (p0 >= P || grp >= groups || b >= batch) return;
+
+    __global const float* wrow[TCO];
+    #pragma unroll
+    for (int i = 0; i < TCO; ++i) wrow[i] = W + grp * gstride + min(m0 + i, M - 1) * ms;
+    floatp acc[TCO];
+    #pragma unroll
+    for (int i = 0; i < TCO; ++i) acc[i] = 0.0f;
+
+    __global const float* src = in + (b * groups + grp) * K * P + p0;
+    if (p0 + PIX <= P) {
+        for (int k = 0; k < K; ++k) {
+            const floatp xv = vloadp(0, src + k * P);
+            const int wk = k * ks;
+            #pragma unroll
+            for (int i = 0; i < TCO; ++i) acc[i] = fma((floatp)(wrow[i][wk]), xv, acc[i]);
+        }
+    } else {
+        // Tail block: clamp the pixel index (the extra lanes are never stored).
+        const int last = P - 1 - p0;
+        for (int k = 0; k < K; ++k) {
+            __global const float* s = src + k * P;
+            float t[PIX];
+            for (int j = 0; j < PIX; ++j) t[j] = s[min(j, last)];
+            const floatp xv = vloadp(0, t);
+            const int wk = k * ks;
+            #pragma unroll
+            for (int i = 0; i < TCO; ++i) acc[i] = fma((floatp)(wrow[i][wk]), xv, acc[i]);
+        }
+    }
+    const int count = min(PIX, P - p0);
+    #pragma unroll
+    for (int i = 0; i < TCO; ++i) {
+        const int c = grp * M + m0 + i;
+        if (m0 + i < M) conv_store(out, pre, (b * groups * M + c) * P + p0, count, acc[i],
+                                   bias, c, has_bias, has_pre, act, alpha, beta);
+    }
+}
+
+// Depthwise convolution forward (cin_g == 1; cout_g = channel multiplier, input channel co / cout_g).
+// Same layouts, padding and epilogue as conv2d_forward. Work item: one channel x PIX pixels of a row.
+// Global size: [ceil(ow/PIX), oh, n * cout].
+__kernel void conv2d_forward_depthwise(__global float* y, __global float* pre,
+                                       __global const float* xp, __global const float* W, __global const float* bias,
+                                       int has_bias, int has_pre, int act, float alpha, float beta,
+                                       conv_geom g, int hp, int wp) {
+    const int ox0 = get_global_id(0) * PIX;
+    const int oy = get_global_id(1);
+    const int z = get_global_id(2);
+    if (ox0 >= g.ow || oy >= g.oh || z >= g.n * g.cout) return;
+    const int n = z / g.cout, co = z % g.cout;
+    const int ci = co / g.cout_g;
+    __global const float* xb = xp + (n * g.cin + ci) * hp * wp + oy * g.sh * wp + ox0 * g.sw;
+    __global const float* wk = W + co * g.kh * g.kw;
+    floatp acc0 = 0.0f, acc1 = 0.0f;
+    for (int ky = 0; ky < g.kh; ++ky) {
+        __global const float* xr = xb + ky * g.dh * wp;
+        __global const float* wr = wk + ky * g.kw;
+        int kx = 0;
+        for (; kx + 1 < g.kw; kx += 2) {
+            acc0 = fma((floatp)(wr[kx]), load_strided(xr + kx * g.dw, g.sw), acc0);
+            acc1 = fma((floatp)(wr[kx + 1]), load_strided(xr + (kx + 1) * g.dw, g.sw), acc1);
+        }
+        if (kx < g.kw) acc0 = fma((floatp)(wr[kx]), load_strided(xr + kx * g.dw, g.sw), acc0);
+    }
+    conv_store(y, pre, ((n * g.cout + co) * g.oh + oy) * g.ow + ox0, min(PIX, g.ow - ox0), acc0 + acc1,
+               bias, co, has_bias, has_pre, act, alpha, beta);
+}
+
+// Backward-to-input of the convolution (= forward of the transposed convolution), gather form:
+//   dx[n, ci, iy, ix] = bias[ci] + sum_{co in group(ci), ky, kx : oy*sh = iy + pt - ky*dh, ox*sw = ix + pl - kx*dw}
+//                       W[co, ci - grp*cin_g, ky, kx] * dy[n, co, oy, ox]
+// dx: [n, cin, h, w]. dyq: dy zero-padded to [n, cout, hq, wq] with qt rows above and ql columns
+// left (oy + qt, ox + ql), large enough that every (oy, ox) the kernel forms is inside it.
+// W: [cout, cin_g, kh, kw]; bias: [cin] (read when has_bias; ConvTranspose2D's bias).
+// Work item: TCI input channels x PIX input pixels ix = px + sw*(PIX*b + j) of row iy, which share
+// the stride phase px, so each tap (ky, kx) is valid for all lanes or none and the lanes read PIX
+// consecutive dy values. Global size: [sw * ceil(ceil(w/sw)/PIX), h, n * groups * ceil(cin_g/TCI)].
+__kernel void conv2d_backward_input(__global float* dx, __global const float* dyq, __global const float* W,
+                                    __global const float* bias, int has_bias,
+                                    conv_geom g, int hq, int wq, int qt, int ql) {
+    const int px = get_global_id(0) % g.sw;
+    const int blk = get_global_id(0) / g.sw;
+    const int iy = get_global_id(1);
+    const int z = get_global_id(2);
+    const int tiles = (g.cin_g + TCI - 1) / TCI;
+    const int n = z / (g.groups * tiles);
+    const int ix0 = px + g.sw * PIX * blk;
+    if (ix0 >= g.w || iy >= g.h || n >= g.n) return;
+    const int grp = (z / tiles) % g.groups;
+    const int ci0 = (z % tiles) * TCI;            // within the group
+    const int ksize = g.kh * g.kw;
+    const int wco = g.cin_g * ksize;              // weight stride between output channels
+
+    __global const float* wcol[TCI];
+    #pragma unroll
+    for (int i = 0; i < TCI; ++i) wcol[i] = W + grp * g.cout_g * wco + min(ci0 + i, g.cin_g - 1) * ksize;
+    floatp acc[TCI];
+    #pragma unroll
+    for (int i = 0; i < TCI; ++i) acc[i] = 0.0f;
+
+    const int qplane = hq * wq;
+    __global const float* dyg = dyq + (n * g.cout + grp * g.cout_g) * qplane;
+    for (int ky = 0; ky < g.kh; ++ky) {
+        const int ny = iy + g.pt - ky * g.dh + qt * g.sh;     // >= 0 by the choice of qt
+        if (ny % g.sh != 0) continue;
+        __global const float* dyr = dyg + (ny / g.sh) * wq;
+        for (int kx = 0; kx < g.kw; ++kx) {
+            const int nx = px + g.pl - kx * g.dw + ql * g.sw;  // >= 0 by the choice of ql
+            if (nx % g.sw != 0) continue;
+            __global const float* dyc = dyr + nx / g.sw + PIX * blk;
+            const int t = ky * g.kw + kx;
+            for (int co = 0; co < g.cout_g; ++co) {
+                const floatp dv = vloadp(0, dyc + co * qplane);
+                const int wt = co * wco + t;
+                #pragma unroll
+                for (int i = 0; i < TCI; ++i) acc[i] = fma((floatp)(wcol[i][wt]), dv, acc[i]);
+            }
+        }
+    }
+    const int count = min(PIX, (g.w - ix0 + g.sw - 1) / g.sw);
+    #pragma unroll
+    for (int i = 0; i < TCI; ++i) {
+        const int ci = grp * g.cin_g + ci0 + i;
+        if (ci0 + i < g.cin_g) {
+            floatp v = acc[i];
+            if (has_bias) v += bias[ci];
+            store_strided(dx + ((n * g.cin + ci) * g.h + iy) * g.w + ix0, g.sw, count, v);
+        }
+    }
+}

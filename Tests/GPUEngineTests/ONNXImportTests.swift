@@ -1,0 +1,186 @@
+import Foundation
+import Testing
+@testable import GPUEngine
+
+/// ONNX import against onnxruntime: small models covering every imported operator (written by
+/// scripts/tools/onnx_test_models.py with the `onnx` package; reference outputs and directional
+/// derivatives from onnxruntime), the real models fetched by scripts/fetch-models, fused vs unfused
+/// graphs, and malformed files.
+@Suite(.serialized) struct ONNXImportTests {
+    static let python = ModelStore.path("venv/bin/python")
+
+    /// Generates the test models once per test process (nil, with a note, when the venv is absent).
+    static let casesFolder: String? = {
+        guard FileManager.default.fileExists(atPath: python) else {
+            print("amgpu-test: SKIPPED ONNX parity tests: no Python venv with onnx/onnxruntime at \(python) (run scripts/fetch-models)")
+            return nil
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-onnx-cases-\(getpid())").path
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/tools/onnx_test_models.py").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [script, dir]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return nil }
+        p.waitUntilExit()
+        return p.terminationStatus == 0 ? dir : nil
+    }()
+
+    static let caseNames = ["conv", "conv_bn_relu", "conv_same_depthwise", "conv_transpose", "maxpool", "avgpool",
+                            "batchnorm_activations", "resize_pad", "shape_subgraph", "layernorm_gelu", "attention", "attention_sdpa"]
+
+    /// max|a − e| / max|e| — the relative error used throughout (a norm over the whole tensor).
+    static func relativeError(_ a: HostTensor, _ e: HostTensor) -> Float {
+        let scale = e.values.map(abs).max() ?? 1
+        return zip(a.values, e.values).map { abs($0 - $1) }.max().map { $0 / max(scale, 1e-12) } ?? 0
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func smallModelsMatchOnnxruntime(_ kind: TestBackend) throws {
+        guard let dir = Self.casesFolder else { Issue.record("the ONNX test models could not be generated (scripts/fetch-models makes the venv)"); return }
+        guard let backend = Backends.get(kind) else { return }
+        for name in Self.caseNames {
+            let path = (dir as NSString).appendingPathComponent(name)
+            let x = try NPYFile.read(path + ".input.npy")
+            let expected = try NPYFile.read(path + ".output.npy")
+            for fuse in [true, false] {
+                let model = try ONNXImporter.load(path: path + ".onnx", batch: x.shape[0], fusePatterns: fuse)
+                let ex = Executor(graph: model.graph, backend: backend)
+                let pass = try ex.forward(feeds: [model.input: backend.tensor(x)], targets: [model.output], differentiable: [model.input])
+                let y = try backend.download(pass.value(model.output))
+                #expect(y.count == expected.count, "\(name): \(y.shape) vs onnxruntime \(expected.shape)")
+                let err = Self.relativeError(HostTensor(shape: expected.shape, values: y.values), expected)
+                #expect(err < 1e-4, "\(name) (fused: \(fuse)) on \(backend.name): relative error \(err) vs onnxruntime")
+                // Input gradient against onnxruntime's central difference along a random direction.
+                let seed = try NPYFile.read(path + ".seed.npy"), direction = try NPYFile.read(path + ".direction.npy")
+                let dd = Double(try NPYFile.read(path + ".dd.npy").values[0])
+                let grads = try ex.backward(pass, seeds: [model.output: backend.tensor(HostTensor(shape: y.shape, values: seed.values))])
+                let g = try backend.download(grads[model.input]!)
+                let analytic = zip(g.values, direction.values).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                #expect(abs(analytic - dd) <= 5e-3 + 3e-3 * abs(dd), "\(name) (fused: \(fuse)) on \(backend.name): <grad, d> = \(analytic), onnxruntime finite difference \(dd)")
+            }
+        }
+    }
+
+    @Test func patternsAreFused() throws {
+        guard let dir = Self.casesFolder else { Issue.record("no ONNX test models"); return }
+        func ops(_ name: String, fuse: Bool = true) throws -> [String] {
+            try ONNXImporter.load(path: (dir as NSString).appendingPathComponent(name + ".onnx"), fusePatterns: fuse).graph.nodes.map(\.op.typeName)
+        }
+        #expect(try ops("layernorm_gelu").contains("LayerNorm"))
+        #expect(try ops("layernorm_gelu").contains("Unary.geluErf"))
+        #expect(try !ops("layernorm_gelu", fuse: false).contains("LayerNorm"))
+        #expect(try ops("attention").contains("Attention"))
+        #expect(try ops("attention_sdpa").contains("Attention"))
+        #expect(try !ops("attention_sdpa").contains("Softmax"))
+        #expect(try ops("conv_bn_relu") == ["Conv2D+relu"])
+        #expect(try ops("conv_bn_relu", fuse: false).contains("BatchNorm"))
+        // Shape arithmetic folds away: no Shape/Gather/Concat nodes remain, only the data path.
+        #expect(try ops("shape_subgraph").allSatisfy { !$0.contains("Concat") })
+    }
+
+    @Test func realEfficientNetMatchesOnnxruntimeAndTheBuilder() throws {
+        let onnxPath = ModelStore.path("models/efficientnet_lite0.onnx")
+        guard FileManager.default.fileExists(atPath: onnxPath), let dir = Self.casesFolder else {
+            Issue.record("the real EfficientNet-Lite0 is not fetched: run scripts/fetch-models"); return
+        }
+        let photo = try PNGFile.read(ModelStore.path("photos/chelsea.png"))
+        let model = try ONNXImporter.load(path: onnxPath)
+        let input = ImagePreprocessing.modelInput(photo, model.preprocessing)
+        let inputPath = (dir as NSString).appendingPathComponent("effnet.input.npy")
+        let outputPath = (dir as NSString).appendingPathComponent("effnet.output.npy")
+        try NPYFile.write(input, to: inputPath)
+        try runPython(["-c", "import numpy as np, onnxruntime as ort; s = ort.InferenceSession('\(onnxPath)', providers=['CPUExecutionProvider']); np.save('\(outputPath)', s.run(None, {s.get_inputs()[0].name: np.load('\(inputPath)')})[0])"])
+        let expected = try NPYFile.read(outputPath)
+        for kind in TestBackend.allCases {
+            guard let backend = Backends.get(kind) else { continue }
+            let logits = try ModelRunner(model: model, backend: backend).run(input, layers: [model.output])[model.output]!
+            let err = Self.relativeError(HostTensor(shape: expected.shape, values: logits.values), expected)
+            #expect(err < 1e-4, "EfficientNet-Lite0 ONNX on \(backend.name): relative error \(err) vs onnxruntime")
+            #expect(logits.values.indices.max { logits.values[$0] < logits.values[$1] }.map { (281...285).contains($0) } == true)
+        }
+    }
+
+    @Test func realDINOv2MatchesOnnxruntime() throws {
+        let onnxPath = ModelStore.path("models/dinov2_vits14.onnx")
+        guard FileManager.default.fileExists(atPath: onnxPath), let dir = Self.casesFolder else {
+            Issue.record("DINOv2 is not fetched: run scripts/fetch-models"); return
+        }
+        let photo = try PNGFile.read(ModelStore.path("photos/coffee.png"))
+        let model = try ONNXImporter.load(path: onnxPath)
+        #expect(model.family == .vit)
+        let input = ImagePreprocessing.modelInput(photo, model.preprocessing)
+        let inputPath = (dir as NSString).appendingPathComponent("dino.input.npy")
+        let outputPath = (dir as NSString).appendingPathComponent("dino.output.npy")
+        try NPYFile.write(input, to: inputPath)
+        try runPython(["-c", "import numpy as np, onnxruntime as ort; s = ort.InferenceSession('\(onnxPath)', providers=['CPUExecutionProvider']); np.save('\(outputPath)', s.run(None, {s.get_inputs()[0].name: np.load('\(inputPath)')})[0])"])
+        let expected = try NPYFile.read(outputPath)
+        guard let backend = Backends.get(.opencl) ?? Optional(Backends.cpu) else { return }
+        let out = try ModelRunner(model: model, backend: backend).run(input, layers: [model.output])[model.output]!
+        let err = Self.relativeError(HostTensor(shape: expected.shape, values: out.values), expected)
+        #expect(err < 1e-4, "DINOv2 saliency output on \(backend.name): relative error \(err) vs onnxruntime")
+    }
+
+    func runPython(_ arguments: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.python)
+        p.arguments = arguments
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if p.terminationStatus != 0 { Issue.record("python failed: \(message)") }
+    }
+
+    @Test func malformedFilesFailClearly() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-bad-onnx-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let garbage = dir.appendingPathComponent("garbage.onnx")
+        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 2654435761) }).write(to: garbage)
+        #expect(throws: EngineError.self) { try ONNXImporter.load(path: garbage.path) }
+        let empty = dir.appendingPathComponent("empty.onnx")
+        try Data().write(to: empty)
+        #expect(throws: EngineError.self) { try ONNXImporter.load(path: empty.path) }
+        #expect(throws: EngineError.self) { try ONNXImporter.load(path: dir.appendingPathComponent("missing.onnx").path) }
+        if let casesDir = Self.casesFolder {
+            let good = try Data(contentsOf: URL(fileURLWithPath: (casesDir as NSString).appendingPathComponent("conv.onnx")))
+            let truncated = dir.appendingPathComponent("truncated.onnx")
+            try good.prefix(good.count * 2 / 3).write(to: truncated)
+            #expect(throws: EngineError.self) { try ONNXImporter.load(path: truncated.path) }
+        }
+    }
+
+    @Test func unsupportedOperatorsAreListedBeforeWork() throws {
+        var node = Onnx_NodeProto()
+        node.opType = "NonMaxSuppression"; node.name = "nms1"; node.input = ["x"]; node.output = ["y"]
+        var node2 = Onnx_NodeProto()
+        node2.opType = "TopK"; node2.name = "topk1"; node2.input = ["y"]; node2.output = ["z"]
+        var graph = Onnx_GraphProto()
+        graph.node = [node, node2]
+        var input = Onnx_ValueInfoProto()
+        input.name = "x"
+        var tensorType = Onnx_TypeProto.Tensor()
+        tensorType.elemType = 1
+        var shape = Onnx_TensorShapeProto()
+        shape.dim = [Int64(1), 3, 8, 8].map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d }
+        tensorType.shape = shape
+        input.type.tensorType = tensorType
+        graph.input = [input]
+        var out = Onnx_ValueInfoProto(); out.name = "z"
+        graph.output = [out]
+        var model = Onnx_ModelProto()
+        model.graph = graph
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-unsupported-\(getpid()).onnx").path
+        try model.serializedData().write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try ONNXImporter.load(path: path)
+            Issue.record("a model with unsupported operators loaded")
+        } catch let error as EngineError {
+            let text = error.description
+            #expect(text.contains("NonMaxSuppression") && text.contains("nms1") && text.contains("TopK") && text.contains("topk1"))
+        }
+    }
+}

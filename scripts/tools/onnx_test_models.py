@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Writes small ONNX models covering each operator amgpu imports, with reference outputs and
+directional derivatives computed by onnxruntime, for Tests/GPUEngineTests/ONNXImportTests.swift.
+
+Usage: onnx_test_models.py OUT_DIR
+For each case NAME it writes NAME.onnx, NAME.input.npy, NAME.output.npy (onnxruntime's output),
+NAME.seed.npy (r, shaped like the output), NAME.direction.npy (d, shaped like the input) and
+NAME.dd.npy: the central difference  r · (f(x + h d) − f(x − h d)) / (2h)  with h = 1e-3, evaluated by
+onnxruntime in float64 models where possible (the model is converted to double for this), so the
+engine's input gradient can be checked as  <∇_x (r·f), d>  ≈ dd.
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+rng = np.random.default_rng(1234)
+OUT = sys.argv[1]
+os.makedirs(OUT, exist_ok=True)
+
+
+def w(shape, scale=0.5):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def init(name, array):
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def const_node(name, array):
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(array), name + "_v"))
+
+
+def to_double(model):
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for t in m.graph.initializer:
+        if t.data_type == TensorProto.FLOAT:
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float64), t.name))
+    for n in m.graph.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float64), a.t.name))
+    for v in list(m.graph.input) + list(m.graph.output):
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT:
+            v.type.tensor_type.elem_type = TensorProto.DOUBLE
+    return m
+
+
+def run(model, x):
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return s.run(None, {model.graph.input[0].name: x})[0]
+
+
+def save(name, nodes, inits, in_shape, out_shape, opset=17, x=None, dynamic_batch=False):
+    dims_in = ["batch"] + list(in_shape[1:]) if dynamic_batch else list(in_shape)
+    graph = helper.make_graph(nodes, name,
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims_in)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    if x is None:
+        x = rng.uniform(-1, 1, in_shape).astype(np.float32)
+    y = run(model, x)
+    r = rng.uniform(-1, 1, y.shape).astype(np.float32)
+    d = rng.uniform(-1, 1, x.shape).astype(np.float32)
+    dm = to_double(model)
+    h = 1e-3
+    x64, d64 = x.astype(np.float64), d.astype(np.float64)
+    try:
+        yp, ym = run(dm, x64 + h * d64), run(dm, x64 - h * d64)
+    except Exception:  # an op without a double kernel (e.g. Conv): float32, a step small enough not to cross ReLU kinks
+        h = 3e-3
+        yp, ym = run(model, (x64 + h * d64).astype(np.float32)).astype(np.float64), run(model, (x64 - h * d64).astype(np.float32)).astype(np.float64)
+    dd = np.array([np.sum(r.astype(np.float64) * (yp - ym)) / (2 * h)])
+    onnx.save(model, os.path.join(OUT, name + ".onnx"))
+    for suffix, a in [("input", x), ("output", y.astype(np.float32)), ("seed", r), ("direction", d), ("dd", dd)]:
+        np.save(os.path.join(OUT, f"{name}.{suffix}.npy"), a)
+
+
+N, C, H, W = 2, 3, 9, 11
+# Convolutions: asymmetric pads, stride, dilation, groups, bias; Conv+BN+Relu (folded + fused).
+save("conv", [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 0, 2, 1], strides=[2, 1], dilations=[1, 2])],
+     [init("w", w((4, 3, 3, 3))), init("b", w((4,)))], (N, C, H, W), None)
+save("conv_bn_relu", [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                      helper.make_node("BatchNormalization", ["c", "g", "be", "m", "v"], ["n"], epsilon=1e-3),
+                      helper.make_node("Relu", ["n"], ["y"])],
+     [init("w", w((6, 3, 3, 3))), init("g", w((6,)) + 1), init("be", w((6,))), init("m", w((6,), 0.1)),
+      init("v", np.abs(w((6,))) + 0.5)], (N, C, H, W), None)
+save("conv_same_depthwise", [helper.make_node("Conv", ["x", "w"], ["c"], auto_pad="SAME_UPPER", strides=[2, 2], group=3),
+                             helper.make_node("Clip", ["c", "lo", "hi"], ["y"])],
+     [init("w", w((3, 1, 5, 5))), init("lo", np.float32(0)), init("hi", np.float32(6))], (N, C, H, W), None)
+save("conv_transpose", [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 2], pads=[1, 0, 0, 1],
+                                         output_padding=[1, 0])],
+     [init("w", w((3, 2, 3, 3))), init("b", w((2,)))], (N, C, H, W), None)
+# Pooling, BN alone, activations.
+save("maxpool", [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)],
+     [], (N, C, H, W), None)
+save("avgpool", [helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[3, 2], strides=[2, 2], pads=[0, 1, 1, 0]),
+                 helper.make_node("GlobalAveragePool", ["a"], ["y"])], [], (N, C, H, W), None)
+save("batchnorm_activations", [helper.make_node("BatchNormalization", ["x", "g", "be", "m", "v"], ["n"]),
+                               helper.make_node("HardSwish", ["n"], ["a"]),
+                               helper.make_node("LeakyRelu", ["a"], ["b"], alpha=0.2),
+                               helper.make_node("HardSigmoid", ["b"], ["c"]),
+                               helper.make_node("Sigmoid", ["n"], ["d"]),
+                               helper.make_node("Mul", ["c", "d"], ["y"])],
+     [init("g", w((3,)) + 1), init("be", w((3,))), init("m", w((3,), 0.1)), init("v", np.abs(w((3,))) + 0.5)], (N, C, H, W), None)
+save("resize_pad", [helper.make_node("Resize", ["x", "", "sc"], ["r"], mode="linear", coordinate_transformation_mode="half_pixel"),
+                    helper.make_node("Pad", ["r", "p"], ["y"], mode="reflect")],
+     [init("sc", np.array([1, 1, 2, 1.5], dtype=np.float32)), init("p", np.array([0, 0, 1, 2, 0, 0, 2, 1], dtype=np.int64))],
+     (N, C, H, W), None)
+# Shape arithmetic folded at load time, with a dynamic batch: Shape → Gather → Unsqueeze → Concat → Reshape.
+save("shape_subgraph", [helper.make_node("Shape", ["x"], ["s"]),
+                        helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+                        helper.make_node("Unsqueeze", ["n", "ax"], ["nu"]),
+                        helper.make_node("Concat", ["nu", "rest"], ["shape"], axis=0),
+                        helper.make_node("Reshape", ["x", "shape"], ["r"]),
+                        helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1]),
+                        helper.make_node("Slice", ["t", "st", "en", "axs"], ["sl"]),
+                        helper.make_node("Gather", ["sl", "i1"], ["g"], axis=1),
+                        helper.make_node("Gemm", ["g", "gw", "gb"], ["y"], transB=1)],
+     [init("i0", np.array(0, dtype=np.int64)), init("ax", np.array([0], dtype=np.int64)),
+      init("rest", np.array([C, H * W], dtype=np.int64)), init("st", np.array([1], dtype=np.int64)),
+      init("en", np.array([90], dtype=np.int64)), init("axs", np.array([1], dtype=np.int64)),
+      init("i1", np.array(3, dtype=np.int64)), init("gw", w((5, C))), init("gb", w((5,)))],
+     (N, C, H, W), None, dynamic_batch=True)
+# Transformer patterns, written out as torch exports them.
+T, D, HEADS = 7, 8, 2
+ln = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[-1]), helper.make_node("Sub", ["x", "m"], ["d"]),
+      const_node("two", np.float32(2)), helper.make_node("Pow", ["d", "two"], ["p"]),
+      helper.make_node("ReduceMean", ["p"], ["v"], axes=[-1]), const_node("eps", np.float32(1e-5)),
+      helper.make_node("Add", ["v", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"], ["s"]),
+      helper.make_node("Div", ["d", "s"], ["nrm"]), helper.make_node("Mul", ["nrm", "gam"], ["sc"]),
+      helper.make_node("Add", ["sc", "bet"], ["ln"])]
+gelu = [helper.make_node("MatMul", ["ln", "w1"], ["h0"]), helper.make_node("Add", ["b1", "h0"], ["h"]),
+        const_node("sq2", np.float32(1.4142135381698608)), helper.make_node("Div", ["h", "sq2"], ["hd"]),
+        helper.make_node("Erf", ["hd"], ["he"]), const_node("one", np.float32(1)),
+        helper.make_node("Add", ["he", "one"], ["h1"]), helper.make_node("Mul", ["h", "h1"], ["h2"]),
+        const_node("half", np.float32(0.5)), helper.make_node("Mul", ["h2", "half"], ["y"])]
+save("layernorm_gelu", ln + gelu, [init("gam", w((D,)) + 1), init("bet", w((D,))), init("w1", w((D, 12))), init("b1", w((12,)))],
+     (1, T, D), None, opset=14)
+
+
+def attention_nodes(sdpa):
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q0"]), helper.make_node("MatMul", ["x", "wk"], ["k0"]),
+             helper.make_node("MatMul", ["x", "wv"], ["v0"]),
+             helper.make_node("Reshape", ["q0", "hs"], ["q1"]), helper.make_node("Reshape", ["k0", "hs"], ["k1"]),
+             helper.make_node("Reshape", ["v0", "hs"], ["v1"]),
+             helper.make_node("Transpose", ["q1"], ["q"], perm=[0, 2, 1, 3]),
+             helper.make_node("Transpose", ["v1"], ["v"], perm=[0, 2, 1, 3])]
+    if sdpa:
+        nodes += [helper.make_node("Transpose", ["k1"], ["kt"], perm=[0, 2, 3, 1]),
+                  helper.make_node("Mul", ["q", "rs"], ["qs"]), helper.make_node("Mul", ["kt", "rs"], ["ks"]),
+                  helper.make_node("MatMul", ["qs", "ks"], ["s"]), helper.make_node("Softmax", ["s"], ["p"], axis=-1)]
+    else:
+        nodes += [helper.make_node("Transpose", ["k1"], ["k"], perm=[0, 2, 1, 3]),
+                  helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+                  helper.make_node("MatMul", ["q", "kt"], ["s0"]), helper.make_node("Div", ["s0", "sc"], ["s"]),
+                  helper.make_node("Softmax", ["s"], ["p"], axis=-1)]
+    nodes += [helper.make_node("MatMul", ["p", "v"], ["o"]), helper.make_node("Transpose", ["o"], ["o1"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["o1", "ms"], ["y"])]
+    return nodes
+
+
+attn_inits = [init("wq", w((D, D))), init("wk", w((D, D))), init("wv", w((D, D))),
+              init("hs", np.array([1, T, HEADS, D // HEADS], dtype=np.int64)), init("ms", np.array([1, T, D], dtype=np.int64)),
+              init("sc", np.float32(np.sqrt(D // HEADS))), init("rs", np.float32((D // HEADS) ** -0.25))]
+save("attention", attention_nodes(False), attn_inits, (1, T, D), None, opset=14)
+save("attention_sdpa", attention_nodes(True), attn_inits, (1, T, D), None, opset=14)
+print("wrote test models to", OUT)
