@@ -787,6 +787,61 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
         }
     }
 
+    // MARK: the loop, with a toy linear objective in place of a model
+
+    /// J = Σ w ⊙ modelInput (w fixed): runs the image side of `steps` AM steps as the lead's loop will.
+    static func toyRun(_ preset: AMPreset, size: Int, model: ModelInputSpec, steps: Int,
+                       on backend: any Backend) throws -> (image: HostTensor, objectives: [Float]) {
+        let batch = 2
+        let gen = try ImageGenerator(parameterization: preset.parameterization, batch: batch, height: size, width: size,
+                                     regularizers: preset.regularizers, backend: backend)
+        let params = try backend.tensor(preset.parameterization.initialParameters(batch: batch, size: size, seed: 42))
+        let adam = try AdamOptimizer(config: preset.optimizer, parameterShape: params.shape, totalSteps: steps, backend: backend)
+        var rng = SeededRandom(seed: 3)
+        let w = rng.tensor([batch * preset.transforms.copies, 3, model.height, model.width])
+        let wDevice = try backend.tensor(w)
+        var objectives: [Float] = []
+        for step in 0..<steps {
+            let imagePass = try gen.forward(params)                                  // X [N, 3, S, S], penalty [N]
+            let pipeline = try TransformPipeline(config: preset.transforms, step: step, totalSteps: steps, seed: 42,
+                                                 batch: batch, imageHeight: size, imageWidth: size, model: model)
+            let t = try pipeline.forward(imagePass.image, on: backend)              // [N·copies, 3, H, W]
+            let input = try backend.download(t.output)
+            objectives.append(zip(input.values, w.values).map { $0 * $1 }.reduce(0, +))
+            let dImage = try pipeline.backward(t, gradOutput: wDevice)               // dJ/dX
+            let dParams = try gen.backward(imagePass, gradImage: dImage, penaltySeed: -1)   // d(J − R)/dP
+            try requireFinite(dParams, "the gradient", step: step, on: backend)
+            try adam.step(parameters: params, gradient: dParams)                      // ascent
+            if preset.parameterization.squash == .clamp { try clampInPlace(params, on: backend) }
+            if preset.blurAmount > 0 { try blurInPlace(params, amount: preset.blurAmount, on: backend) }
+        }
+        return (try gen.render(params), objectives)
+    }
+
+    @Test(arguments: TestBackend.allCases)
+    func toyLoopClimbsAndBackendsAgree(_ kind: TestBackend) throws {
+        guard let backend = Backends.get(kind) else { return }
+        var cnn = AMPreset.cnnLucid
+        cnn.imageSize = 16
+        var vit = AMPreset.vitGhiasi
+        vit.transforms.copies = 2
+        vit.transforms.roll = 3
+        vit.blurAmount = 0.1
+        for (preset, size, model) in [(cnn, 16, ModelInputSpec.imageNet(size: 20)), (vit, 12, ModelInputSpec(height: 12, width: 12))] {
+            let run = try Self.toyRun(preset, size: size, model: model, steps: 12, on: backend)
+            #expect(run.image.values.allSatisfy { $0 >= 0 && $0 <= 1 })
+            #expect(run.objectives.last! > run.objectives.first!, "\(preset.name): \(run.objectives)")
+            if kind == .opencl {
+                let cpu = try Self.toyRun(preset, size: size, model: model, steps: 12, on: Backends.cpu)
+                print("amgpu-test: MAXERR \(preset.name) image after 12 toy steps: \(maxAbsDiff(run.image, cpu.image))")
+                expectClose(run.image, cpu.image, atol: 2e-3, rtol: 0, "\(preset.name): OpenCL vs CPU image after 12 steps")
+            } else {
+                let again = try Self.toyRun(preset, size: size, model: model, steps: 12, on: backend)
+                #expect(again.image == run.image, "same seed, same image on the CPU")
+            }
+        }
+    }
+
     // MARK: presets
 
     @Test func presetsRoundTripAsJSON() throws {
