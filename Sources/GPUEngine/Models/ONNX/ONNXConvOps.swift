@@ -61,12 +61,7 @@ extension ONNXPatterns {
 extension ONNXOpMapping {
     static func addConvolutionalOp(_ node: Onnx_NodeProto, attr: ONNXAttributes, importer im: Importer) throws {
         guard let output = node.output.first else { return }
-        func input(_ i: Int) throws -> ValueID {
-            guard i < node.input.count, !node.input[i].isEmpty else {
-                throw EngineError.invalidGraph("node '\(node.name)' (\(node.opType)) lacks input \(i)")
-            }
-            return try im.value(node.input[i], node: node)
-        }
+        func input(_ i: Int) throws -> ValueID { try im.input(node, i) }
         func spatialShape(_ v: ValueID) throws -> [Int] {
             let s = im.graph.shape(of: v)
             guard s.count == 4 else { throw EngineError.unsupported("\(node.opType) '\(node.name)' needs an NCHW input, got \(s)") }

@@ -214,6 +214,14 @@ final class Importer {
         return candidate
     }
 
+    /// The engine value of input `i` of `node` (a missing or empty input is an error).
+    func input(_ node: Onnx_NodeProto, _ i: Int) throws -> ValueID {
+        guard i < node.input.count, !node.input[i].isEmpty else {
+            throw EngineError.invalidGraph("node '\(node.name)' (\(node.opType)) lacks input \(i)")
+        }
+        return try value(node.input[i], node: node)
+    }
+
     func constant(_ name: String) -> ConstTensor? { name.isEmpty ? nil : constants[name] }
 
     func isRuntime(_ name: String) -> Bool { values[name] != nil }

@@ -2,12 +2,7 @@
 extension ONNXOpMapping {
     static func addNetworkOp(_ node: Onnx_NodeProto, attr: ONNXAttributes, importer im: Importer) throws {
         guard let output = node.output.first else { return }
-        func input(_ i: Int) throws -> ValueID {
-            guard i < node.input.count, !node.input[i].isEmpty else {
-                throw EngineError.invalidGraph("node '\(node.name)' (\(node.opType)) lacks input \(i)")
-            }
-            return try im.value(node.input[i], node: node)
-        }
+        func input(_ i: Int) throws -> ValueID { try im.input(node, i) }
         switch node.opType {
         case "Softmax":
             try im.emit(Softmax(axis: attr.int("axis", -1)), [input(0)], output: output, node: node)

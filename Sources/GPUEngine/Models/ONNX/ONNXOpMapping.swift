@@ -15,12 +15,7 @@ enum ONNXOpMapping {
     static func add(_ node: Onnx_NodeProto, importer im: Importer) throws {
         let attr = ONNXAttributes(node)
         guard let output = node.output.first else { return }
-        func input(_ i: Int) throws -> ValueID {
-            guard i < node.input.count, !node.input[i].isEmpty else {
-                throw EngineError.invalidGraph("node '\(node.name)' (\(node.opType)) lacks input \(i)")
-            }
-            return try im.value(node.input[i], node: node)
-        }
+        func input(_ i: Int) throws -> ValueID { try im.input(node, i) }
         func constInput(_ i: Int, _ what: String) throws -> ConstTensor {
             guard i < node.input.count, let c = im.constant(node.input[i]) else {
                 throw EngineError.unsupported("node '\(node.name)' (\(node.opType)): \(what) must be a constant (it depends on the image)")

@@ -2,12 +2,7 @@
 extension ONNXOpMapping {
     static func addPoolingOp(_ node: Onnx_NodeProto, attr: ONNXAttributes, importer im: Importer) throws {
         guard let output = node.output.first else { return }
-        func input(_ i: Int) throws -> ValueID {
-            guard i < node.input.count, !node.input[i].isEmpty else {
-                throw EngineError.invalidGraph("node '\(node.name)' (\(node.opType)) lacks input \(i)")
-            }
-            return try im.value(node.input[i], node: node)
-        }
+        func input(_ i: Int) throws -> ValueID { try im.input(node, i) }
         func windowPads(_ x: ValueID, kernel: [Int], strides: [Int], dilations: [Int]) throws -> Padding2D {
             let s = im.graph.shape(of: x)
             guard s.count == 4 else { throw EngineError.unsupported("\(node.opType) '\(node.name)' needs an NCHW input, got \(s)") }
