@@ -87,13 +87,23 @@ inline void store_strided(__global float* y, int step, int count, floatp v) {
 
 // dst[p, i, j] = (0 <= i - top < h && 0 <= j - left < w) ? src[p, i - top, j - left] : 0
 // for p < planes, i < hd, j < wd (a zero-padded, possibly cropped copy of each plane).
-// Global size: [wd, hd, planes].
+// Work item: one destination row (zeros, a contiguous copy, zeros). Global size: [hd, planes].
 __kernel void conv2d_pad(__global float* dst, __global const float* src,
                          int planes, int h, int w, int hd, int wd, int top, int left) {
-    const int j = get_global_id(0), i = get_global_id(1), p = get_global_id(2);
-    if (j >= wd || i >= hd || p >= planes) return;
-    const int si = i - top, sj = j - left;
-    dst[(p * hd + i) * wd + j] = (si >= 0 && si < h && sj >= 0 && sj < w) ? src[(p * h + si) * w + sj] : 0.0f;
+    const int i = get_global_id(0), p = get_global_id(1);
+    if (i >= hd || p >= planes) return;
+    __global float* d = dst + (p * hd + i) * wd;
+    const int si = i - top;
+    if (si < 0 || si >= h) {
+        for (int j = 0; j < wd; ++j) d[j] = 0.0f;
+        return;
+    }
+    const int base = (p * h + si) * w - left;      // src[base + j] is column j - left of the row
+    const int j0 = min(max(left, 0), wd);          // first column inside the source
+    const int j1 = max(min(left + w, wd), j0);     // one past the last
+    for (int j = 0; j < j0; ++j) d[j] = 0.0f;
+    for (int j = j0; j < j1; ++j) d[j] = src[base + j];
+    for (int j = j1; j < wd; ++j) d[j] = 0.0f;
 }
 
 // Epilogue shared by the forward kernels: + bias, save the pre-activation, activate, store.
@@ -217,33 +227,65 @@ __kernel void conv2d_forward_1x1(__global float* out, __global float* pre,
 }
 
 // Depthwise convolution forward (cin_g == 1; cout_g = channel multiplier, input channel co / cout_g).
-// Same layouts, padding and epilogue as conv2d_forward. Work item: one channel x PIX pixels of a row.
-// Global size: [ceil(ow/PIX), oh, n * cout].
+// Same layouts and epilogue as conv2d_forward; the padded input must also cover the rows of the
+// last row block: hp >= (ceil(oh/DWR)*DWR - 1)*sh + (kh-1)*dh + 1.
+// Work item: one channel x DWR output rows x PIX pixels; each input row is loaded once per kx and
+// used by every output row whose window contains it. Global size: [ceil(ow/PIX), ceil(oh/DWR), n * cout].
+#ifndef DWR
+#define DWR 4
+#endif
 __kernel void conv2d_forward_depthwise(__global float* y, __global float* pre,
                                        __global const float* xp, __global const float* W, __global const float* bias,
                                        int has_bias, int has_pre, int act, float alpha, float beta,
                                        conv_geom g, int hp, int wp) {
     const int ox0 = get_global_id(0) * PIX;
-    const int oy = get_global_id(1);
+    const int oy0 = get_global_id(1) * DWR;
     const int z = get_global_id(2);
-    if (ox0 >= g.ow || oy >= g.oh || z >= g.n * g.cout) return;
+    if (ox0 >= g.ow || oy0 >= g.oh || z >= g.n * g.cout) return;
     const int n = z / g.cout, co = z % g.cout;
     const int ci = co / g.cout_g;
-    __global const float* xb = xp + (n * g.cin + ci) * hp * wp + oy * g.sh * wp + ox0 * g.sw;
+    __global const float* xb = xp + (n * g.cin + ci) * hp * wp + oy0 * g.sh * wp + ox0 * g.sw;
     __global const float* wk = W + co * g.kh * g.kw;
-    floatp acc0 = 0.0f, acc1 = 0.0f;
-    for (int ky = 0; ky < g.kh; ++ky) {
-        __global const float* xr = xb + ky * g.dh * wp;
-        __global const float* wr = wk + ky * g.kw;
-        int kx = 0;
-        for (; kx + 1 < g.kw; kx += 2) {
-            acc0 = fma((floatp)(wr[kx]), load_strided(xr + kx * g.dw, g.sw), acc0);
-            acc1 = fma((floatp)(wr[kx + 1]), load_strided(xr + (kx + 1) * g.dw, g.sw), acc1);
+    floatp acc[DWR];
+    #pragma unroll
+    for (int j = 0; j < DWR; ++j) acc[j] = 0.0f;
+    const int rows = (DWR - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    for (int r = 0; r < rows; ++r) {
+        // Kernel row of input row r for each output row j (-1 when the window skips it).
+        int ky[DWR];
+        #pragma unroll
+        for (int j = 0; j < DWR; ++j) {
+            const int t = r - j * g.sh;
+            ky[j] = (t < 0 || t % g.dh != 0 || t / g.dh >= g.kh) ? -1 : t / g.dh;
         }
-        if (kx < g.kw) acc0 = fma((floatp)(wr[kx]), load_strided(xr + kx * g.dw, g.sw), acc0);
+        __global const float* xr = xb + r * wp;
+        for (int kx = 0; kx < g.kw; ++kx) {
+            const floatp xv = load_strided(xr + kx * g.dw, g.sw);
+            #pragma unroll
+            for (int j = 0; j < DWR; ++j) {
+                if (ky[j] >= 0) acc[j] = fma((floatp)(wk[ky[j] * g.kw + kx]), xv, acc[j]);
+            }
+        }
     }
-    conv_store(y, pre, ((n * g.cout + co) * g.oh + oy) * g.ow + ox0, min(PIX, g.ow - ox0), acc0 + acc1,
-               bias, co, has_bias, has_pre, act, alpha, beta);
+    const int count = min(PIX, g.ow - ox0);
+    #pragma unroll
+    for (int j = 0; j < DWR; ++j) {
+        if (oy0 + j < g.oh) conv_store(y, pre, ((n * g.cout + co) * g.oh + oy0 + j) * g.ow + ox0, count, acc[j],
+                                       bias, co, has_bias, has_pre, act, alpha, beta);
+    }
+}
+
+// The weight regrouped for the backward gather: wt[((grp*ksize + t)*cout_g + co)*cin_g + ci] =
+// W[((grp*cout_g + co)*cin_g + ci)*ksize + t], t = ky*kw + kx, so the TCI weights of one (tap,
+// output channel) are adjacent. Work item: one (group, tap, output channel) row of cin_g values.
+// Global size: [cout_g, groups*ksize].
+__kernel void conv2d_pack_weight(__global float* wt, __global const float* W, int groups, int cin_g, int cout_g, int ksize) {
+    const int co = get_global_id(0), gt = get_global_id(1);
+    if (co >= cout_g || gt >= groups * ksize) return;
+    const int grp = gt / ksize, t = gt % ksize;
+    __global float* dst = wt + (gt * cout_g + co) * cin_g;
+    __global const float* src = W + (grp * cout_g + co) * cin_g * ksize + t;
+    for (int ci = 0; ci < cin_g; ++ci) dst[ci] = src[ci * ksize];
 }
 
 // Backward-to-input of the convolution (= forward of the transposed convolution), gather form:
@@ -251,11 +293,11 @@ __kernel void conv2d_forward_depthwise(__global float* y, __global float* pre,
 //                       W[co, ci - grp*cin_g, ky, kx] * dy[n, co, oy, ox]
 // dx: [n, cin, h, w]. dyq: dy zero-padded to [n, cout, hq, wq] with qt rows above and ql columns
 // left (oy + qt, ox + ql), large enough that every (oy, ox) the kernel forms is inside it.
-// W: [cout, cin_g, kh, kw]; bias: [cin] (read when has_bias; ConvTranspose2D's bias).
+// wt: the weight packed by conv2d_pack_weight; bias: [cin] (read when has_bias; ConvTranspose2D's bias).
 // Work item: TCI input channels x PIX input pixels ix = px + sw*(PIX*b + j) of row iy, which share
 // the stride phase px, so each tap (ky, kx) is valid for all lanes or none and the lanes read PIX
 // consecutive dy values. Global size: [sw * ceil(ceil(w/sw)/PIX), h, n * groups * ceil(cin_g/TCI)].
-__kernel void conv2d_backward_input(__global float* dx, __global const float* dyq, __global const float* W,
+__kernel void conv2d_backward_input(__global float* dx, __global const float* dyq, __global const float* wt,
                                     __global const float* bias, int has_bias,
                                     conv_geom g, int hq, int wq, int qt, int ql) {
     const int px = get_global_id(0) % g.sw;
@@ -269,17 +311,17 @@ __kernel void conv2d_backward_input(__global float* dx, __global const float* dy
     const int grp = (z / tiles) % g.groups;
     const int ci0 = (z % tiles) * TCI;            // within the group
     const int ksize = g.kh * g.kw;
-    const int wco = g.cin_g * ksize;              // weight stride between output channels
 
-    __global const float* wcol[TCI];
+    int wci[TCI];                                 // clamped input channel of each accumulator
     #pragma unroll
-    for (int i = 0; i < TCI; ++i) wcol[i] = W + grp * g.cout_g * wco + min(ci0 + i, g.cin_g - 1) * ksize;
+    for (int i = 0; i < TCI; ++i) wci[i] = min(ci0 + i, g.cin_g - 1);
     floatp acc[TCI];
     #pragma unroll
     for (int i = 0; i < TCI; ++i) acc[i] = 0.0f;
 
     const int qplane = hq * wq;
     __global const float* dyg = dyq + (n * g.cout + grp * g.cout_g) * qplane;
+    __global const float* wg = wt + grp * ksize * g.cout_g * g.cin_g;
     for (int ky = 0; ky < g.kh; ++ky) {
         const int ny = iy + g.pt - ky * g.dh + qt * g.sh;     // >= 0 by the choice of qt
         if (ny % g.sh != 0) continue;
@@ -288,12 +330,12 @@ __kernel void conv2d_backward_input(__global float* dx, __global const float* dy
             const int nx = px + g.pl - kx * g.dw + ql * g.sw;  // >= 0 by the choice of ql
             if (nx % g.sw != 0) continue;
             __global const float* dyc = dyr + nx / g.sw + PIX * blk;
-            const int t = ky * g.kw + kx;
+            __global const float* wtap = wg + (ky * g.kw + kx) * g.cout_g * g.cin_g;
             for (int co = 0; co < g.cout_g; ++co) {
                 const floatp dv = vloadp(0, dyc + co * qplane);
-                const int wt = co * wco + t;
+                __global const float* wc = wtap + co * g.cin_g;
                 #pragma unroll
-                for (int i = 0; i < TCI; ++i) acc[i] = fma((floatp)(wcol[i][wt]), dv, acc[i]);
+                for (int i = 0; i < TCI; ++i) acc[i] = fma((floatp)(wc[wci[i]]), dv, acc[i]);
             }
         }
     }

@@ -9,6 +9,9 @@ extension OpenCLBackend {
     /// for benchmarks that compare the variants; nil picks them by shape.
     nonisolated(unsafe) static var convTileOverride: (pixels: Int, channels: Int)? = nil
 
+    /// Output rows per work item of the depthwise kernel (each input row is loaded once for all).
+    static let depthwiseRows = 4
+
     /// The channel tile: the largest of {8, 4, 2, 1} not above `channels`.
     private func convTile(_ channels: Int) -> Int {
         if let forced = Self.convTileOverride?.channels { return min(forced, max(channels, 1)) }
@@ -51,7 +54,7 @@ extension OpenCLBackend {
         try launch("conv", "conv2d_pad",
                    [.buffer(dst.device()), .buffer(src.device()), .int(Int32(planes)), .int(Int32(h)), .int(Int32(w)),
                     .int(Int32(hd)), .int(Int32(wd)), .int(Int32(top)), .int(Int32(left))],
-                   global: [wd, hd, planes])
+                   global: [hd, planes], local: convLocalSize([hd, planes]))
         return dst
     }
 
@@ -79,7 +82,10 @@ extension OpenCLBackend {
         // Zero-pad (or crop) the input so the kernel needs no bounds checks.
         let pix = convPixels(g.ow)
         let blocks = (g.ow + pix - 1) / pix
-        let hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1
+        // The depthwise kernel computes `depthwiseRows` output rows per work item.
+        let rowBlock = g.isDepthwise ? Self.depthwiseRows : 1
+        let rowBlocks = (g.oh + rowBlock - 1) / rowBlock
+        let hp = (rowBlocks * rowBlock - 1) * g.sh + (g.kh - 1) * g.dh + 1
         let wp = (blocks * pix - 1) * g.sw + (g.kw - 1) * g.dw + 1 + (g.sw == 2 ? 1 : 0)
         var xp = x, hx = g.h, wx = g.w
         if g.pt != 0 || g.pl != 0 || hp > g.h || wp > g.w {
@@ -91,8 +97,9 @@ extension OpenCLBackend {
         let common: [CLArgument] = outputs + [.buffer(try xp.device()), .buffer(try weight.device())] + epilogue
             + [.bytes(g.argumentBytes), .int(Int32(hx)), .int(Int32(wx))]
         if g.isDepthwise {
-            try launch("conv", "conv2d_forward_depthwise", common, global: [blocks, g.oh, g.n * g.cout],
-                       local: convLocalSize([blocks, g.oh, g.n * g.cout]), options: "-DSW=\(sw) -DPIX=\(pix)")
+            let global = [blocks, rowBlocks, g.n * g.cout]
+            try launch("conv", "conv2d_forward_depthwise", common, global: global, local: convLocalSize(global),
+                       options: "-DSW=\(sw) -DPIX=\(pix) -DDWR=\(rowBlock)")
         } else {
             let tile = convTile(g.coutG)
             let global = [blocks, g.oh, g.n * g.groups * ((g.coutG + tile - 1) / tile)]
@@ -142,10 +149,16 @@ extension OpenCLBackend {
         let hq = max(qt + g.oh, (g.h - 1 + g.pt + qt * g.sh) / g.sh + 1)
         let wq = max(ql + g.ow, (g.sw - 1 + g.pl) / g.sw + ql + pix * blocks)
         let dyq = try convPad(dy, planes: g.n * g.cout, h: g.oh, w: g.ow, hd: hq, wd: wq, top: qt, left: ql)
+        // Regroup the weight so each (tap, output channel) holds its input channels side by side.
+        let ksize = g.kh * g.kw
+        let packed = try make([g.groups * ksize * g.coutG * g.cinG])
+        try launch("conv", "conv2d_pack_weight",
+                   [.buffer(try packed.device()), .buffer(try weight.device())] + [g.groups, g.cinG, g.coutG, ksize].map { .int(Int32($0)) },
+                   global: [g.coutG, g.groups * ksize], local: convLocalSize([g.coutG, g.groups * ksize]))
         let tile = convTile(g.cinG)
         let global = [g.sw * blocks, g.h, g.n * g.groups * ((g.cinG + tile - 1) / tile)]
         try launch("conv", "conv2d_backward_input",
-                   [.buffer(try dx.device()), .buffer(try dyq.device()), .buffer(try weight.device())] + biasArgs
+                   [.buffer(try dx.device()), .buffer(try dyq.device()), .buffer(try packed.device())] + biasArgs
                    + [.bytes(g.argumentBytes)] + [hq, wq, qt, ql].map { .int(Int32($0)) },
                    global: global, local: convLocalSize(global),
                    options: "-DTCI=\(tile) -DPIX=\(pix)")
