@@ -31,7 +31,8 @@ let package = Package(
         .executableTarget(name: "amgpu",
                           dependencies: ["GPUEngine",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "GPUEngineTests", dependencies: ["GPUEngine", "amgpu"]),
+        .testTarget(name: "GPUEngineTests", dependencies: ["GPUEngine", "amgpu"],
+                    exclude: ["Fixtures"]),   // test data read from disk via #filePath
     ],
     swiftLanguageModes: [.v6]
 )
