@@ -57,6 +57,9 @@ struct Visualize: ParsableCommand {
     @Option(name: .long, help: "Augmented copies per step (Ghiasi: 8).") var copies: Int?
     @Option(name: .long, help: "Jitter in pixels.") var jitter: Int?
     @Option(name: .long, help: "Roll (circular shift) in pixels.") var roll: Int?
+    @Option(name: .long, help: "Colour-jitter shift m: each copy's channel is shifted by U(-m, m) (Ghiasi: 1).") var colorShift: Float?
+    @Option(name: .long, help: "Colour-jitter scale s: each copy's channel is divided by exp(U(-s, s)) (Ghiasi: 1).") var colorScale: Float?
+    @Option(name: .long, help: "Std of the per-channel noise added to each copy, decaying linearly to 0 (Ghiasi: 0.5).") var noise: Float?
     @Option(name: .long, help: "Total-variation weight (p = 1).") var tv: Float?
     @Option(name: .long, help: "Total-variation weight (p = 2, with diagonals).") var tv2: Float?
     @Option(name: .long, help: "L1 weight on the image.") var l1: Float?
@@ -142,6 +145,9 @@ struct Visualize: ParsableCommand {
             if let copies { p.transforms.copies = copies }
             if let jitter { p.transforms.jitter = jitter }
             if let roll { p.transforms.roll = roll }
+            if let colorShift { p.transforms.colorShift = colorShift }
+            if let colorScale { p.transforms.colorScale = colorScale }
+            if let noise { p.transforms.noiseStd = noise }
             if let blur { p.blurAmount = blur }
             for (kind, weight) in [(Regularizer.Kind.tv, tv), (.tv2, tv2), (.l1, l1), (.l2, l2)] {
                 guard let weight else { continue }
