@@ -61,3 +61,28 @@ import Testing
         #expect(summary.lowFrequencyFractionStd > 0.5)
     }
 }
+
+@Suite struct MontageTests {
+    @Test func rowsOfPanelsKeepEveryImageAndItsPlace() throws {
+        let colours: [UInt8] = [30, 120, 210]
+        let images = colours.map { RGBImage(width: 6, height: 4, pixels: [UInt8](repeating: $0, count: 6 * 4 * 3)) }
+        let figure = try Montage.compose(images, captions: [["a"], ["b", "two lines"], ["c"]], columns: 2, title: "T")
+        // Panels: margin 8, gap 8 → a row of 2 is 8 + 6 + 8 + 6 + 8 = 36 wide.
+        #expect(figure.width == 36)
+        // Title block (7 + 6 + 8 = 21), then each row: 8 + 4 + 4 + 2 lines × 10 + 8 = 44.
+        #expect(figure.height == 21 + 44 + 44)
+        func pixel(_ x: Int, _ y: Int) -> UInt8 { figure.pixels[(y * figure.width + x) * 3] }
+        #expect(pixel(8, 21 + 8) == 30)           // image 0, top-left
+        #expect(pixel(8 + 6 + 8, 21 + 8) == 120)  // image 1, to its right
+        #expect(pixel(8, 21 + 44 + 8) == 210)     // image 2, second row
+        #expect(pixel(0, 21 + 8) == 255)          // margin stays white
+    }
+
+    @Test func mismatchedSizesAndEmptyInputsAreRejected() throws {
+        let a = RGBImage(width: 4, height: 4, pixels: [UInt8](repeating: 9, count: 48))
+        let b = RGBImage(width: 5, height: 4, pixels: [UInt8](repeating: 9, count: 60))
+        #expect(throws: EngineError.self) { try Montage.compose([a, b], captions: [], columns: 2) }
+        #expect(throws: EngineError.self) { try Montage.compose([], captions: [], columns: 2) }
+        #expect(throws: EngineError.self) { try Montage.compose([a], captions: [], columns: 0) }
+    }
+}

@@ -124,25 +124,26 @@ import Testing
         }
     }
 
-    /// The ViT path end to end on the real DINOv2: a short AM run must raise a post-GELU fc1 neuron above its mean
-    /// over the natural photos. (The issue's ≥ 10× evidence for ViTs is not met yet: with 32 steps and one copy
-    /// the neuron reaches a few hundredths while the photos' mean is about −0.01 — see the #6 note.)
-    @Test func dinov2NeuronExceedsNaturalPhotoMean() throws {
+    /// The ViT evidence of #6 on the real DINOv2 ViT-S/14: an fc1 neuron (post-GELU, mean over the patch tokens,
+    /// CLS excluded) of block 6 is driven to ≥ 10× its mean over the natural photos. Unit 838 is one whose mean over
+    /// the photos is positive (0.199), so the ratio means something (most fc1 neurons sit slightly below zero on
+    /// photos). Budget: 96 steps, 1 image, lucid's Fourier preset — on 2 CPU cores the Ghiasi preset needs its 8
+    /// copies × 400 steps to get there (docs/visualize.md, "ViTs on a CPU").
+    @Test func dinov2NeuronBeatsNaturalPhotosTenfold() throws {
         guard FileManager.default.fileExists(atPath: ModelStore.path("models/dinov2_vits14.onnx")) else {
             Issue.record("DINOv2 is not fetched: run scripts/fetch-models"); return
         }
-        var preset = AMPreset.vitGhiasi
-        preset.steps = 32
-        preset.transforms.copies = 1
-        let layer = "backbone.encoder.layer.3.mlp.activation"   // post-GELU fc1 neurons of block 3
-        let units = [11]
-        let model = try ModelLoader.load("dinov2_vits14", batch: units.count * preset.transforms.copies)
+        var preset = AMPreset.cnnLucid
+        preset.steps = 96
+        let layer = "backbone.encoder.layer.6.mlp.activation"
+        let units = [838]
+        let model = try ModelLoader.load("dinov2_vits14", batch: units.count)
         let request = VisualizationRequest(objective: Objective(terms: [ObjectiveTerm(kind: .channel, layer: layer, units: units)]),
-                                           preset: preset, seed: 2, images: units.count)
+                                           preset: preset, seed: 0, images: units.count)
         let result = try Visualizer(model: model, request: request, backend: Self.fastBackend).run(naturalImages: try Self.photos())
         let natural = try #require(result.naturalMean)
-        #expect(result.finalScores[0].isFinite)
-        #expect(result.finalScores[0] > natural[0] + 0.01,
+        #expect(natural[0] > 0.1, "the photos' mean of unit \(units[0]) changed: \(natural[0]) (the ratio below needs a positive mean)")
+        #expect(result.finalScores[0] >= 10 * natural[0],
                 "DINOv2 \(layer) neuron \(units[0]): AM image \(result.finalScores[0]) vs natural photos mean \(natural[0])")
     }
 }
