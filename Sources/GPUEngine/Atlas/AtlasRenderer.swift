@@ -115,12 +115,13 @@ public final class AtlasRenderer: @unchecked Sendable {
         let pending = units.filter { !done.contains($0) }
         let state = SharedState(batches: Self.batches(pending, size: options.batch), total: pending.count,
                                 workers: devices.count, start: start, progress: progress)
-        let group = DispatchGroup()
+        let group = DispatchGroup(), ready = DispatchGroup()
+        for _ in devices { ready.enter() }   // all entered before any worker can wait on it
         for (w, device) in devices.enumerated() {
             group.enter()
             let thread = Thread { [self] in
                 defer { group.leave() }
-                self.work(worker: w, device: device, state: state, log: log)
+                self.work(worker: w, device: device, state: state, log: log, ready: ready)
             }
             thread.stackSize = 16 << 20
             thread.start()
@@ -137,13 +138,18 @@ public final class AtlasRenderer: @unchecked Sendable {
                             perDevice: state.perDevice, removedTemporaries: removed)
     }
 
-    func work(worker: Int, device: DeviceSelection, state: SharedState, log: AtlasLog?) {
+    /// One device's loop. Workers open their backends, then wait for each other (`ready`) before taking
+    /// batches, so that with at least as many batches as devices every device that opened gets work.
+    func work(worker: Int, device: DeviceSelection, state: SharedState, log: AtlasLog?, ready: DispatchGroup) {
         let backend: any Backend
         do { backend = try device.makeBackend() } catch {
             state.deviceFailed("\(device): \(error)")
             log?.append("device \(device) failed to open: \(error)")
+            ready.leave()
             return
         }
+        ready.leave()
+        ready.wait()
         var models: [Int: Model] = [:]
         while let batch = state.take() {
             do {
@@ -271,7 +277,7 @@ extension DeviceSelection {
             let devices = (try? OpenCLRuntime.devices()) ?? []
             return devices.isEmpty ? [.cpu] : devices.map { .opencl($0.index) }
         }
-        let parts = t.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        let parts = t.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
         guard !parts.isEmpty, !parts.contains(where: \.isEmpty) else {
             throw EngineError.invalidInput("bad device list '\(text)': use e.g. opencl:0,opencl:1, opencl:0,cpu or all")
         }
