@@ -74,7 +74,8 @@ public struct AtlasLayout: Sendable {
         let fm = FileManager.default
         let host = currentHostName()
         var removed = 0
-        for dir in [root] + layers.map({ path($0.directory) }) {
+        let folders = [root, logDirectory, path("probe")] + layers.flatMap { [path($0.directory), path($0.directory, "thumbs")] }
+        for dir in folders {
             guard let names = try? fm.contentsOfDirectory(atPath: dir) else { continue }
             for name in names where name.hasPrefix(".") {
                 guard let marker = name.range(of: ".tmp-", options: .backwards) else { continue }
