@@ -30,7 +30,8 @@ struct Atlas: ParsableCommand {
     @Option(name: .long, help: "Number of shards, for Kubernetes Indexed Jobs ($JOB_COMPLETION_INDEX).")
     var shardCount: Int?
 
-    @Option(name: .long, help: "Devices to spread batches over: opencl:0,opencl:1, opencl:0,cpu, or all (default: $AMGPU_DEVICE or auto).")
+    @Option(name: [.customLong("devices"), .customLong("device")],
+            help: "Devices to spread batches over: opencl:0,opencl:1, opencl:0,cpu, or all (default: $AMGPU_DEVICE or auto).")
     var devices: String?
 
     @Option(name: .long, help: "Units optimized together per batch (one image each).")
@@ -65,7 +66,10 @@ struct Atlas: ParsableCommand {
             let layout = AtlasLayout(root: out)
             try layout.prepare(layers: atlasLayers)
             let sha = model.fileSHA256()
-            let manifest = AtlasManifest(modelReference: modelOptions.model, architecture: modelOptions.arch, weightSeed: modelOptions.weightSeed,
+            // A model file is recorded by absolute path, so that atlas-index can load it from anywhere.
+            let reference = FileManager.default.fileExists(atPath: modelOptions.model)
+                ? URL(fileURLWithPath: modelOptions.model).standardizedFileURL.path : modelOptions.model
+            let manifest = AtlasManifest(modelReference: reference, architecture: modelOptions.arch, weightSeed: modelOptions.weightSeed,
                                          inputSize: modelOptions.size, modelName: model.name, modelSHA256: sha, family: model.family,
                                          layers: atlasLayers, preset: preset, seed: seed, amgpuVersion: AMGPU.configuration.version)
             try manifest.merge(into: layout)

@@ -291,6 +291,22 @@ import Testing
         #expect(index.status != 0 && index.stderr.contains("atlas.json"))
     }
 
+    /// A batch that fails (here: a learning rate that overflows) marks its units failed with the reason,
+    /// writes no file for them, logs them, and makes the exit status non-zero.
+    @Test func failedUnitsAreReportedWithTheirReason() throws {
+        let dir = try Self.tempDir("failed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try CLITests.run(["atlas"] + Self.model + Self.fast + ["--layers", "conv1", "--units", "0-3", "--batch", "2",
+                                                                       "--devices", "cpu", "--lr", "1e38", "--out", dir])
+        #expect(r.status == 1)
+        let counts = Self.summaryCounts(r.stdout)
+        #expect(counts?.rendered == 0 && counts?.failed == 4, "\(r.stdout)")
+        #expect(r.stdout.contains("failed 4 (conv1:0, conv1:1, conv1:2, conv1:3): the image parameters became"), "\(r.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/conv1").isEmpty)
+        let log = try String(contentsOfFile: dir + "/logs/" + FileManager.default.contentsOfDirectory(atPath: dir + "/logs")[0], encoding: .utf8)
+        #expect(log.components(separatedBy: " failed conv1 ").count == 5, "\(log)")
+    }
+
     static func links(_ html: String) -> [String] {
         var out: [String] = []
         for pattern in ["href=\"([^\"]+)\"", "src=\"([^\"]+)\"", "url\\('([^']+)'\\)"] {

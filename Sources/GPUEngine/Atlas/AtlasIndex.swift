@@ -166,7 +166,7 @@ public enum AtlasIndex {
         figure img { width: \(thumbnailSide)px; height: \(thumbnailSide)px; image-rendering: auto; display: block; border: 1px solid #ccc; }
         figcaption { text-align: center; }
         .probe { display: flex; gap: 2px; justify-content: center; }
-        .probe span { display: block; width: 30px; height: 30px; border: 1px solid #ccc; background-repeat: no-repeat; }
+        .probe span { display: block; width: 28px; height: 28px; border: 1px solid #ccc; background-repeat: no-repeat; }
         </style></head>
         <body><h1>\(html(title))</h1>
         \(body)
