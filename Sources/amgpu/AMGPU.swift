@@ -8,7 +8,8 @@ struct AMGPU: ParsableCommand {
         commandName: "amgpu",
         abstract: "Activation maximization and targeted adversarial examples for CNNs and ViTs, on any OpenCL device or the CPU.",
         version: "0.1.0",
-        subcommands: [Visualize.self, Adversarial.self, Layers.self, Classify.self, Activations.self, Devices.self, SelfTest.self, ImageStats.self, MontageCommand.self])
+        subcommands: [Visualize.self, Atlas.self, AtlasIndexCommand.self, Adversarial.self, Layers.self, Classify.self, Activations.self,
+                      Devices.self, SelfTest.self, ImageStats.self, MontageCommand.self])
 }
 
 /// Options shared by every command that runs a model.

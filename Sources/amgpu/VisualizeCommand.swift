@@ -42,29 +42,7 @@ struct Visualize: ParsableCommand {
     @Option(name: .long, help: "Weight of lucid's diversity term across the images of a batch (0 = off).")
     var diversity: Float = 0
 
-    @Option(name: .long, help: "Preset: cnn-lucid or vit-ghiasi (default: by model family).")
-    var preset: String?
-
-    @Option(name: .long, help: "Optimization steps.") var steps: Int?
-    @Option(name: .long, help: "Adam learning rate.") var lr: Float?
-    @Option(name: .long, help: "Adam beta1.") var beta1: Float?
-    @Option(name: .long, help: "Adam beta2.") var beta2: Float?
-    @Option(name: .long, help: "Learning-rate schedule: constant or cosine.") var schedule: String?
-    @Option(name: .long, help: "Parameterization: fourier or pixel.") var param: String?
-    @Option(name: .long, help: "Squash for pixel parameters: sigmoid or clamp.") var squash: String?
-    @Option(name: .long, help: "Decorrelated colour (lucid): true or false.") var decorrelate: Bool?
-    @Option(name: .long, help: "Side of the rendered image in pixels (resized to the model's input).") var imageSize: Int?
-    @Option(name: .long, help: "Augmented copies per step (Ghiasi: 8).") var copies: Int?
-    @Option(name: .long, help: "Jitter in pixels.") var jitter: Int?
-    @Option(name: .long, help: "Roll (circular shift) in pixels.") var roll: Int?
-    @Option(name: .long, help: "Colour-jitter shift m: each copy's channel is shifted by U(-m, m) (Ghiasi: 1).") var colorShift: Float?
-    @Option(name: .long, help: "Colour-jitter scale s: each copy's channel is divided by exp(U(-s, s)) (Ghiasi: 1).") var colorScale: Float?
-    @Option(name: .long, help: "Std of the per-channel noise added to each copy, decaying linearly to 0 (Ghiasi: 0.5).") var noise: Float?
-    @Option(name: .long, help: "Total-variation weight (p = 1).") var tv: Float?
-    @Option(name: .long, help: "Total-variation weight (p = 2, with diagonals).") var tv2: Float?
-    @Option(name: .long, help: "L1 weight on the image.") var l1: Float?
-    @Option(name: .long, help: "L2 weight on the image.") var l2: Float?
-    @Option(name: .long, help: "Blur amount per step for pixel parameters (0–1).") var blur: Float?
+    @OptionGroup var presetOptions: PresetOptions
 
     @Option(name: .long, help: "Images optimized together (units are split into batches of this size).")
     var batch: Int = 4
@@ -115,46 +93,7 @@ struct Visualize: ParsableCommand {
             guard let kind = ObjectiveTerm.Kind(rawValue: kindName ?? "channel") else {
                 throw EngineError.invalidInput("unknown objective '\(kindName ?? "")': use channel, neuron, logit, probability, cls, deepdream, head or direction")
             }
-            // Preset and overrides.
-            var p = try AMPreset.named(preset ?? (family == .vit ? "vit-ghiasi" : "cnn-lucid"))
-            if let steps { p.steps = steps }
-            if let lr { p.optimizer.learningRate = lr }
-            if let beta1 { p.optimizer.beta1 = beta1 }
-            if let beta2 { p.optimizer.beta2 = beta2 }
-            if let schedule {
-                guard let s = LearningRateSchedule(rawValue: schedule) else { throw EngineError.invalidInput("unknown schedule '\(schedule)': constant or cosine") }
-                p.optimizer.schedule = s
-            }
-            if let param {
-                switch param {
-                case "fourier": p.parameterization = .fourier(decay: 1, decorrelated: decorrelate ?? true, sd: 0.01)
-                case "pixel":
-                    let sq = ImageParameterization.Squash(rawValue: squash ?? "sigmoid") ?? .sigmoid
-                    p.parameterization = .pixel(sq, decorrelated: decorrelate ?? false,
-                                                initialization: sq == .clamp ? .uniform(low: 0, high: 1) : .normal(sd: 0.01))
-                default: throw EngineError.invalidInput("unknown parameterization '\(param)': fourier or pixel")
-                }
-            } else {
-                if let decorrelate { p.parameterization.decorrelated = decorrelate }
-                if let squash {
-                    guard let sq = ImageParameterization.Squash(rawValue: squash) else { throw EngineError.invalidInput("unknown squash '\(squash)': sigmoid or clamp") }
-                    p.parameterization.squash = sq
-                }
-            }
-            if let imageSize { p.imageSize = imageSize }
-            if let copies { p.transforms.copies = copies }
-            if let jitter { p.transforms.jitter = jitter }
-            if let roll { p.transforms.roll = roll }
-            if let colorShift { p.transforms.colorShift = colorShift }
-            if let colorScale { p.transforms.colorScale = colorScale }
-            if let noise { p.transforms.noiseStd = noise }
-            if let blur { p.blurAmount = blur }
-            for (kind, weight) in [(Regularizer.Kind.tv, tv), (.tv2, tv2), (.l1, l1), (.l2, l2)] {
-                guard let weight else { continue }
-                p.regularizers.removeAll { $0.kind == kind }
-                if weight != 0 { p.regularizers.append(Regularizer(kind, weight: weight, center: kind == .l1 || kind == .l2 ? 0.5 : 0)) }
-            }
-            try p.validate()
+            let p = try presetOptions.resolve(family: family)
             // Direction toward a photo.
             var direction: [Float]? = nil
             if let toward {
@@ -188,7 +127,7 @@ struct Visualize: ParsableCommand {
                 bar.finish()
                 allImages.append(result.images)
                 for (i, u) in chunk.enumerated() {
-                    let base = "\(sanitize(layerName))_\(kind == .logit || kind == .probability ? model.className(u).replacingOccurrences(of: " ", with: "_") + "_" : "")\(u)"
+                    let base = "\(safeFileName(layerName))_\(kind == .logit || kind == .probability ? model.className(u).replacingOccurrences(of: " ", with: "_") + "_" : "")\(u)"
                     let png = (out as NSString).appendingPathComponent(base + ".png")
                     try PNGFile.write(RGBImage(tensor: result.images, index: i), to: png)
                     let sidecar = VisualizationSidecar(
@@ -218,45 +157,6 @@ struct Visualize: ParsableCommand {
     }
 }
 
-/// The JSON written next to each image.
-struct VisualizationSidecar: Codable {
-    var model: String
-    var modelSource: String
-    var modelSHA256: String?
-    var layer: String
-    var unit: Int
-    var unitName: String?
-    var objective: Objective
-    var preset: AMPreset
-    var seed: UInt64
-    var device: String
-    var finalObjective: Float
-    var targetProbability: Float?
-    var naturalPhotoMean: Float?
-    var naturalPhotoCount: Int
-    var seconds: Double
-    var steps: Int
-    var image: String
-    var amgpuVersion: String
-}
-
-/// "0-15", "3,7,9", "0-3,8" → unit indices.
-func parseUnitList(_ text: String) throws -> [Int] {
-    var out: [Int] = []
-    for part in text.split(separator: ",") {
-        let bounds = part.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        if bounds.count == 1, let a = bounds[0] { out.append(a) }
-        else if bounds.count == 2, let a = bounds[0], let b = bounds[1], a <= b { out.append(contentsOf: a...b) }
-        else { throw EngineError.invalidInput("bad unit list '\(text)': use e.g. 0-15 or 3,7,9") }
-    }
-    guard !out.isEmpty, out.allSatisfy({ $0 >= 0 }) else { throw EngineError.invalidInput("bad unit list '\(text)'") }
-    return out
-}
-
-func sanitize(_ name: String) -> String {
-    String(name.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" })
-}
-
 /// Spatial mean (CNN [1,C,H,W]) or CLS token (ViT [1,T,D]) or the vector itself ([1,K]).
 func channelSummary(_ t: HostTensor) -> [Float] {
     if t.shape.count == 4 {
@@ -267,41 +167,3 @@ func channelSummary(_ t: HostTensor) -> [Float] {
     return t.values
 }
 
-/// The fetched natural photos (for the baseline), if any.
-func naturalPhotos() -> [RGBImage] {
-    let dir = ModelStore.path("photos")
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
-    return names.filter { $0.hasSuffix(".png") }.sorted().compactMap { try? PNGFile.read((dir as NSString).appendingPathComponent($0)) }
-}
-
-/// Progress on stderr: a bar when stderr is a terminal, plain periodic lines otherwise.
-final class ProgressReporter {
-    let quiet: Bool
-    let label: String
-    let terminal = isatty(2) != 0
-    var lastLine = Date.distantPast
-
-    init(quiet: Bool, label: String) {
-        self.quiet = quiet
-        self.label = label
-    }
-
-    func update(_ p: VisualizationProgress) {
-        guard !quiet else { return }
-        let rate = Double(p.step) / max(p.elapsedSeconds, 1e-9)
-        let eta = Double(p.steps - p.step) / max(rate, 1e-9)
-        let text = String(format: "step %d/%d  objective %.4f  %.2f steps/s  ETA %.0f s", p.step, p.steps, p.objective, rate, eta)
-        if terminal {
-            let width = 24, filled = width * p.step / max(p.steps, 1)
-            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            FileHandle.standardError.write("\r\(label) [\(bar)] \(text)   ".data(using: .utf8) ?? Data())
-        } else if Date().timeIntervalSince(lastLine) > 5 || p.step == p.steps {
-            printError("\(label): \(text)")
-            lastLine = Date()
-        }
-    }
-
-    func finish() {
-        if terminal && !quiet { FileHandle.standardError.write("\n".data(using: .utf8) ?? Data()) }
-    }
-}

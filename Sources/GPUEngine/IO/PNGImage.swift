@@ -88,8 +88,7 @@ public enum PNGFile {
             throw EngineError.invalidInput("cannot write an empty or inconsistent image to '\(path)'")
         }
         let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let temporary = temporaryURL(for: url)
         var png = png_image()
         png.version = png_uint_32(AMGPU_PNG_IMAGE_VERSION)
         png.width = png_uint_32(image.width)
@@ -117,6 +116,21 @@ public enum PNGFile {
     }
 }
 
+/// The temporary file an atomic write goes through: `.NAME.tmp-PID-RANDOM-HOST` in the destination's folder
+/// (hidden, and naming its writer so that a later run can tell a dead process's leftover from a live one's).
+public func temporaryURL(for url: URL) -> URL {
+    url.deletingLastPathComponent()
+        .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(currentHostName())")
+}
+
+/// The short host name (up to the first dot), "localhost" when it cannot be read.
+public func currentHostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+    let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return name.split(separator: ".").first.map(String.init) ?? "localhost"
+}
+
 /// Renames `temporary` over `destination` (atomic within one file system); removes the temporary on failure.
 public func moveAtomically(_ temporary: URL, to destination: URL) throws {
     if rename(temporary.path, destination.path) != 0 {
@@ -129,8 +143,7 @@ public func moveAtomically(_ temporary: URL, to destination: URL) throws {
 /// Writes `data` to `path` atomically (temporary file in the same folder, then rename).
 public func writeAtomically(_ data: Data, to path: String) throws {
     let url = URL(fileURLWithPath: path)
-    let temporary = url.deletingLastPathComponent()
-        .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    let temporary = temporaryURL(for: url)
     do {
         try data.write(to: temporary)
     } catch {

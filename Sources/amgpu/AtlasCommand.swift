@@ -1,0 +1,196 @@
+import ArgumentParser
+import Foundation
+import GPUEngine
+
+struct Atlas: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Render every unit of some layers into an atlas folder (resumable, shardable, several devices).",
+        discussion: """
+        Writes DIR/<layer>/<unit>.png and .json, each atomically, and skips units already done: a killed run
+        (even kill -9) loses nothing when rerun. --shard i/n (or Slurm array / Kubernetes Indexed Job variables)
+        renders a deterministic slice; every shard writes into the same DIR. --devices spreads batches over
+        several devices. `amgpu atlas-index DIR` (or --index) builds the static HTML atlas. See docs/atlas.md.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var presetOptions: PresetOptions
+
+    @Option(name: .long, help: "Layers to render, comma-separated (see `amgpu layers`); 'output' for the logits.")
+    var layers: String
+
+    @Option(name: .long, help: "Units of every layer, e.g. 0-15 or 3,7,9 (default: all units).")
+    var units: String?
+
+    @Option(name: .long, help: "The atlas folder (shared by all shards).")
+    var out: String = "out/atlas"
+
+    @Option(name: .long, help: "Render shard i of n: --shard 0/4. Default: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, or $JOB_COMPLETION_INDEX with --shard-count (or $AMGPU_SHARD_COUNT), else everything.")
+    var shard: String?
+
+    @Option(name: .long, help: "Number of shards, for Kubernetes Indexed Jobs ($JOB_COMPLETION_INDEX).")
+    var shardCount: Int?
+
+    @Option(name: [.customLong("devices"), .customLong("device")],
+            help: "Devices to spread batches over: opencl:0,opencl:1, opencl:0,cpu, or all (default: $AMGPU_DEVICE or auto).")
+    var devices: String?
+
+    @Option(name: .long, help: "Units optimized together per batch (one image each).")
+    var batch: Int = 8
+
+    @Option(name: .long, help: "Random seed (mixed with each batch's layer and units).")
+    var seed: UInt64 = 0
+
+    @Flag(name: .long, help: "Record each unit's mean objective over the fetched natural photos in its JSON.")
+    var baseline = false
+
+    @Flag(name: .long, help: "Build the HTML atlas (DIR/index.html) after rendering.")
+    var index = false
+
+    @Option(name: .long, help: "With --index: a folder of PNG photos; each unit's page shows the photos that activate it most.")
+    var probeImages: String?
+
+    @Flag(name: .long, help: "No progress bar.")
+    var quiet = false
+
+    func run() throws {
+        try runReportingErrors {
+            let model = try modelOptions.load(batch: 1)
+            let atlasLayers = try AtlasPlan.layers(layers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, of: model)
+            let all = try AtlasPlan.units(of: atlasLayers, selecting: units.map(parseUnitList))
+            let slice: AtlasShard
+            if let shard { slice = try AtlasShard(parsing: shard) }
+            else { slice = try AtlasShard.fromEnvironment(ProcessInfo.processInfo.environment, count: shardCount) ?? .whole }
+            let mine = slice.select(all)
+            let preset = try presetOptions.resolve(family: model.family)
+            let deviceList = try devices.map(DeviceSelection.list(parsing:)) ?? [DeviceSelection.fromEnvironment()]
+            let layout = AtlasLayout(root: out)
+            try layout.prepare(layers: atlasLayers)
+            let sha = model.fileSHA256()
+            // A model file is recorded by absolute path, so that atlas-index can load it from anywhere.
+            let reference = FileManager.default.fileExists(atPath: modelOptions.model)
+                ? URL(fileURLWithPath: modelOptions.model).standardizedFileURL.path : modelOptions.model
+            let manifest = AtlasManifest(modelReference: reference, architecture: modelOptions.arch, weightSeed: modelOptions.weightSeed,
+                                         inputSize: modelOptions.size, modelName: model.name, modelSHA256: sha, family: model.family,
+                                         layers: atlasLayers, preset: preset, seed: seed, amgpuVersion: AMGPU.configuration.version)
+            try manifest.merge(into: layout)
+            let logName = slice.count == 1 ? "run-\(currentHostName())-\(getpid()).log" : "shard-\(slice.index)-of-\(slice.count).log"
+            let log = try AtlasLog(path: layout.path("logs", logName))
+            let options = AtlasRenderOptions(preset: preset, seed: seed, batch: batch, baselinePhotos: baseline ? naturalPhotos() : [],
+                                             modelSHA256: sha, amgpuVersion: AMGPU.configuration.version)
+            let modelOptions = self.modelOptions
+            let renderer = try AtlasRenderer(layout: layout, layers: atlasLayers, options: options, devices: deviceList) { batch in
+                try ModelLoader.load(modelOptions.model, batch: batch, architecture: modelOptions.arch, seed: modelOptions.weightSeed, imageSize: modelOptions.size)
+            }
+            if !quiet {
+                printError("atlas: \(model.name), \(atlasLayers.count) layer(s), \(all.count) units; shard \(slice) has \(mine.count); devices \(deviceList.map(\.description).joined(separator: ",")); \(preset.steps) steps, batch \(batch) → \(out)")
+            }
+            let bar = AtlasProgressBar(quiet: quiet)
+            let summary = renderer.run(units: mine, log: log) { bar.update($0) }
+            bar.finish()
+            log.append("summary: rendered \(summary.rendered), skipped \(summary.skipped), failed \(summary.failed.count)")
+            print(Self.describe(summary, shard: slice, total: all.count))
+            if index {
+                let result = try buildIndex(layout: layout, probeImages: probeImages, device: deviceList.first ?? .auto)
+                print("atlas index: \(result.units) units on \(result.pages.count - 1) layer page(s): \(layout.path("index.html"))")
+            }
+            if !summary.failed.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    static func describe(_ s: AtlasSummary, shard: AtlasShard, total: Int) -> String {
+        let rate = Double(s.rendered) / max(s.seconds, 1e-9) * 60
+        var lines = ["atlas: shard \(shard) — \(s.selected) of \(total) units: rendered \(s.rendered), skipped \(s.skipped) (already done), failed \(s.failed.count) in \(String(format: "%.1f", s.seconds)) s (\(String(format: "%.1f", rate)) units/min)"]
+        for (device, n) in s.perDevice.sorted(by: { $0.key < $1.key }) { lines.append("  \(device): \(n) units") }
+        if s.removedTemporaries > 0 { lines.append("  removed \(s.removedTemporaries) temporary file(s) left by a killed run") }
+        let byReason = Dictionary(grouping: s.failed, by: \.reason)
+        for (reason, failures) in byReason.sorted(by: { $0.key < $1.key }) {
+            let names = failures.prefix(8).map(\.unit.description).joined(separator: ", ") + (failures.count > 8 ? ", …" : "")
+            lines.append("  failed \(failures.count) (\(names)): \(reason)")
+        }
+        if !s.failed.isEmpty { lines.append("  rerun the same command to retry the failed units (finished ones are skipped)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+struct AtlasIndexCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "atlas-index",
+        abstract: "Build the static HTML atlas of an atlas folder (index.html, one page per layer, thumbnails).")
+
+    @Argument(help: "The atlas folder (the --out of `amgpu atlas`).")
+    var dir: String
+
+    @Option(name: .long, help: "A folder of PNG photos: each unit shows the photos (and patches) that activate it most.")
+    var probeImages: String?
+
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    func run() throws {
+        try runReportingErrors {
+            let layout = AtlasLayout(root: dir)
+            guard FileManager.default.fileExists(atPath: layout.manifestPath) else {
+                throw EngineError.invalidInput("'\(dir)' has no atlas.json: pass the --out folder of `amgpu atlas`")
+            }
+            let result = try buildIndex(layout: layout, probeImages: probeImages, device: deviceOptions.selection())
+            print("atlas index: \(result.units) units on \(result.pages.count - 1) layer page(s), \(result.thumbnails) new thumbnail(s): \(layout.path("index.html"))")
+        }
+    }
+}
+
+/// Probes the photos (if any) and writes the HTML pages.
+func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelection) throws -> AtlasIndex.Result {
+    var probes: [String: [[AtlasProbeHit]]]? = nil
+    if let probeImages {
+        let manifest = try AtlasManifest.read(layout.manifestPath)
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: probeImages) else {
+            throw EngineError.io("cannot list --probe-images '\(probeImages)': pass a folder of PNG photos")
+        }
+        let pngs = names.filter { $0.lowercased().hasSuffix(".png") }.sorted()
+        guard !pngs.isEmpty else { throw EngineError.invalidInput("--probe-images '\(probeImages)' holds no .png photo (convert JPEGs to PNG first)") }
+        let model = try ModelLoader.load(manifest.modelReference, batch: 1, architecture: manifest.architecture,
+                                         seed: manifest.weightSeed, imageSize: manifest.inputSize)
+        if let want = manifest.modelSHA256, let have = model.fileSHA256(), want != have {
+            throw EngineError.invalidInput("the model file '\(manifest.modelReference)' changed since the atlas was rendered (SHA-256 differs)")
+        }
+        try fm.createDirectory(atPath: layout.path("probe"), withIntermediateDirectories: true)
+        var photos: [(name: String, image: RGBImage)] = []
+        for name in pngs {
+            let image = try PNGFile.read((probeImages as NSString).appendingPathComponent(name))
+            let shown = safeFileName(name)
+            try PNGFile.write(ImagePreprocessing.centerCrop(image, size: model.preprocessing.inputSize), to: layout.path("probe", shown))
+            photos.append((shown, image))
+        }
+        probes = try AtlasProbe.compute(model: model, backend: device.makeBackend(notice: { printError($0) }),
+                                        layers: manifest.layers, photos: photos)
+    }
+    return try AtlasIndex.build(layout: layout, probes: probes)
+}
+
+/// The overall bar on stderr: units done / total, units per minute, ETA. A redrawn line on a terminal,
+/// a plain line at each finished batch (at most every 2 s) otherwise.
+final class AtlasProgressBar: @unchecked Sendable {
+    let quiet: Bool
+    let terminal = isatty(2) != 0
+    var lastLine = Date.distantPast
+    var lastFinished = -1
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func update(_ p: AtlasProgress) {
+        guard !quiet, p.total > 0 else { return }
+        let eta = p.etaSeconds.map { $0 < 90 ? String(format: "%.0f s", $0) : String(format: "%.1f min", $0 / 60) } ?? "?"
+        let text = "\(p.finished)/\(p.total) units\(p.failed > 0 ? " (\(p.failed) failed)" : "")  \(String(format: "%.1f", p.unitsPerMinute)) units/min  ETA \(eta)"
+        if terminal {
+            FileHandle.standardError.write("\ratlas [\(progressBar((Double(p.finished) + p.inFlight) / Double(p.total)))] \(text)   ".data(using: .utf8) ?? Data())
+        } else if p.finished != lastFinished && (Date().timeIntervalSince(lastLine) > 2 || p.finished == p.total) {
+            printError("atlas: \(text)")
+            lastLine = Date()
+            lastFinished = p.finished
+        }
+    }
+
+    func finish() {
+        if terminal && !quiet { FileHandle.standardError.write("\n".data(using: .utf8) ?? Data()) }
+    }
+}
