@@ -39,6 +39,9 @@ struct Visualize: ParsableCommand {
     @Option(name: .long, help: "Cosine-similarity power of the direction objective.")
     var cossimPower: Float = 1
 
+    @Option(name: .long, help: ArgumentHelp("One more objective term, added to the main one for every image: KIND:LAYER:UNIT[:WEIGHT] (repeatable; a negative weight minimizes it).", valueName: "term"))
+    var addTerm: [String] = []
+
     @Option(name: .long, help: "Weight of lucid's diversity term across the images of a batch (0 = off).")
     var diversity: Float = 0
 
@@ -101,6 +104,11 @@ struct Visualize: ParsableCommand {
                 let act = try ModelRunner(model: probe, backend: CPUBackend()).run(photo, layers: [layerID])[layerID]!
                 direction = channelSummary(act)
             }
+            let extraTerms = try addTerm.map { spec -> ObjectiveTerm in
+                let t = try ObjectiveTerm.parse(spec)
+                _ = try probe.resolve(layer: t.layer)   // an unknown layer fails here, before any work
+                return t
+            }
             let backend = try deviceOptions.makeBackend()
             let photos = noBaseline ? [] : naturalPhotos()
             let imagesPerBatch = max(1, min(batch, unitList.count))
@@ -119,7 +127,7 @@ struct Visualize: ParsableCommand {
                 term.direction = direction
                 term.cossimPower = cossimPower
                 if let position { term.position = position.split(separator: ",").compactMap { Int($0) } }
-                let objectiveSpec = Objective(terms: [term], diversity: diversity > 0 && chunk.count > 1 ? DiversityTerm(layer: layerName, weight: diversity) : nil)
+                let objectiveSpec = Objective(terms: [term] + extraTerms, diversity: diversity > 0 && chunk.count > 1 ? DiversityTerm(layer: layerName, weight: diversity) : nil)
                 let request = VisualizationRequest(objective: objectiveSpec, preset: p, seed: seed &+ UInt64(chunkStart), images: chunk.count)
                 let visualizer = try Visualizer(model: model, request: request, backend: backend)
                 let bar = ProgressReporter(quiet: quiet, label: "\(model.name) \(layerName) units \(chunk.map(String.init).joined(separator: ","))")

@@ -147,3 +147,34 @@ import Testing
                 "DINOv2 \(layer) neuron \(units[0]): AM image \(result.finalScores[0]) vs natural photos mean \(natural[0])")
     }
 }
+
+/// `--add-term`: weighted sums and negatives of objectives from the command line.
+@Suite struct ObjectiveTermParsingTests {
+    @Test func termsParseWithAndWithoutWeights() throws {
+        let a = try ObjectiveTerm.parse("channel:blocks.3:7:-0.5")
+        #expect(a.kind == .channel && a.layer == "blocks.3" && a.units == [7] && a.weight == -0.5)
+        let b = try ObjectiveTerm.parse("logit:output:130")
+        #expect(b.kind == .logit && b.layer == "output" && b.units == [130] && b.weight == 1)
+        for bad in ["channel:blocks.3", "bogus:blocks.3:1", "direction:x:1", "channel::1", "channel:x:-1", "channel:x:1:nan", "channel:x:1:2:3"] {
+            #expect(throws: EngineError.self, "\(bad) must be rejected") { try ObjectiveTerm.parse(bad) }
+        }
+    }
+
+    @Test func cliAddsTermsToTheObjectiveAndRecordsThem() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-addterm-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let common = ["visualize", "--model", "random:resnet18", "--layer", "layer1", "--unit", "1", "--steps", "2",
+                      "--image-size", "32", "--device", "cpu", "--no-baseline", "--quiet", "--out", dir.path]
+        let r = try CLITests.run(common + ["--add-term", "channel:layer1:2:-1", "--add-term", "channel:layer2:5:0.25"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let data = try Data(contentsOf: dir.appendingPathComponent("layer1_1.json"))
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let terms = try #require((json["objective"] as? [String: Any])?["terms"] as? [[String: Any]])
+        #expect(terms.count == 3)
+        #expect(terms.map { $0["layer"] as? String } == ["layer1", "layer1", "layer2"])
+        #expect(terms.map { ($0["weight"] as? NSNumber)?.floatValue } == [1, -1, 0.25])
+        let bad = try CLITests.run(common + ["--add-term", "channel:nosuchlayer:2"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("nosuchlayer") && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
+    }
+}

@@ -47,6 +47,34 @@ public struct ObjectiveTerm: Codable, Sendable, Equatable {
     }
 }
 
+extension ObjectiveTerm {
+    /// Parses `KIND:LAYER:UNIT[:WEIGHT]` (e.g. `channel:blocks.3:7:-0.5`), the CLI's `--add-term`: one more
+    /// term, the same unit for every image of the batch, weight 1 unless given (negative to minimize).
+    /// `direction` needs a vector and is not accepted here.
+    public static func parse(_ spec: String) throws -> ObjectiveTerm {
+        let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let usage = "write a term as KIND:LAYER:UNIT[:WEIGHT], e.g. channel:blocks.3:7:-0.5"
+        guard parts.count == 3 || parts.count == 4 else {
+            throw EngineError.invalidInput("cannot read the objective term '\(spec)': \(usage)")
+        }
+        guard let kind = Kind(rawValue: parts[0]), kind != .direction else {
+            throw EngineError.invalidInput("unknown objective kind '\(parts[0])' in '\(spec)': use logit, probability, channel, neuron, cls, deepdream or head (\(usage))")
+        }
+        guard !parts[1].isEmpty else { throw EngineError.invalidInput("the term '\(spec)' names no layer: \(usage)") }
+        guard let unit = Int(parts[2]), unit >= 0 else {
+            throw EngineError.invalidInput("the unit '\(parts[2])' in '\(spec)' is not a non-negative integer: \(usage)")
+        }
+        var weight: Float = 1
+        if parts.count == 4 {
+            guard let w = Float(parts[3]), w.isFinite else {
+                throw EngineError.invalidInput("the weight '\(parts[3])' in '\(spec)' is not a finite number: \(usage)")
+            }
+            weight = w
+        }
+        return ObjectiveTerm(kind: kind, layer: parts[1], units: [unit], weight: weight)
+    }
+}
+
 /// Lucid's diversity term across the batch: −(mean pairwise cosine similarity of the images'
 /// Gram matrices at `layer`) · weight. Pushes the images of a batch apart.
 public struct DiversityTerm: Codable, Sendable, Equatable {
