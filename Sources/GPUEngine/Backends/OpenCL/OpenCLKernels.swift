@@ -66,15 +66,31 @@ extension OpenCLBackend {
     func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, plan p: MatMul.Plan) throws -> Tensor {
         let out = try make([p.batch, p.m, p.n])
         guard p.m > 0, p.n > 0 else { return out }
-        if p.k == 0 { try fill(out, value: 0) }
+        // The 8×16 kernel reads B as row-major rows readable 16 columns past every block start:
+        // use B as is when it is row-major with N % 16 == 0, else copy it into a zero-padded panel.
+        var panel = try b.device(), bBatchStride = p.bBatchStride, ldb = p.bRowStride
+        if !(p.bColStride == 1 && p.n % 16 == 0) || p.k == 0 {
+            ldb = (p.n + 15) / 16 * 16
+            let batches = p.bBatchStride == 0 ? 1 : p.batch
+            let packed = try make([batches, max(p.k, 1), ldb])
+            if p.k > 0 {
+                try launch("matmul", "matmul_pack_b",
+                           [.buffer(packed.device()), .buffer(b.device()), .int(Int32(p.bBatchStride)),
+                            .int(Int32(p.bRowStride)), .int(Int32(p.bColStride)),
+                            .int(Int32(p.k)), .int(Int32(p.n)), .int(Int32(ldb))],
+                           global: [ldb / 16, (p.k + 15) / 16, batches])
+            }
+            panel = try packed.device()
+            bBatchStride = p.bBatchStride == 0 ? 0 : p.k * ldb
+        }
         let biasBuffer = try bias?.device() ?? out.device()
-        try launch("matmul", "matmul_forward",
-                   [.buffer(out.device()), .buffer(a.device()), .buffer(b.device()),
+        try launch("matmul", "matmul_8x16",
+                   [.buffer(out.device()), .buffer(a.device()), .int(Int32(p.aBatchStride)),
+                    .int(Int32(p.aRowStride)), .int(Int32(p.aColStride)),
+                    .buffer(panel), .int(Int32(bBatchStride)), .int(Int32(ldb)),
                     .buffer(biasBuffer), .int(bias == nil ? 0 : 1),
-                    .int(Int32(p.m)), .int(Int32(p.n)), .int(Int32(p.k)),
-                    .int(Int32(p.aBatchStride)), .int(Int32(p.aRowStride)), .int(Int32(p.aColStride)),
-                    .int(Int32(p.bBatchStride)), .int(Int32(p.bRowStride)), .int(Int32(p.bColStride))],
-                   global: [(p.n + 7) / 8, (p.m + 3) / 4, p.batch])
+                    .int(Int32(p.m)), .int(Int32(p.n)), .int(Int32(p.k))],
+                   global: [(p.m + 7) / 8, (p.n + 15) / 16, p.batch])
         return out
     }
 }
