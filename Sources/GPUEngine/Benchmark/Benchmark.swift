@@ -209,6 +209,10 @@ public final class Benchmark {
         let inputs = try c.inputs.enumerated().map { i, shape in
             try randomTensor(shape, scale: i == 0 ? 1 : 1 / Float(max(1, shape.dropFirst().reduce(1, *))).squareRoot())
         }
+        // Inputs without a gradient are weights: graph constants, which the executor marks immutable.
+        for (t, grad) in zip(inputs, c.needsGrad) where !grad {
+            if case .device(let buffer) = t.storage { buffer.markImmutable() }
+        }
         let outShape = try c.op.outputShape(c.inputs)
         let shapes = c.inputs.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: " ")
         let inBytes = Double(c.inputs.reduce(0) { $0 + $1.reduce(1, *) }) * 4

@@ -72,15 +72,20 @@ extension OpenCLBackend {
         if !(p.bColStride == 1 && p.n % 16 == 0) || p.k == 0 {
             ldb = (p.n + 15) / 16 * 16
             let batches = p.bBatchStride == 0 ? 1 : p.batch
-            let packed = try make([batches, max(p.k, 1), ldb])
-            if p.k > 0 {
-                try launch("matmul", "matmul_pack_b",
-                           [.buffer(packed.device()), .buffer(b.device()), .int(Int32(p.bBatchStride)),
-                            .int(Int32(p.bRowStride)), .int(Int32(p.bColStride)),
-                            .int(Int32(p.k)), .int(Int32(p.n)), .int(Int32(ldb))],
-                           global: [ldb / 16, (p.k + 15) / 16, batches])
+            // Weights (immutable buffers) are packed once and the panel is kept with them.
+            let key = "matmul_pack_b \(p.bBatchStride) \(p.bRowStride) \(p.bColStride) \(p.k) \(p.n) \(batches)"
+            let source = try b.device()
+            panel = try source.derived(key) {
+                let packed = try context.makeBuffer(byteCount: batches * max(p.k, 1) * ldb * 4)
+                if p.k > 0 {
+                    try launch("matmul", "matmul_pack_b",
+                               [.buffer(packed), .buffer(source), .int(Int32(p.bBatchStride)),
+                                .int(Int32(p.bRowStride)), .int(Int32(p.bColStride)),
+                                .int(Int32(p.k)), .int(Int32(p.n)), .int(Int32(ldb))],
+                               global: [ldb / 16, (p.k + 15) / 16, batches])
+                }
+                return packed
             }
-            panel = try packed.device()
             bBatchStride = p.bBatchStride == 0 ? 0 : p.k * ldb
         }
         let biasBuffer = try bias?.device() ?? out.device()
