@@ -6,6 +6,14 @@
 #define INV_SQRT_2PI 0.3989422804014327f
 #define TWO_OVER_SQRT_PI 1.1283791670955126f
 
+// Built with -DFIXED_OP=k, the op-code argument is replaced by the constant k, so the switch folds
+// away and the kernel vectorizes (one program per function; the launchers pass it).
+#ifdef FIXED_OP
+#define OP_OF(op) (FIXED_OP)
+#else
+#define OP_OF(op) (op)
+#endif
+
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp(-x)); }
 
 inline float unary_apply(int op, float x, float alpha, float beta) {
@@ -64,14 +72,14 @@ inline float unary_derivative(int op, float x, float alpha, float beta) {
 // y[i] = f(x[i]). Global size: n.
 __kernel void unary_forward(__global float* y, __global const float* x, int n, int op, float alpha, float beta) {
     int i = get_global_id(0);
-    if (i < n) y[i] = unary_apply(op, x[i], alpha, beta);
+    if (i < n) y[i] = unary_apply(OP_OF(op), x[i], alpha, beta);
 }
 
 // dx[i] = dy[i] * f'(x[i]). Global size: n.
 __kernel void unary_backward(__global float* dx, __global const float* dy, __global const float* x,
                              int n, int op, float alpha, float beta) {
     int i = get_global_id(0);
-    if (i < n) dx[i] = dy[i] * unary_derivative(op, x[i], alpha, beta);
+    if (i < n) dx[i] = dy[i] * unary_derivative(OP_OF(op), x[i], alpha, beta);
 }
 
 inline float binary_apply(int op, float a, float b) {
@@ -114,7 +122,7 @@ __kernel void binary_forward(__global float* out, __global const float* a, __glo
 __kernel void binary_forward_same(__global float* out, __global const float* a, __global const float* b,
                                   int n, int op) {
     int i = get_global_id(0);
-    if (i < n) out[i] = binary_apply(op, a[i], b[i]);
+    if (i < n) out[i] = binary_apply(OP_OF(op), a[i], b[i]);
 }
 
 // Output-shaped gradient to one operand: out[i] = g[i] * d op / d(which) at (a[off0(i)], b[off1(i)]).

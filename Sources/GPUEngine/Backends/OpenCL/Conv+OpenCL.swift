@@ -126,10 +126,16 @@ extension OpenCLBackend {
         let dyq = try convPad(dy, planes: g.n * g.cout, h: g.oh, w: g.ow, hd: hq, wd: wq, top: qt, left: ql)
         // Regroup the weight so each (tap, output channel) holds its input channels side by side.
         let ksize = g.kh * g.kw
-        let packed = try make([g.groups * ksize * g.coutG * g.cinG])
-        try launch("conv", "conv2d_pack_weight",
-                   [.buffer(try packed.device()), .buffer(try weight.device())] + [g.groups, g.cinG, g.coutG, ksize].map { .int(Int32($0)) },
-                   global: [g.coutG, g.groups * ksize])
+        // A weight (immutable graph constant) is regrouped once and kept with it.
+        let source = try weight.device()
+        let packedBuffer = try source.derived("conv2d_pack_weight \(g.groups) \(g.cinG) \(g.coutG) \(ksize)") {
+            let buffer = try context.makeBuffer(byteCount: g.groups * ksize * g.coutG * g.cinG * 4)
+            try launch("conv", "conv2d_pack_weight",
+                       [.buffer(buffer), .buffer(source)] + [g.groups, g.cinG, g.coutG, ksize].map { .int(Int32($0)) },
+                       global: [g.coutG, g.groups * ksize])
+            return buffer
+        }
+        let packed = Tensor(shape: [g.groups * ksize * g.coutG * g.cinG], storage: .device(packedBuffer))
         let tile = convTile(g.cinG)
         let global = [g.sw * blocks, g.h, g.n * g.groups * ((g.cinG + tile - 1) / tile)]
         try launch("conv", "conv2d_backward_input",

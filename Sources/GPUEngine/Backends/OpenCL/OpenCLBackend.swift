@@ -95,24 +95,40 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// The work-group size for a launch over `global` on this device. On CPU devices PoCL's choice for
     /// a NULL local size packs a small range (≤ 4096 items, e.g. [25, 144, 1]) into ONE work-group, which
-    /// runs on one thread. So split the range — outer dimensions first, keeping consecutive items of
-    /// dimension 0 together — by its smallest divisors until there are at least 8 groups per compute unit
-    /// and a group has at most 1024 items; divisors add no padding. A range that would end with tiny
-    /// groups (a large prime extent) keeps the driver's choice, as do GPUs (nil).
+    /// runs on one thread. So split the range into at least 8 groups per compute unit of at most 1024
+    /// items, using divisors (no padding): outer dimensions first by their smallest factors (keeping
+    /// consecutive items of dimension 0 together), then dimension 0 by its largest fitting divisor,
+    /// preferring a multiple of 16 (PoCL vectorizes a group's items along dimension 0). A range that
+    /// would end with tiny groups (a large prime extent) keeps the driver's choice, as do GPUs (nil).
     func defaultLocalSize(_ global: [Int]) -> [Int]? {
-        guard isCPUDevice else { return nil }
+        guard isCPUDevice, !global.isEmpty else { return nil }
         let target = max(16, 8 * context.device.computeUnits)
+        let maxItems = 1024
         var local = global.map { max($0, 1) }
-        func groups() -> Int { zip(global, local).reduce(1) { $0 * (($1.0 + $1.1 - 1) / $1.1) } }
+        func groups(_ l: [Int]) -> Int { zip(global, l).reduce(1) { $0 * ((max($1.0, 1) + $1.1 - 1) / $1.1) } }
         func smallestFactor(_ n: Int) -> Int {
             var f = 2
             while f * f <= n { if n % f == 0 { return f }; f += 1 }
             return n
         }
         var dim = local.count - 1
-        while dim >= 0 && (groups() < target || local.reduce(1, *) > 1024) {
+        while dim >= 1 && (groups(local) < target || local.reduce(1, *) > maxItems) {
             if local[dim] == 1 { dim -= 1; continue }
             local[dim] /= smallestFactor(local[dim])
+        }
+        if groups(local) < target || local.reduce(1, *) > maxItems {
+            let others = local.dropFirst().reduce(1, *), g0 = local[0]
+            let otherGroups = groups([1] + local.dropFirst())
+            var best = 1, best16 = 0
+            var d = min(g0, max(1, maxItems / others))
+            while d >= 1 {
+                if g0 % d == 0 && otherGroups * (g0 / d) >= target {
+                    if best == 1 { best = d }
+                    if d % 16 == 0 { best16 = d; break }
+                }
+                d -= 1
+            }
+            local[0] = best16 > 0 ? best16 : best
         }
         if local.reduce(1, *) < 8 && global.reduce(1, *) > 4096 { return nil }
         return local

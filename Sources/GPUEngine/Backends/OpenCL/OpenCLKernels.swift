@@ -15,7 +15,7 @@ extension OpenCLBackend {
         try launch("elementwise", "unary_forward",
                    [.buffer(out.device()), .buffer(x.device()), .int(Int32(x.count)),
                     .int(op.function.rawValue), .float(op.alpha), .float(op.beta)],
-                   global: [x.count])
+                   global: [x.count], options: "-DFIXED_OP=\(op.function.rawValue)")
         return out
     }
 
@@ -24,7 +24,7 @@ extension OpenCLBackend {
         try launch("elementwise", "unary_backward",
                    [.buffer(out.device()), .buffer(gradOutput.device()), .buffer(input.device()),
                     .int(Int32(input.count)), .int(op.function.rawValue), .float(op.alpha), .float(op.beta)],
-                   global: [input.count])
+                   global: [input.count], options: "-DFIXED_OP=\(op.function.rawValue)")
         return out
     }
 
@@ -34,7 +34,7 @@ extension OpenCLBackend {
         if a.shape == b.shape {
             try launch("elementwise", "binary_forward_same",
                        [.buffer(out.device()), .buffer(a.device()), .buffer(b.device()), .int(Int32(n)),
-                        .int(op.function.rawValue)], global: [n])
+                        .int(op.function.rawValue)], global: [n], options: "-DFIXED_OP=\(op.function.rawValue)")
         } else {
             try launch("elementwise", "binary_forward",
                        [.buffer(out.device()), .buffer(a.device()), .buffer(b.device()), .int(Int32(n)),
