@@ -164,6 +164,11 @@ import Testing
             Slice(starts: [0], ends: [1], axes: [0]),
         ]
         for s in slices { try OpCase(s, [rng.tensor([5, 6, 16])]).verify(on: backend) }
+        // Copies whose inner axis is contiguous on both sides and ≥ 16 long take OpenCL's row kernel
+        // (16-float vectors plus a remainder): a head split, a concat of rows, a power of two.
+        try OpCase(Transpose(perm: [0, 2, 1, 3]), [rng.tensor([2, 5, 3, 20])]).verify(on: backend)
+        try OpCase(Concat(axis: 1), [rng.tensor([2, 3, 17]), rng.tensor([2, 2, 17])]).verify(on: backend)
+        try OpCase(Transpose(perm: [1, 0, 2]), [rng.tensor([4, 8, 32])]).verify(on: backend)
     }
 
     @Test func sliceForwardValues() throws {

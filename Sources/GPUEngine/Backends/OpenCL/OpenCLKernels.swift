@@ -4,6 +4,16 @@ extension OpenCLBackend {
     func copyStrided(into dst: Tensor, dstOffset: Int, from src: Tensor, srcOffset: Int, map: IndexMap) throws {
         let n = map.count
         guard n > 0 else { return }
+        let m = map.simplified()
+        if m.dims.count >= 2, m.strides0.last == 1, m.strides1.last == 1, let len = m.dims.last, len >= 16 {
+            let rows = try IndexMap(dims: Array(m.dims.dropLast()), strides0: Array(m.strides0.dropLast()),
+                                    strides1: Array(m.strides1.dropLast()))
+            try launch("shape", "copy_rows",
+                       [.buffer(dst.device()), .int(Int32(dstOffset)), .buffer(src.device()), .int(Int32(srcOffset)),
+                        .int(Int32(rows.count)), .int(Int32(len)), .bytes(rows.argumentBytes)],
+                       global: [rows.count])
+            return
+        }
         try launch("shape", "copy_strided",
                    [.buffer(dst.device()), .int(Int32(dstOffset)), .buffer(src.device()), .int(Int32(srcOffset)),
                     .int(Int32(n)), .bytes(map.argumentBytes)],
