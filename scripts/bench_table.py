@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Joins the JSON files of one scripts/bench run into markdown tables (stdlib only).
 
-    bench_table.py DIR                         print the tables
-    bench_table.py DIR --update-doc FILE       replace FILE's text between the bench markers with them
+    bench_table.py DIR [DIR...]                          print the tables (later DIRs' rows replace earlier ones)
+    bench_table.py DIR [DIR...] --update-doc FILE        replace FILE's text between the bench markers with them
 """
 import glob, json, os, sys
 
@@ -16,8 +16,15 @@ def load(path):
 
 
 def main():
-    d = sys.argv[1]
-    files = {os.path.basename(p)[:-5]: load(p) for p in sorted(glob.glob(os.path.join(d, "*.json")))}
+    args = sys.argv[1:]
+    doc = None
+    if "--update-doc" in args:
+        i = args.index("--update-doc")
+        doc = args[i + 1]
+        args = args[:i] + args[i + 2:]
+    files = {}
+    for d in args:
+        files.update({os.path.basename(p)[:-5]: load(p) for p in sorted(glob.glob(os.path.join(d, "*.json")))})
     files = {k: v for k, v in files.items() if v is not None}
     lines = []
     amgpu = [v for k, v in files.items() if k.startswith(("kernels-opencl", "steps-opencl"))]
@@ -25,7 +32,8 @@ def main():
     loads = [x for v in files.values() for x in (v.get("loadBefore"), v.get("loadAfter")) if x is not None]
     host = amgpu[0]["host"] if amgpu else "?"
     device = amgpu[0]["backend"] if amgpu else "?"
-    date = amgpu[0]["date"] if amgpu else "?"
+    dates = sorted(v["date"] for v in amgpu)
+    date = (dates[0] + " – " + dates[-1]) if dates else "?"
     torch_v = peers[0].get("torch", "?") if peers else "?"
     numpy_v = peers[0].get("numpy", "?") if peers else "?"
     threads = peers[0].get("threads", "?") if peers else "?"
@@ -91,8 +99,7 @@ def main():
                          + " | " + (f"{o['firstMs']:.0f}" if o else "—") + " |")
         lines.append("")
     text = "\n".join(lines)
-    if len(sys.argv) > 3 and sys.argv[2] == "--update-doc":
-        doc = sys.argv[3]
+    if doc:
         with open(doc) as f:
             old = f.read()
         if BEGIN not in old or END not in old:
