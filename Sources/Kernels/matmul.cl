@@ -2,60 +2,114 @@
 //
 // C[b, m, n] = sum_k A(b, m, k) * B(b, k, n) + (has_bias ? bias[n] : 0)
 //   A(b, m, k) = A[b*a_bs + m*a_rs + k*a_cs]   (a_bs = 0 broadcasts A over the batch)
-//   B(b, k, n) = B[b*b_bs + k*b_rs + n*b_cs]
+//   B(b, k, n) = Bp[b*b_bs + k*ldb + n]         (row-major panel rows; see matmul_pack_b)
 //   C contiguous [batch, M, N].
-// Transposed operands are just other strides. Each work item computes a 4x8 register block.
-// Global size: [ceil(N/8), ceil(M/4), batch].
+//
+// CPU-friendly design (PoCL runs a work-group's items as loops; __local tiling is slow there):
+// each work item computes an 8×16 block of C in eight float16 accumulators (eight AVX-512
+// registers). Per k it loads one contiguous row segment B(k, n0..n0+15) and broadcasts eight
+// scalars of A. B must be readable for 16 columns from every n0, which holds when N % 16 == 0
+// and B is row-major (used as is), else B is first copied into a zero-padded row-major panel
+// [batch, K, ldb] with ldb = round_up(N, 16) by matmul_pack_b. Work items along dimension 0
+// walk down M, so consecutive items reuse the same B columns from cache.
+// Global size: [ceil(M/8), ceil(N/16), batch].
 
-#define TM 4
-#define TN 8
+#define MR 8
+#define NR 16
 
-__kernel void matmul_forward(__global float* C,
-                             __global const float* A, __global const float* B,
-                             __global const float* bias, int has_bias,
-                             int M, int N, int K,
-                             int a_bs, int a_rs, int a_cs,
-                             int b_bs, int b_rs, int b_cs) {
-    const int n0 = get_global_id(0) * TN;
-    const int m0 = get_global_id(1) * TM;
+__kernel void matmul_8x16(__global float* C,
+                          __global const float* A, int a_bs, int a_rs, int a_cs,
+                          __global const float* Bp, int b_bs, int ldb,
+                          __global const float* bias, int has_bias,
+                          int M, int N, int K) {
+    const int m0 = get_global_id(0) * MR;
+    const int n0 = get_global_id(1) * NR;
     const int batch = get_global_id(2);
     if (m0 >= M || n0 >= N) return;
-    __global const float* a = A + batch * a_bs;
-    __global const float* b = B + batch * b_bs;
+    __global const float* b = Bp + batch * b_bs + n0;
+    // Rows past M are clamped to M-1 (valid loads); their results are not stored.
+    __global const float* a0 = A + batch * a_bs + min(m0 + 0, M - 1) * a_rs;
+    __global const float* a1 = A + batch * a_bs + min(m0 + 1, M - 1) * a_rs;
+    __global const float* a2 = A + batch * a_bs + min(m0 + 2, M - 1) * a_rs;
+    __global const float* a3 = A + batch * a_bs + min(m0 + 3, M - 1) * a_rs;
+    __global const float* a4 = A + batch * a_bs + min(m0 + 4, M - 1) * a_rs;
+    __global const float* a5 = A + batch * a_bs + min(m0 + 5, M - 1) * a_rs;
+    __global const float* a6 = A + batch * a_bs + min(m0 + 6, M - 1) * a_rs;
+    __global const float* a7 = A + batch * a_bs + min(m0 + 7, M - 1) * a_rs;
 
-    // Clamp row/column indices so edge blocks load valid memory; stores are guarded below.
-    int arow[TM];
-    for (int i = 0; i < TM; ++i) arow[i] = min(m0 + i, M - 1) * a_rs;
-    int bcol[TN];
-    for (int j = 0; j < TN; ++j) bcol[j] = min(n0 + j, N - 1) * b_cs;
-
-    float8 acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
-    for (int k = 0; k < K; ++k) {
-        __global const float* bk = b + k * b_rs;
-        float8 bv = (float8)(bk[bcol[0]], bk[bcol[1]], bk[bcol[2]], bk[bcol[3]],
-                             bk[bcol[4]], bk[bcol[5]], bk[bcol[6]], bk[bcol[7]]);
-        int ak = k * a_cs;
-        acc0 = fma((float8)(a[arow[0] + ak]), bv, acc0);
-        acc1 = fma((float8)(a[arow[1] + ak]), bv, acc1);
-        acc2 = fma((float8)(a[arow[2] + ak]), bv, acc2);
-        acc3 = fma((float8)(a[arow[3] + ak]), bv, acc3);
+    float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f, c4 = 0.0f, c5 = 0.0f, c6 = 0.0f, c7 = 0.0f;
+    int ak = 0;
+    for (int k = 0; k < K; ++k, ak += a_cs) {
+        const float16 bv = vload16(0, b + k * ldb);
+        c0 = fma((float16)(a0[ak]), bv, c0);
+        c1 = fma((float16)(a1[ak]), bv, c1);
+        c2 = fma((float16)(a2[ak]), bv, c2);
+        c3 = fma((float16)(a3[ak]), bv, c3);
+        c4 = fma((float16)(a4[ak]), bv, c4);
+        c5 = fma((float16)(a5[ak]), bv, c5);
+        c6 = fma((float16)(a6[ak]), bv, c6);
+        c7 = fma((float16)(a7[ak]), bv, c7);
     }
-    float8 bias8 = 0.0f;
+    const bool full_n = n0 + NR <= N;
+    float16 bias16 = 0.0f;
     if (has_bias) {
-        float tmp[TN];
-        for (int j = 0; j < TN; ++j) tmp[j] = bias[min(n0 + j, N - 1)];
-        bias8 = vload8(0, tmp);
+        if (full_n) {
+            bias16 = vload16(0, bias + n0);
+        } else {
+            float tmp[NR];
+            #pragma unroll
+            for (int j = 0; j < NR; ++j) tmp[j] = bias[min(n0 + j, N - 1)];
+            bias16 = vload16(0, tmp);
+        }
     }
-    float rows[TM][TN];
-    vstore8(acc0 + bias8, 0, rows[0]);
-    vstore8(acc1 + bias8, 0, rows[1]);
-    vstore8(acc2 + bias8, 0, rows[2]);
-    vstore8(acc3 + bias8, 0, rows[3]);
-    __global float* c = C + batch * M * N;
-    for (int i = 0; i < TM; ++i) {
-        if (m0 + i >= M) break;
-        for (int j = 0; j < TN; ++j) {
-            if (n0 + j < N) c[(m0 + i) * N + n0 + j] = rows[i][j];
+    __global float* c = C + (batch * M + m0) * N + n0;
+    const int rows = min(MR, M - m0);
+    if (full_n) {
+        vstore16(c0 + bias16, 0, c);
+        if (rows > 1) vstore16(c1 + bias16, 0, c + N);
+        if (rows > 2) vstore16(c2 + bias16, 0, c + 2 * N);
+        if (rows > 3) vstore16(c3 + bias16, 0, c + 3 * N);
+        if (rows > 4) vstore16(c4 + bias16, 0, c + 4 * N);
+        if (rows > 5) vstore16(c5 + bias16, 0, c + 5 * N);
+        if (rows > 6) vstore16(c6 + bias16, 0, c + 6 * N);
+        if (rows > 7) vstore16(c7 + bias16, 0, c + 7 * N);
+    } else {
+        float out[MR][NR];
+        vstore16(c0 + bias16, 0, out[0]);
+        vstore16(c1 + bias16, 0, out[1]);
+        vstore16(c2 + bias16, 0, out[2]);
+        vstore16(c3 + bias16, 0, out[3]);
+        vstore16(c4 + bias16, 0, out[4]);
+        vstore16(c5 + bias16, 0, out[5]);
+        vstore16(c6 + bias16, 0, out[6]);
+        vstore16(c7 + bias16, 0, out[7]);
+        const int cols = N - n0;
+        for (int i = 0; i < rows; ++i) {
+            for (int j = 0; j < cols; ++j) c[i * N + j] = out[i][j];
+        }
+    }
+}
+
+// Bp[b, k, n] = n < N ? B[b*b_bs + k*b_rs + n*b_cs] : 0, for n < ldb (a zero-padded row-major copy
+// of op(B); a transposed B is transposed here). Each work item copies a 16×16 tile, reading along
+// whichever of k or n is contiguous in B.
+// Global size: [ceil(ldb/16), ceil(K/16), batch].
+__kernel void matmul_pack_b(__global float* Bp, __global const float* B, int b_bs, int b_rs, int b_cs,
+                            int K, int N, int ldb) {
+    const int n0 = get_global_id(0) * 16;
+    const int k0 = get_global_id(1) * 16;
+    const int batch = get_global_id(2);
+    if (n0 >= ldb || k0 >= K) return;
+    __global const float* src = B + batch * b_bs;
+    __global float* dst = Bp + batch * K * ldb;
+    const int kEnd = min(k0 + 16, K);
+    if (b_cs == 1) {
+        for (int k = k0; k < kEnd; ++k) {
+            for (int n = n0; n < n0 + 16; ++n) dst[k * ldb + n] = n < N ? src[k * b_rs + n] : 0.0f;
+        }
+    } else {
+        for (int n = n0; n < n0 + 16; ++n) {
+            for (int k = k0; k < kEnd; ++k) dst[k * ldb + n] = n < N ? src[k * b_rs + n * b_cs] : 0.0f;
         }
     }
 }

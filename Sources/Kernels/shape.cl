@@ -18,3 +18,20 @@ __kernel void copy_strided(__global float* dst, int dst_offset,
     int2 o = index_map_offsets(&m, i);
     dst[dst_offset + o.x] = src[src_offset + o.y];
 }
+
+// copy_strided for maps whose innermost axis (length len) is contiguous in both dst and src (head
+// splits and merges, slices of rows, concat): m maps the row index (the outer axes) to the two row
+// offsets, so the index arithmetic is paid once per row and the row moves as 16-float vectors.
+// Global size: rows.
+__kernel void copy_rows(__global float* dst, int dst_offset,
+                        __global const float* src, int src_offset,
+                        int rows, int len, index_map m) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    int2 o = index_map_offsets(&m, r);
+    __global float* d = dst + dst_offset + o.x;
+    __global const float* s = src + src_offset + o.y;
+    int j = 0;
+    for (; j + 16 <= len; j += 16) vstore16(vload16(0, s + j), 0, d + j);
+    for (; j < len; ++j) d[j] = s[j];
+}

@@ -14,6 +14,12 @@ import Testing
         ([2, 3, 4, 5], [2, 3, 5, 6], false, false),
         ([2, 5, 4], [1, 6, 5], true, true),      // broadcast batch, transposed
         ([2, 1, 3, 4], [1, 3, 4, 2], false, false), // batch dims broadcast both ways
+        // The 8×16 OpenCL kernel: row-major B with N % 16 == 0 is read in place, others are packed.
+        ([37, 50], [50, 32], false, false),      // B used in place; M not a multiple of 8
+        ([20, 33], [48, 33], false, true),       // transposed B (a Linear layer): packed
+        ([3, 9, 16], [3, 16, 48], false, false), // batched, B in place
+        ([2, 17, 21], [17, 35], true, false),    // Aᵀ with a shared, padded B
+        ([64, 128], [128, 64], false, false),    // powers of two
     ]
 
     @Test(arguments: TestBackend.allCases)
@@ -158,6 +164,11 @@ import Testing
             Slice(starts: [0], ends: [1], axes: [0]),
         ]
         for s in slices { try OpCase(s, [rng.tensor([5, 6, 16])]).verify(on: backend) }
+        // Copies whose inner axis is contiguous on both sides and ≥ 16 long take OpenCL's row kernel
+        // (16-float vectors plus a remainder): a head split, a concat of rows, a power of two.
+        try OpCase(Transpose(perm: [0, 2, 1, 3]), [rng.tensor([2, 5, 3, 20])]).verify(on: backend)
+        try OpCase(Concat(axis: 1), [rng.tensor([2, 3, 17]), rng.tensor([2, 2, 17])]).verify(on: backend)
+        try OpCase(Transpose(perm: [1, 0, 2]), [rng.tensor([4, 8, 32])]).verify(on: backend)
     }
 
     @Test func sliceForwardValues() throws {

@@ -41,6 +41,38 @@ import Testing
         #expect(throws: EngineError.self) { try DeviceSelection(parsing: "opencl:-2") }
     }
 
+    /// A packed matmul panel is cached only with an immutable (constant) weight, and the cached panel
+    /// gives the CPU's product on every call; a mutable weight is repacked, so changing it is seen.
+    @Test func packedWeightPanelsAreCachedOnlyForImmutableWeights() throws {
+        guard let cl = Backends.opencl else {
+            print("amgpu-test: SKIPPED packedWeightPanelsAreCachedOnlyForImmutableWeights: no OpenCL platform")
+            return
+        }
+        var rng = SeededRandom(seed: 41)
+        let x = rng.tensor([19, 23]), w = rng.tensor([37, 23]), w2 = rng.tensor([37, 23])
+        let op = MatMul(transposeB: true)
+        let expected = try Backends.cpu.download(Backends.cpu.run(op, Backends.cpu.tensor(x), Backends.cpu.tensor(w)))
+        let expected2 = try Backends.cpu.download(Backends.cpu.run(op, Backends.cpu.tensor(x), Backends.cpu.tensor(w2)))
+        let constant = try cl.tensor(w)
+        try constant.device().markImmutable()
+        let xt = try cl.tensor(x)
+        for _ in 0..<2 {
+            expectClose(try cl.download(cl.run(op, xt, constant)), expected, atol: 1e-4, rtol: 1e-4, "immutable weight")
+        }
+        let make = { try cl.context.makeBuffer(byteCount: 64) }
+        #expect(try constant.device().derived("k", make: make) === constant.device().derived("k", make: make),
+                "an immutable buffer keeps its derived buffer")
+        let mutable = try cl.tensor(w)
+        #expect(try mutable.device().derived("k", make: make) !== mutable.device().derived("k", make: make),
+                "a mutable buffer's derived buffer is made anew")
+        // A mutable weight overwritten in place: the next product must use the new values.
+        expectClose(try cl.download(cl.run(op, xt, mutable)), expected, atol: 1e-4, rtol: 1e-4, "mutable weight")
+        try w2.values.withUnsafeBytes { raw in
+            try cl.context.write(mutable.device(), from: raw.baseAddress!, byteCount: raw.count)
+        }
+        expectClose(try cl.download(cl.run(op, xt, mutable)), expected2, atol: 1e-4, rtol: 1e-4, "rewritten weight")
+    }
+
     @Test func oversizedAllocationIsReportedWithItsSize() throws {
         guard let cl = Backends.opencl else {
             print("amgpu-test: SKIPPED oversizedAllocationIsReportedWithItsSize: no OpenCL platform")

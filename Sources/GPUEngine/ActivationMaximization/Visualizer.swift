@@ -103,17 +103,23 @@ public final class Visualizer {
             let transformed = try pipeline.forward(imagePass.image, on: backend)
             let (scores, gradInput) = try evaluator.evaluate(transformed.output)
             guard let gradInput else { throw EngineError.invalidGraph("no gradient reached the model input") }
-            let scoreValues = try backend.download(scores).values
-            let mean = scoreValues.reduce(0, +) / Float(max(scoreValues.count, 1))
-            guard mean.isFinite else {
-                throw EngineError.numerical("the objective became \(mean) at step \(step + 1): the learning rate (\(preset.optimizer.learningRate)) is likely too high or a regularizer weight too large; lower --lr or check the model's inputs")
+            // The scores are downloaded (a host round trip that waits for the device) only on
+            // reporting steps; the other steps stay queued on the device.
+            let reporting = step % reportEvery == 0 || step == preset.steps - 1
+            var mean: Float = 0
+            if reporting {
+                let scoreValues = try backend.download(scores).values
+                mean = scoreValues.reduce(0, +) / Float(max(scoreValues.count, 1))
+                guard mean.isFinite else {
+                    throw EngineError.numerical("the objective became \(mean) at step \(step + 1): the learning rate (\(preset.optimizer.learningRate)) is likely too high or a regularizer weight too large; lower --lr or check the model's inputs")
+                }
             }
             let gradImage = try pipeline.backward(transformed, gradOutput: gradInput)
             let gradParameters = try generator.backward(imagePass, gradImage: gradImage, penaltySeed: -1)
             try adam.step(parameters: parameters, gradient: gradParameters)
             if clamp { try clampInPlace(parameters, on: backend) }
             if preset.blurAmount > 0 { try blurInPlace(parameters, amount: preset.blurAmount, on: backend) }
-            if step % reportEvery == 0 || step == preset.steps - 1 {
+            if reporting {
                 try requireFinite(parameters, "the image parameters", step: step + 1, on: backend)
                 history.append((step + 1, mean))
                 progress(VisualizationProgress(step: step + 1, steps: preset.steps, objective: mean,

@@ -36,6 +36,7 @@ public final class Executor: @unchecked Sendable {
         if let t = constantCache[id] { return t }
         guard let host = graph.constants[id] else { return nil }
         let t = try backend.tensor(host)
+        if case .device(let buffer) = t.storage { buffer.markImmutable() }
         constantCache[id] = t
         return t
     }

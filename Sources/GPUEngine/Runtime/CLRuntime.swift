@@ -221,6 +221,32 @@ public final class CLBuffer: @unchecked Sendable {
         CLBuffer.liveCount.add(-1)
     }
 
+    private let derivedLock = NSLock()
+    private var immutable = false
+    private var derivedBuffers: [String: CLBuffer] = [:]
+
+    /// Declares that this buffer's values never change again (graph constants: weights), which lets
+    /// kernels cache buffers derived from it (`derived(_:make:)`).
+    public func markImmutable() {
+        derivedLock.lock(); immutable = true; derivedLock.unlock()
+    }
+
+    /// A buffer computed from this one's values by `make` (e.g. a packed matmul panel), identified by
+    /// `key`. For an immutable buffer it is made once and kept as long as this buffer lives, so it can
+    /// never go stale; for others it is made on every call.
+    func derived(_ key: String, make: () throws -> CLBuffer) throws -> CLBuffer {
+        derivedLock.lock()
+        let isImmutable = immutable
+        let cached = derivedBuffers[key]
+        derivedLock.unlock()
+        if let cached { return cached }
+        let made = try make()
+        if isImmutable {
+            derivedLock.lock(); derivedBuffers[key] = made; derivedLock.unlock()
+        }
+        return made
+    }
+
     /// How many OpenCL buffers exist right now (for leak checks).
     public static var live: Int { liveCount.value }
 }

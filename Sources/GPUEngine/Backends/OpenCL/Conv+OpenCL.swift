@@ -25,36 +25,13 @@ extension OpenCLBackend {
         return width > 8 ? 16 : 8
     }
 
-    /// A work-group size for the heavy conv kernels on CPU devices: PoCL's default for a NULL local
-    /// size packs a small global range (e.g. [1, 14, 32]) into one work-group, which then runs on a
-    /// single thread. Split the range (outer dimensions first, keeping consecutive pixel blocks
-    /// together) into at least 8 groups per compute unit, using divisors so no padding is added.
-    /// GPUs keep the driver's choice (nil).
-    func convLocalSize(_ global: [Int]) -> [Int]? {
-        guard context.device.type.contains("CPU") else { return nil }
-        let target = max(16, 8 * context.device.computeUnits)
-        var local = global.map { max($0, 1) }
-        func groups() -> Int { zip(global, local).reduce(1) { $0 * (($1.0 + $1.1 - 1) / $1.1) } }
-        func smallestFactor(_ n: Int) -> Int {
-            var f = 2
-            while f * f <= n { if n % f == 0 { return f }; f += 1 }
-            return n
-        }
-        var dim = local.count - 1
-        while dim >= 0 && (groups() < target || local.reduce(1, *) > 1024) {
-            if local[dim] == 1 { dim -= 1; continue }
-            local[dim] /= smallestFactor(local[dim])
-        }
-        return local
-    }
-
     /// A copy of `src` [planes, h, w] zero-padded by (top, left) and cropped/extended to [planes, hd, wd].
     private func convPad(_ src: Tensor, planes: Int, h: Int, w: Int, hd: Int, wd: Int, top: Int, left: Int) throws -> Tensor {
         let dst = try make([planes, hd, wd])
         try launch("conv", "conv2d_pad",
                    [.buffer(dst.device()), .buffer(src.device()), .int(Int32(planes)), .int(Int32(h)), .int(Int32(w)),
                     .int(Int32(hd)), .int(Int32(wd)), .int(Int32(top)), .int(Int32(left))],
-                   global: [hd, planes], local: convLocalSize([hd, planes]))
+                   global: [hd, planes])
         return dst
     }
 
@@ -75,7 +52,6 @@ extension OpenCLBackend {
                        outputs + [.buffer(try x.device()), .buffer(try weight.device())] + epilogue
                        + [g.n, g.groups, g.coutG, g.cinG, p, g.coutG * g.cinG, g.cinG, 1].map { .int(Int32($0)) },
                        global: [(p + pix - 1) / pix, g.groups * ((g.coutG + tile - 1) / tile), g.n],
-                       local: convLocalSize([(p + pix - 1) / pix, g.groups * ((g.coutG + tile - 1) / tile), g.n]),
                        options: "-DTCO=\(tile) -DPIX=\(pix)")
             return (y, pre)
         }
@@ -98,12 +74,12 @@ extension OpenCLBackend {
             + [.bytes(g.argumentBytes), .int(Int32(hx)), .int(Int32(wx))]
         if g.isDepthwise {
             let global = [blocks, rowBlocks, g.n * g.cout]
-            try launch("conv", "conv2d_forward_depthwise", common, global: global, local: convLocalSize(global),
+            try launch("conv", "conv2d_forward_depthwise", common, global: global,
                        options: "-DSW=\(sw) -DPIX=\(pix) -DDWR=\(rowBlock)")
         } else {
             let tile = convTile(g.coutG)
             let global = [blocks, g.oh, g.n * g.groups * ((g.coutG + tile - 1) / tile)]
-            try launch("conv", "conv2d_forward", common, global: global, local: convLocalSize(global),
+            try launch("conv", "conv2d_forward", common, global: global,
                        options: "-DTCO=\(tile) -DSW=\(sw) -DPIX=\(pix)")
         }
         return (y, pre)
@@ -137,7 +113,6 @@ extension OpenCLBackend {
                        + biasArgs + [.int(0), .int(-1), .float(0), .float(0)]
                        + [g.n, g.groups, g.cinG, g.coutG, p, g.coutG * g.cinG, 1, g.cinG].map { .int(Int32($0)) },
                        global: [(p + pix - 1) / pix, g.groups * ((g.cinG + tile - 1) / tile), g.n],
-                       local: convLocalSize([(p + pix - 1) / pix, g.groups * ((g.cinG + tile - 1) / tile), g.n]),
                        options: "-DTCO=\(tile) -DPIX=\(pix)")
             return dx
         }
@@ -151,16 +126,22 @@ extension OpenCLBackend {
         let dyq = try convPad(dy, planes: g.n * g.cout, h: g.oh, w: g.ow, hd: hq, wd: wq, top: qt, left: ql)
         // Regroup the weight so each (tap, output channel) holds its input channels side by side.
         let ksize = g.kh * g.kw
-        let packed = try make([g.groups * ksize * g.coutG * g.cinG])
-        try launch("conv", "conv2d_pack_weight",
-                   [.buffer(try packed.device()), .buffer(try weight.device())] + [g.groups, g.cinG, g.coutG, ksize].map { .int(Int32($0)) },
-                   global: [g.coutG, g.groups * ksize], local: convLocalSize([g.coutG, g.groups * ksize]))
+        // A weight (immutable graph constant) is regrouped once and kept with it.
+        let source = try weight.device()
+        let packedBuffer = try source.derived("conv2d_pack_weight \(g.groups) \(g.cinG) \(g.coutG) \(ksize)") {
+            let buffer = try context.makeBuffer(byteCount: g.groups * ksize * g.coutG * g.cinG * 4)
+            try launch("conv", "conv2d_pack_weight",
+                       [.buffer(buffer), .buffer(source)] + [g.groups, g.cinG, g.coutG, ksize].map { .int(Int32($0)) },
+                       global: [g.coutG, g.groups * ksize])
+            return buffer
+        }
+        let packed = Tensor(shape: [g.groups * ksize * g.coutG * g.cinG], storage: .device(packedBuffer))
         let tile = convTile(g.cinG)
         let global = [g.sw * blocks, g.h, g.n * g.groups * ((g.cinG + tile - 1) / tile)]
         try launch("conv", "conv2d_backward_input",
                    [.buffer(try dx.device()), .buffer(try dyq.device()), .buffer(try packed.device())] + biasArgs
                    + [.bytes(g.argumentBytes)] + [hq, wq, qt, ql].map { .int(Int32($0)) },
-                   global: global, local: convLocalSize(global),
+                   global: global,
                    options: "-DTCI=\(tile) -DPIX=\(pix)")
         return dx
     }

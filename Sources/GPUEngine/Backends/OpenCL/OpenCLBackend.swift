@@ -8,6 +8,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     public var name: String { "opencl:\(context.device.index) (\(context.device.name))" }
     public var kind: BackendKind { .opencl(self) }
 
+    /// True for CPU OpenCL devices (PoCL), which need explicit work-group sizes.
+    let isCPUDevice: Bool
     /// Options passed to every program build.
     public let buildOptions: String
     private let lock = NSLock()
@@ -26,6 +28,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     public init(device: CLDeviceInfo, buildOptions: String = "-cl-mad-enable") throws {
         context = try CLContext(device: device)
         self.buildOptions = buildOptions
+        isCPUDevice = device.type.contains("CPU")
     }
 
     /// Opens the device `opencl:index`.
@@ -75,17 +78,60 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         return kernel
     }
 
-    /// Enqueues a kernel; with `profiling` on, waits for it and records its device time.
+    /// Enqueues a kernel over `global` work items; `local` nil picks `defaultLocalSize(global)`.
+    /// With `profiling` on, waits for the kernel and records its device time.
     public func launch(_ file: String, _ name: String, _ arguments: [CLArgument], global: [Int],
                        local: [Int]? = nil, options: String = "") throws {
         let k = try kernel(file, name, options: options)
-        let ns = try context.launch(k, arguments, global: global, local: local, profile: profiling)
+        let ns = try context.launch(k, arguments, global: global, local: local ?? defaultLocalSize(global),
+                                    profile: profiling)
         if profiling {
             lock.lock()
             let old = kernelTimes[name] ?? (0, 0)
             kernelTimes[name] = (old.launches + 1, old.nanoseconds + ns)
             lock.unlock()
         }
+    }
+
+    /// The work-group size for a launch over `global` on this device. On CPU devices PoCL's choice for
+    /// a NULL local size packs a small range (≤ 4096 items, e.g. [25, 144, 1]) into ONE work-group, which
+    /// runs on one thread. So split the range into at least 8 groups per compute unit of at most 1024
+    /// items, using divisors (no padding): outer dimensions first by their smallest factors (keeping
+    /// consecutive items of dimension 0 together), then dimension 0 by its largest fitting divisor,
+    /// preferring a multiple of 16 (PoCL vectorizes a group's items along dimension 0). A range that
+    /// would end with tiny groups (a large prime extent) keeps the driver's choice, as do GPUs (nil).
+    func defaultLocalSize(_ global: [Int]) -> [Int]? {
+        guard isCPUDevice, !global.isEmpty else { return nil }
+        let target = max(16, 8 * context.device.computeUnits)
+        let maxItems = 1024
+        var local = global.map { max($0, 1) }
+        func groups(_ l: [Int]) -> Int { zip(global, l).reduce(1) { $0 * ((max($1.0, 1) + $1.1 - 1) / $1.1) } }
+        func smallestFactor(_ n: Int) -> Int {
+            var f = 2
+            while f * f <= n { if n % f == 0 { return f }; f += 1 }
+            return n
+        }
+        var dim = local.count - 1
+        while dim >= 1 && (groups(local) < target || local.reduce(1, *) > maxItems) {
+            if local[dim] == 1 { dim -= 1; continue }
+            local[dim] /= smallestFactor(local[dim])
+        }
+        if groups(local) < target || local.reduce(1, *) > maxItems {
+            let others = local.dropFirst().reduce(1, *), g0 = local[0]
+            let otherGroups = groups([1] + local.dropFirst())
+            var best = 1, best16 = 0
+            var d = min(g0, max(1, maxItems / others))
+            while d >= 1 {
+                if g0 % d == 0 && otherGroups * (g0 / d) >= target {
+                    if best == 1 { best = d }
+                    if d % 16 == 0 { best16 = d; break }
+                }
+                d -= 1
+            }
+            local[0] = best16 > 0 ? best16 : best
+        }
+        if local.reduce(1, *) < 8 && global.reduce(1, *) > 4096 { return nil }
+        return local
     }
 
     public func resetKernelTimes() {

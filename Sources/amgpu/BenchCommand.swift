@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import GPUEngine
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark operators at the real models' shapes and whole AM steps (random weights).",
+        discussion: """
+        Operator rows: GFLOP/s and GB/s forward and backward (to the activations) for ViT-B/16 matmuls, \
+        ResNet-50 and depthwise convolutions, attention at 197 tokens. AM-step rows: forward to the objective, \
+        backward to the input image, one Adam step on the image (plain pixels, no transforms), per model, \
+        batch and objective (logit: class 0; layer: channel 0 of ResNet stage 3 / ViT block 6). \
+        First-launch time (kernel compile) is reported apart from the median of --reps steady-state runs; \
+        peak memory is the process's peak RSS. scripts/bench runs this beside the PyTorch peer.
+        """)
+
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    @Option(name: .long, help: "Comma-separated architectures for the AM-step rows.")
+    var models = "resnetv2_50,resnet50,vit_base_patch16_224"
+
+    @Option(name: .long, help: "Comma-separated batch sizes for the AM-step rows.")
+    var batch = "1,8"
+
+    @Option(name: .long, help: "Comma-separated objectives: logit, layer.")
+    var objectives = "logit,layer"
+
+    @Option(name: .long, help: "Timed repetitions per row (median reported).")
+    var reps = 5
+
+    @Option(name: .long, help: "Untimed repetitions after the first launch.")
+    var warmup = 1
+
+    @Option(name: .long, help: "What to run: all, kernels or steps.")
+    var only = "all"
+
+    @Flag(name: .long, help: "Record per-kernel device time of one extra AM step (OpenCL).")
+    var profile = false
+
+    @Flag(name: .long, help: "Print the report as JSON on stdout (progress lines go to stderr).")
+    var json = false
+
+    func run() throws {
+        try runReportingErrors {
+            var options = BenchmarkOptions()
+            options.models = models.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            for m in options.models where !ModelBuilders.architectures.contains(m) {
+                throw EngineError.invalidInput("--models: unknown architecture '\(m)' (known: \(ModelBuilders.architectures.joined(separator: ", ")))")
+            }
+            options.batches = try batch.split(separator: ",").map {
+                guard let b = Int($0.trimmingCharacters(in: .whitespaces)), b >= 1 else {
+                    throw EngineError.invalidInput("--batch takes positive integers separated by commas, got '\(batch)'")
+                }
+                return b
+            }
+            options.objectives = try objectives.split(separator: ",").map {
+                guard let o = BenchObjective(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
+                    throw EngineError.invalidInput("--objectives takes logit and/or layer, got '\($0)'")
+                }
+                return o
+            }
+            guard reps >= 1, warmup >= 0 else {
+                throw EngineError.invalidInput("--reps must be ≥ 1 and --warmup ≥ 0 (got \(reps), \(warmup))")
+            }
+            options.reps = reps
+            options.warmup = warmup
+            switch only {
+            case "all": break
+            case "kernels": options.steps = false
+            case "steps": options.kernels = false
+            default: throw EngineError.invalidInput("--only takes all, kernels or steps, got '\(only)'")
+            }
+            options.profile = profile
+            let backend = try deviceOptions.makeBackend()
+            let json = self.json
+            if !json { print("amgpu bench on \(backend.name)") }
+            let report = try Benchmark(backend: backend, options: options).run { line in
+                if json { printError(line) } else { print(line) }
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                for row in report.steps {
+                    guard let profile = row.profile else { continue }
+                    print("profile \(row.model) b=\(row.batch) \(row.objective): " + profile.prefix(12).map {
+                        String(format: "%@ %.1f ms (%d)", $0.kernel, $0.ms, $0.launches)
+                    }.joined(separator: ", "))
+                }
+                print(String(format: "peak RSS %.0f MB", report.peakRSSMB))
+            }
+        }
+    }
+}
