@@ -23,6 +23,14 @@ public enum ONNXImporter {
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
             throw EngineError.io("cannot read model '\(path)': \(error.localizedDescription)")
         }
+        return try load(data: data, path: path, batch: batch, imageSize: imageSize, name: name, fusePatterns: fusePatterns)
+    }
+
+    /// Imports the ONNX bytes `data`; `path` names the model in messages and locates external data
+    /// (`load(path:)` maps the file and calls this; the fuzz target calls it directly).
+    public static func load(data: Data, path: String, batch: Int = 1, imageSize: Int? = nil, name: String? = nil,
+                            fusePatterns: Bool = true) throws -> Model {
+        let url = URL(fileURLWithPath: path)
         let proto: Onnx_ModelProto
         do {
             var options = BinaryDecodingOptions()

@@ -1,0 +1,13 @@
+import Foundation
+import GPUEngine
+
+/// bytes → ONNX protobuf → import (initializers, constant folding, shape inference, pattern fusion,
+/// op mapping) → Model: the path `amgpu --model file.onnx` takes. Any thrown error is a clean
+/// rejection; a crash, hang or runaway allocation is a bug.
+/// The input size comes from the file (symbolic sizes are rejected). The model folder does not exist, so external-data references fail cleanly instead of reading files.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzONNX(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
+    let data = Data(bytes: bytes, count: count)
+    _ = try? ONNXImporter.load(data: data, path: "/nonexistent/amgpu-fuzz/model.onnx", imageSize: nil)
+    return 0
+}
