@@ -101,6 +101,9 @@ final class Importer {
             throw EngineError.unsupported("amgpu needs a model with exactly one image input; this one has \(runtimeInputs.count): \(runtimeInputs.map(\.name).joined(separator: ", "))")
         }
         let dims = inputProto.type.tensorType.shape.dim
+        guard !dims.isEmpty else {
+            throw EngineError.unsupported("input '\(inputProto.name)' has no shape (rank 0); amgpu needs an image input [batch, 3, H, W]: re-export the model with a static or named input shape")
+        }
         guard dims.count == 4 || dims.dropFirst().allSatisfy({ $0.dimValue > 0 }) else {
             throw EngineError.unsupported("input '\(inputProto.name)' has rank \(dims.count) and symbolic sizes; amgpu needs an image input [batch, 3, H, W]")
         }

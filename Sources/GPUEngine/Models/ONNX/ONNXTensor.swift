@@ -49,15 +49,13 @@ let maxImportedElements = 1 << 31
 /// Converts IEEE half bits to Float.
 func halfToFloat(_ bits: UInt16) -> Float {
     let sign = UInt32(bits & 0x8000) << 16
-    var exponent = UInt32(bits >> 10) & 0x1F
-    var mantissa = UInt32(bits & 0x3FF)
+    let exponent = UInt32(bits >> 10) & 0x1F
+    let mantissa = UInt32(bits & 0x3FF)
     if exponent == 0 {
-        if mantissa == 0 { return Float(bitPattern: sign) }
-        // Subnormal: normalise.
-        exponent = 1
-        while mantissa & 0x400 == 0 { mantissa <<= 1; exponent -= 1 }
-        mantissa &= 0x3FF
-        return Float(bitPattern: sign | ((exponent + 112) << 23) | (mantissa << 13))
+        // Zero or subnormal: mantissa · 2⁻²⁴, exact in Float. (The old normalising loop ran the
+        // unsigned exponent below zero for mantissas under 0x200 and trapped; found by fuzzing.)
+        let magnitude = Float(mantissa) * 0x1p-24
+        return sign != 0 ? -magnitude : magnitude
     }
     if exponent == 31 { return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13)) }
     return Float(bitPattern: sign | ((exponent + 112) << 23) | (mantissa << 13))
