@@ -10,6 +10,8 @@ public enum EngineError: Error, CustomStringConvertible, Sendable, Equatable {
     case numerical(String)
     case io(String)
     case invalidInput(String)
+    /// A tensor or the whole run does not fit the device's memory (found before any work starts).
+    case deviceMemory(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum EngineError: Error, CustomStringConvertible, Sendable, Equatable {
         case .numerical(let m): return m
         case .io(let m): return m
         case .invalidInput(let m): return m
+        case .deviceMemory(let m): return "out of device memory: \(m)"
         }
     }
 }

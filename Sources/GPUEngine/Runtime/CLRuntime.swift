@@ -187,8 +187,15 @@ public final class CLContext: @unchecked Sendable {
         if buildStatus != CL_SUCCESS {
             let log = buildLog(program)
             clReleaseProgram(program)
-            throw CLError(code: buildStatus, call: "clBuildProgram",
-                          detail: "kernel file \(name).cl failed to build with options '\(options)'. Build log:\n\(log)")
+            // One line: the first compiler error; the whole log stays in `buildLog`.
+            let lines = log.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let first = lines.first { $0.localizedCaseInsensitiveContains("error") } ?? lines.first ?? "(empty build log)"
+            var error = CLError(code: buildStatus, call: "clBuildProgram",
+                                detail: "kernel file \(name) failed to build with options '\(options)': \(first)"
+                                    + (lines.count > 1 ? " (+\(lines.count - 1) more build-log lines)" : "")
+                                    + "; fix the kernel source (AMGPU_KERNEL_DIR=folder runs edited kernels without rebuilding) or use --device cpu")
+            error.buildLog = log
+            throw error
         }
         return CLProgram(program: program, name: name)
     }

@@ -10,7 +10,8 @@ struct ConstTensor: Equatable {
 
     var count: Int { values.count }
     var scalar: Double? { values.count == 1 ? values[0] : nil }
-    var ints: [Int] { values.map { $0 >= 9.2e18 ? Int.max / 2 : ($0 <= -9.2e18 ? Int.min / 2 : Int($0)) } }
+    /// The values as Int; ±huge clamp to ±Int.max/2, NaN becomes Int.min/2 (an invalid size that shape checks reject).
+    var ints: [Int] { values.map { $0.isNaN ? Int.min / 2 : ($0 >= 9.2e18 ? Int.max / 2 : ($0 <= -9.2e18 ? Int.min / 2 : Int($0))) } }
 
     var host: HostTensor { HostTensor(shape: shape, values: values.map { Float($0) }) }
 
@@ -46,6 +47,10 @@ enum ONNXDataType: Int32 {
 /// The largest tensor amgpu accepts from a model file (elements), so a corrupt header cannot make it allocate terabytes.
 let maxImportedElements = 1 << 31
 
+/// The largest tensor constant folding may produce (elements): folded values are shapes, index
+/// tables and small constants, and a hostile ConstantOfShape/Expand/Tile/Range must not allocate gigabytes.
+let maxFoldedElements = 1 << 24
+
 /// Converts IEEE half bits to Float.
 func halfToFloat(_ bits: UInt16) -> Float {
     let sign = UInt32(bits & 0x8000) << 16
@@ -64,13 +69,13 @@ func halfToFloat(_ bits: UInt16) -> Float {
 func bfloat16ToFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 
 /// Checked product of dimensions; throws on negative dims or overflow past the import limit.
-func checkedElementCount(_ shape: [Int], what: String) throws -> Int {
+func checkedElementCount(_ shape: [Int], what: String, limit: Int = maxImportedElements) throws -> Int {
     var n = 1
     for d in shape {
         guard d >= 0 else { throw EngineError.invalidInput("\(what) has a negative dimension in shape \(shape)") }
         let (p, overflow) = n.multipliedReportingOverflow(by: d)
-        guard !overflow, p <= maxImportedElements else {
-            throw EngineError.invalidInput("\(what) declares shape \(shape), more than \(maxImportedElements) elements: the file is corrupt or the model is too large")
+        guard !overflow, p <= limit else {
+            throw EngineError.invalidInput("\(what) declares shape \(shape), more than \(limit) elements: the file is corrupt or the model is too large")
         }
         n = p
     }
