@@ -29,3 +29,24 @@ public enum EngineError: Error, CustomStringConvertible, Sendable, Equatable {
         }
     }
 }
+
+extension EngineError {
+    /// The same error with "; `hint`" appended to its message (nil: unchanged).
+    public func appendingHint(_ hint: String?) -> EngineError {
+        guard let hint else { return self }
+        func add(_ m: String) -> String { m + "; " + hint }
+        switch self {
+        case .shapeMismatch(let m): return .shapeMismatch(add(m))
+        case .invalidAttribute(let m): return .invalidAttribute(add(m))
+        case .wrongBackend(let m): return .wrongBackend(add(m))
+        case .unsupported(let m): return .unsupported(add(m))
+        case .unknownValue(let m): return .unknownValue(add(m))
+        case .noOpenCLDevice(let m): return .noOpenCLDevice(add(m))
+        case .invalidGraph(let m): return .invalidGraph(add(m))
+        case .numerical(let m): return .numerical(add(m))
+        case .io(let m): return .io(add(m))
+        case .invalidInput(let m): return .invalidInput(add(m))
+        case .deviceMemory(let m): return .deviceMemory(add(m))
+        }
+    }
+}

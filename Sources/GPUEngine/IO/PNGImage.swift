@@ -54,7 +54,7 @@ public enum PNGFile {
     /// Reads any PNG (gray, RGB, RGBA, palette, 16-bit) as 8-bit RGB; alpha is composited on white.
     public static func read(_ path: String) throws -> RGBImage {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw EngineError.io("cannot read image '\(path)': no such file")
+            throw EngineError.io("cannot read image '\(path)': no such file; check the path")
         }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
@@ -91,7 +91,7 @@ public enum PNGFile {
             if ok == 0 {
                 let message = libpngMessage(&image)
                 png_image_free(&image)
-                throw EngineError.io("cannot decode image '\(path)': \(message)")
+                throw EngineError.io("cannot decode image '\(path)': \(message); the file is truncated or corrupt: re-export it as PNG")
             }
             return RGBImage(width: width, height: height, pixels: pixels)
         }
@@ -154,4 +154,13 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         throw EngineError.io("cannot write '\(path)': \(error.localizedDescription) (check that the folder exists, is writable and the disk is not full)")
     }
     try moveAtomically(temporary, to: url)
+}
+
+/// Creates the output folder `path` (and its parents) if needed, and checks that it is writable.
+public func createOutputFolder(_ path: String) throws {
+    let fm = FileManager.default
+    do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+        throw EngineError.io("cannot create output folder '\(path)' (a part of the path is a file or not writable); choose a writable folder with --out")
+    }
+    guard fm.isWritableFile(atPath: path) else { throw EngineError.io("output folder '\(path)' is not writable; choose a writable folder with --out") }
 }

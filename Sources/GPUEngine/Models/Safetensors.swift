@@ -23,7 +23,7 @@ public struct SafetensorsFile {
     static let maxHeader = 100_000_000
 
     public init(path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else { throw EngineError.io("cannot read '\(path)': no such file") }
+        guard FileManager.default.fileExists(atPath: path) else { throw EngineError.io("cannot read '\(path)': no such file; check the path") }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw EngineError.io("cannot read '\(path)': \(error.localizedDescription)")
@@ -37,7 +37,7 @@ public struct SafetensorsFile {
         self.path = path
         self.data = data.startIndex == 0 ? data : Data(data)   // indices below count from 0
         func corrupt(_ why: String) -> EngineError {
-            EngineError.invalidInput("'\(path)' is not a valid safetensors file: \(why)")
+            EngineError.invalidInput("'\(path)' is not a valid safetensors file: \(why); re-download or re-export it")
         }
         let data = self.data
         guard data.count >= 8 else { throw corrupt("it is shorter than its 8-byte header length") }

@@ -8,9 +8,12 @@ struct ONNXAttributes {
         for a in node.attribute { values[a.name] = a }
     }
 
-    func int(_ name: String, _ defaultValue: Int) -> Int { values[name].map { Int(clamping: $0.i) } ?? defaultValue }
+    /// Integer attributes are clamped to ±2³¹ (beyond any tensor dimension amgpu accepts, and still
+    /// "to the end" for Slice), so shape arithmetic on them cannot overflow.
+    static func clamped(_ v: Int64) -> Int { Int(max(min(v, 1 << 31), -(1 << 31))) }
+    func int(_ name: String, _ defaultValue: Int) -> Int { values[name].map { Self.clamped($0.i) } ?? defaultValue }
     func float(_ name: String, _ defaultValue: Float) -> Float { values[name]?.f ?? defaultValue }
-    func ints(_ name: String) -> [Int]? { values[name].map { $0.ints.map { Int(clamping: $0) } } }
+    func ints(_ name: String) -> [Int]? { values[name].map { $0.ints.map(Self.clamped) } }
     func floats(_ name: String) -> [Float]? { values[name]?.floats }
     func string(_ name: String, _ defaultValue: String) -> String {
         values[name].map { String(decoding: $0.s, as: UTF8.self) } ?? defaultValue

@@ -10,8 +10,9 @@ struct ConstTensor: Equatable {
 
     var count: Int { values.count }
     var scalar: Double? { values.count == 1 ? values[0] : nil }
-    /// The values as Int; ±huge clamp to ±Int.max/2, NaN becomes Int.min/2 (an invalid size that shape checks reject).
-    var ints: [Int] { values.map { $0.isNaN ? Int.min / 2 : ($0 >= 9.2e18 ? Int.max / 2 : ($0 <= -9.2e18 ? Int.min / 2 : Int($0))) } }
+    /// The values as Int, clamped to ±2³¹ (beyond any dimension amgpu accepts, so INT64_MAX still
+    /// means "to the end" and shape arithmetic cannot overflow); NaN becomes -2³¹, an invalid size.
+    var ints: [Int] { values.map { $0.isNaN ? -(1 << 31) : Int(max(min($0, Double(1 << 31)), -Double(1 << 31))) } }
 
     var host: HostTensor { HostTensor(shape: shape, values: values.map { Float($0) }) }
 
@@ -72,10 +73,10 @@ func bfloat16ToFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) <
 func checkedElementCount(_ shape: [Int], what: String, limit: Int = maxImportedElements) throws -> Int {
     var n = 1
     for d in shape {
-        guard d >= 0 else { throw EngineError.invalidInput("\(what) has a negative dimension in shape \(shape)") }
+        guard d >= 0 else { throw EngineError.invalidInput("\(what) has a negative dimension in shape \(shape): the file is corrupt; re-export or re-download it") }
         let (p, overflow) = n.multipliedReportingOverflow(by: d)
         guard !overflow, p <= limit else {
-            throw EngineError.invalidInput("\(what) declares shape \(shape), more than \(limit) elements: the file is corrupt or the model is too large")
+            throw EngineError.invalidInput("\(what) declares shape \(shape), more than \(limit) elements: the file is corrupt (re-export or re-download it) or the model is too large")
         }
         n = p
     }
