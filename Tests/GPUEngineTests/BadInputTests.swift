@@ -373,3 +373,29 @@ extension BadInputTests {
         }
     }
 }
+
+/// A short soak through the real binary (`--report-memory`, its own process, so other tests'
+/// buffers do not count): 150 AM steps on OpenCL must keep the live OpenCL buffer count and bytes
+/// flat after warm-up and the resident memory within 16 MiB. scripts/soak runs the 1000-step version.
+@Suite struct SoakTests {
+    @Test func memoryStaysFlatOver150Steps() throws {
+        guard let devices = try? OpenCLRuntime.devices(), !devices.isEmpty else {
+            print("amgpu-test: SKIPPED memoryStaysFlatOver150Steps: no OpenCL platform")
+            return
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-soak-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try CLITests.run(["visualize", "--model", "random:resnet18", "--size", "32", "--layer", "output", "--unit", "1",
+                                  "--steps", "150", "--no-baseline", "--quiet", "--report-memory", "--device", "opencl", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        // "memory: step S rss_kib N cl_buffers M cl_bytes B"
+        let reports = r.stderr.split(separator: "\n").filter { $0.hasPrefix("memory:") }.map { $0.split(separator: " ").compactMap { Int($0) } }
+        #expect(reports.map { $0[0] } == [1, 51, 101, 150], "\(r.stderr)")
+        guard reports.count == 4, reports.allSatisfy({ $0.count == 4 }) else { return }
+        let warm = reports[1], end = reports[3]
+        #expect(warm[2] > 0 && end[2] == warm[2], "live OpenCL buffers \(warm[2]) → \(end[2])")
+        #expect(end[3] == warm[3], "live OpenCL bytes \(warm[3]) → \(end[3])")
+        #expect(end[1] - warm[1] < 16 * 1024, "RSS grew \(end[1] - warm[1]) KiB")
+        #expect(reports[2][2] == warm[2])
+    }
+}

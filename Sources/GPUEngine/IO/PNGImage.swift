@@ -56,6 +56,11 @@ public enum PNGFile {
         guard FileManager.default.fileExists(atPath: path) else {
             throw EngineError.io("cannot read image '\(path)': no such file; check the path")
         }
+        // An empty file never reaches Data(contentsOf:): mapping one leaks a 4 KiB buffer inside
+        // Foundation (LeakSanitizer, swift 6.3.1), and there is nothing to decode anyway.
+        if (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue == 0 {
+            return try read(data: Data(), name: path)
+        }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw EngineError.io("cannot read image '\(path)': \(error.localizedDescription)")

@@ -24,6 +24,11 @@ public struct SafetensorsFile {
 
     public init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw EngineError.io("cannot read '\(path)': no such file; check the path") }
+        // Empty files skip Data(contentsOf:), which leaks a buffer mapping them (see PNGFile.read).
+        if (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue == 0 {
+            try self.init(data: Data(), path: path)
+            return
+        }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw EngineError.io("cannot read '\(path)': \(error.localizedDescription)")
