@@ -226,7 +226,7 @@ struct Adversarial: ParsableCommand {
         var guideImage: RGBImage? = nil
         if let guide { guideImage = try Self.loadPhoto(guide, size: size) }
 
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try createOutputFolder(out)
         var photos: [(name: String, image: RGBImage)] = []
         for p in photoPaths {
             let stem = URL(fileURLWithPath: p).deletingPathExtension().lastPathComponent

@@ -62,6 +62,11 @@ struct Visualize: ParsableCommand {
     @Flag(name: .long, help: "No progress output.")
     var quiet = false
 
+    /// For soak tests (scripts/soak): every 50 steps, one stderr line with the process's resident
+    /// memory and the live OpenCL buffers (count and bytes).
+    @Flag(name: .long, help: .hidden)
+    var reportMemory = false
+
     func run() throws {
         try runReportingErrors {
             let clock = Date()
@@ -113,10 +118,7 @@ struct Visualize: ParsableCommand {
             let photos = noBaseline ? [] : naturalPhotos()
             let imagesPerBatch = max(1, min(batch, unitList.count))
             let fm = FileManager.default
-            do { try fm.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
-                throw EngineError.io("cannot create output folder '\(out)': \(error.localizedDescription)")
-            }
-            guard fm.isWritableFile(atPath: out) else { throw EngineError.io("output folder '\(out)' is not writable") }
+            try createOutputFolder(out)
             let modelHash = probe.fileSHA256()
             var allImages: [HostTensor] = []
             var written: [String] = []
@@ -131,7 +133,10 @@ struct Visualize: ParsableCommand {
                 let request = VisualizationRequest(objective: objectiveSpec, preset: p, seed: seed &+ UInt64(chunkStart), images: chunk.count)
                 let visualizer = try Visualizer(model: model, request: request, backend: backend)
                 let bar = ProgressReporter(quiet: quiet, label: "\(model.name) \(layerName) units \(chunk.map(String.init).joined(separator: ","))")
-                let result = try visualizer.run(naturalImages: photos) { bar.update($0) }
+                let result = try visualizer.run(naturalImages: photos) { p in
+                    bar.update(p)
+                    if reportMemory && ((p.step - 1) % 50 == 0 || p.step == p.steps) { printError(MemoryReport.line(step: p.step)) }
+                }
                 bar.finish()
                 allImages.append(result.images)
                 for (i, u) in chunk.enumerated() {

@@ -12,6 +12,7 @@ public final class ObjectiveEvaluator {
         self.model = model
         self.objective = try ObjectiveGraph(objective, model: model)
         self.backend = backend
+        try model.graph.checkFits(on: backend, what: "\(model.name) at batch \(model.batchSize)")
         modelExecutor = Executor(graph: model.graph, backend: backend)
         objectiveExecutor = Executor(graph: self.objective.graph, backend: backend)
     }

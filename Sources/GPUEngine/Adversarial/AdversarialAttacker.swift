@@ -70,6 +70,7 @@ public final class AdversarialAttacker: @unchecked Sendable {
         }
         self.model = model
         self.backend = backend
+        try model.graph.checkFits(on: backend, what: "\(model.name) at batch \(model.batchSize)")
         executor = Executor(graph: model.graph, backend: backend)
     }
 

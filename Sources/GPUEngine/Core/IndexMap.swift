@@ -108,3 +108,16 @@ public func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
         i < offset ? 0 : (shape[i - offset] == 1 && target[i] != 1 ? 0 : own[i - offset])
     }
 }
+
+/// Π factors, or nil when a factor is negative or the product overflows Int (sizes from model
+/// files must not trap the shape checks that are meant to reject them).
+func checkedProduct(_ factors: [Int]) -> Int? {
+    var p = 1
+    for f in factors {
+        guard f >= 0 else { return nil }
+        let (r, overflow) = p.multipliedReportingOverflow(by: f)
+        if overflow { return nil }
+        p = r
+    }
+    return p
+}

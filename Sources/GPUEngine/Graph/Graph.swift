@@ -35,6 +35,8 @@ public final class Graph: @unchecked Sendable {
 
     private func newValue(_ name: String, shape: [Int], producer: Int?) throws -> ValueID {
         guard byName[name] == nil else { throw EngineError.invalidGraph("two values are named '\(name)'") }
+        // Negative or overflowing shapes (from a corrupt model) stop here, before any size arithmetic downstream.
+        _ = try checkedElementCount(shape, what: "value '\(name)'")
         let id = ValueID(index: values.count)
         values.append(ValueInfo(name: name, shape: shape, producer: producer))
         byName[name] = id

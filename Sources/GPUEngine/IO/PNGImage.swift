@@ -48,37 +48,58 @@ public struct RGBImage: Sendable, Equatable {
 public enum PNGFile {
     /// The largest image amgpu accepts (per side), so a hostile header cannot request terabytes.
     public static let maxSide = 16_384
+    /// The largest image amgpu accepts in pixels (8192 × 8192): its fp32 tensor alone takes 768 MiB.
+    public static let maxPixels = 8_192 * 8_192
 
     /// Reads any PNG (gray, RGB, RGBA, palette, 16-bit) as 8-bit RGB; alpha is composited on white.
     public static func read(_ path: String) throws -> RGBImage {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw EngineError.io("cannot read image '\(path)': no such file")
+            throw EngineError.io("cannot read image '\(path)': no such file; check the path")
         }
-        var image = png_image()
-        image.version = png_uint_32(AMGPU_PNG_IMAGE_VERSION)
-        guard png_image_begin_read_from_file(&image, path) != 0 else {
-            let message = libpngMessage(&image)
-            png_image_free(&image)
-            throw EngineError.io("cannot read image '\(path)': \(message) (amgpu reads PNG files; convert other formats first, e.g. `convert photo.jpg photo.png`)")
+        // An empty file never reaches Data(contentsOf:): mapping one leaks a 4 KiB buffer inside
+        // Foundation (LeakSanitizer, swift 6.3.1), and there is nothing to decode anyway.
+        if (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue == 0 {
+            return try read(data: Data(), name: path)
         }
-        guard image.width > 0, image.height > 0, Int(image.width) <= maxSide, Int(image.height) <= maxSide else {
-            let size = "\(image.width)×\(image.height)"
-            png_image_free(&image)
-            throw EngineError.io("image '\(path)' is \(size) pixels; amgpu accepts 1 to \(maxSide) pixels per side")
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw EngineError.io("cannot read image '\(path)': \(error.localizedDescription)")
         }
-        image.format = png_uint_32(AMGPU_PNG_FORMAT_RGB)
-        let width = Int(image.width), height = Int(image.height)
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        var background = png_color(red: 255, green: 255, blue: 255)
-        let ok = pixels.withUnsafeMutableBytes { raw in
-            png_image_finish_read(&image, &background, raw.baseAddress, png_int_32(width * 3), nil)
+        return try read(data: data, name: path)
+    }
+
+    /// Decodes the PNG bytes `data` as 8-bit RGB; `name` only names the image in messages.
+    /// (`read(_:)` maps the file and calls this; the fuzz target calls it directly.)
+    public static func read(data: Data, name path: String) throws -> RGBImage {
+        // libpng keeps the pointer from begin_read until finish_read, so both run inside one closure.
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> RGBImage in
+            var image = png_image()
+            image.version = png_uint_32(AMGPU_PNG_IMAGE_VERSION)
+            guard let base = raw.baseAddress, raw.count > 0, png_image_begin_read_from_memory(&image, base, raw.count) != 0 else {
+                let message = raw.count == 0 ? "the file is empty" : libpngMessage(&image)
+                png_image_free(&image)
+                throw EngineError.io("cannot read image '\(path)': \(message) (amgpu reads PNG files; convert other formats first, e.g. `convert photo.jpg photo.png`)")
+            }
+            guard image.width > 0, image.height > 0, Int(image.width) <= maxSide, Int(image.height) <= maxSide,
+                  Int(image.width) * Int(image.height) <= maxPixels else {
+                let size = "\(image.width)×\(image.height)"
+                png_image_free(&image)
+                throw EngineError.invalidInput("image '\(path)' is \(size) pixels; amgpu accepts 1 to \(maxSide) pixels per side and at most \(maxPixels / 1_000_000) megapixels: downscale it first (e.g. `convert big.png -resize 2048x2048 small.png`)")
+            }
+            image.format = png_uint_32(AMGPU_PNG_FORMAT_RGB)
+            let width = Int(image.width), height = Int(image.height)
+            var pixels = [UInt8](repeating: 0, count: width * height * 3)
+            var background = png_color(red: 255, green: 255, blue: 255)
+            let ok = pixels.withUnsafeMutableBytes { out in
+                png_image_finish_read(&image, &background, out.baseAddress, png_int_32(width * 3), nil)
+            }
+            if ok == 0 {
+                let message = libpngMessage(&image)
+                png_image_free(&image)
+                throw EngineError.io("cannot decode image '\(path)': \(message); the file is truncated or corrupt: re-export it as PNG")
+            }
+            return RGBImage(width: width, height: height, pixels: pixels)
         }
-        if ok == 0 {
-            let message = libpngMessage(&image)
-            png_image_free(&image)
-            throw EngineError.io("cannot decode image '\(path)': \(message)")
-        }
-        return RGBImage(width: width, height: height, pixels: pixels)
     }
 
     /// Writes `image` as an 8-bit RGB PNG, atomically: to a temporary file in the same folder,
@@ -151,4 +172,13 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         throw EngineError.io("cannot write '\(path)': \(error.localizedDescription) (check that the folder exists, is writable and the disk is not full)")
     }
     try moveAtomically(temporary, to: url)
+}
+
+/// Creates the output folder `path` (and its parents) if needed, and checks that it is writable.
+public func createOutputFolder(_ path: String) throws {
+    let fm = FileManager.default
+    do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+        throw EngineError.io("cannot create output folder '\(path)' (a part of the path is a file or not writable); choose a writable folder with --out")
+    }
+    guard fm.isWritableFile(atPath: path) else { throw EngineError.io("output folder '\(path)' is not writable; choose a writable folder with --out") }
 }

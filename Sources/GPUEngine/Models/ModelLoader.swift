@@ -26,7 +26,7 @@ public enum ModelLoader {
         }
         if ref.hasSuffix(".onnx") || ref.hasSuffix(".safetensors") || ref.contains("/") {
             guard FileManager.default.fileExists(atPath: ref) else {
-                throw EngineError.io("model file '\(ref)' does not exist")
+                throw EngineError.io("model file '\(ref)' does not exist; check the path")
             }
             return try loadFile(ref, batch: batch, architecture: architecture, imageSize: imageSize)
         }

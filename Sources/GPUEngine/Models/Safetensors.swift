@@ -23,14 +23,28 @@ public struct SafetensorsFile {
     static let maxHeader = 100_000_000
 
     public init(path: String) throws {
-        self.path = path
-        guard FileManager.default.fileExists(atPath: path) else { throw EngineError.io("cannot read '\(path)': no such file") }
+        guard FileManager.default.fileExists(atPath: path) else { throw EngineError.io("cannot read '\(path)': no such file; check the path") }
+        // Empty files skip Data(contentsOf:), which leaks a buffer mapping them (see PNGFile.read).
+        if (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue == 0 {
+            try self.init(data: Data(), path: path)
+            return
+        }
+        let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw EngineError.io("cannot read '\(path)': \(error.localizedDescription)")
         }
+        try self.init(data: data, path: path)
+    }
+
+    /// Parses the safetensors bytes `data`; `path` only names the file in messages.
+    /// (`init(path:)` maps the file and calls this; the fuzz target calls it directly.)
+    public init(data: Data, path: String) throws {
+        self.path = path
+        self.data = data.startIndex == 0 ? data : Data(data)   // indices below count from 0
         func corrupt(_ why: String) -> EngineError {
-            EngineError.invalidInput("'\(path)' is not a valid safetensors file: \(why)")
+            EngineError.invalidInput("'\(path)' is not a valid safetensors file: \(why); re-download or re-export it")
         }
+        let data = self.data
         guard data.count >= 8 else { throw corrupt("it is shorter than its 8-byte header length") }
         let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) }
         guard headerLength <= UInt64(Self.maxHeader), Int(headerLength) <= data.count - 8 else {

@@ -97,8 +97,8 @@ struct ConvGeometry: Equatable {
     /// Checks that every tensor and kernel index fits the 32-bit offsets of the kernels.
     func checkSize(_ op: String) throws {
         let limit = Int(Int32.max)
-        guard n * cin * (h + kh * dh + pt) * (w + kw * dw + pl + 8 * sw) < limit,
-              n * cout * (oh + kh) * (ow + kw + 8) < limit else {
+        guard let a = checkedProduct([n, cin, h + kh * dh + pt, w + kw * dw + pl + 8 * sw]), a < limit,
+              let b = checkedProduct([n, cout, oh + kh, ow + kw + 8]), b < limit else {
             throw EngineError.unsupported("\(op): tensors of more than 2^31 elements")
         }
     }

@@ -136,7 +136,7 @@ extension Array where Element == Int {
     /// Replaces a single -1 entry so the product equals `count`.
     func resolved(count: Int) -> [Int] {
         guard let i = firstIndex(of: -1) else { return self }
-        let known = enumerated().filter { $0.offset != i }.map(\.element).reduce(1, *)
+        let known = checkedProduct(enumerated().filter { $0.offset != i }.map(\.element)) ?? 0
         var out = self
         out[i] = known == 0 ? 0 : count / known
         return out

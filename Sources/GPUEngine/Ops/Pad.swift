@@ -68,7 +68,7 @@ public struct Pad: Operator {
         try expectInputs(inputShapes, 1, typeName)
         let (begin, end) = try beginEnd(inputShapes[0])
         let out = inputShapes[0].indices.map { inputShapes[0][$0] + begin[$0] + end[$0] }
-        guard out.reduce(1, *) < Int(Int32.max) else { throw EngineError.unsupported("Pad: tensors of more than 2^31 elements") }
+        guard let count = checkedProduct(out), count < Int(Int32.max) else { throw EngineError.unsupported("Pad: tensors of more than 2^31 elements") }
         return out
     }
 

@@ -22,7 +22,9 @@ func gatherStrided(_ src: Tensor, shape: [Int], srcOffset: Int, srcStrides: [Int
 /// Normalises an axis that may be negative (counted from the end) against `rank`.
 func normalizeAxis(_ axis: Int, rank: Int, op: String) throws -> Int {
     let a = axis < 0 ? axis + rank : axis
-    guard a >= 0, a < max(rank, 1) else {
+    // ONNX axes index an existing dimension: rank-0 tensors have none (the old `max(rank, 1)` let
+    // axis 0 through for scalars, and Concat then indexed an empty shape; found by fuzzing).
+    guard a >= 0, a < rank else {
         throw EngineError.invalidAttribute("\(op): axis \(axis) is out of range for rank \(rank)")
     }
     return a

@@ -101,7 +101,11 @@ public struct Resize: Operator {
         guard let scales, scales.count == 2, scales.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw EngineError.invalidAttribute("Resize: give either size [OH, OW] or scales [sH, sW] > 0, got \(scales.map { "\($0)" } ?? "neither")")
         }
-        let out = (0..<2).map { Int((Double(spatial[$0]) * Double(scales[$0])).rounded(.down)) }
+        let sizes = (0..<2).map { (Double(spatial[$0]) * Double(scales[$0])).rounded(.down) }
+        guard sizes.allSatisfy({ $0 < Double(Int32.max) }) else {
+            throw EngineError.unsupported("Resize: scales \(scales) give an output of \(sizes) for input \(x), more than 2^31 elements")
+        }
+        let out = sizes.map { Int($0) }
         guard out.allSatisfy({ $0 >= 1 }) else {
             throw EngineError.shapeMismatch("Resize: scales \(scales) give an empty output for input \(x)")
         }
@@ -112,7 +116,7 @@ public struct Resize: Operator {
         try expectInputs(inputShapes, 1, typeName)
         let x = inputShapes[0]
         let out = try plan(x).out
-        guard x[0] * x[1] * max(x[2] * x[3], out[0] * out[1]) < Int(Int32.max) else {
+        guard let n = try? checkedElementCount([x[0], x[1], max(x[2] * x[3], out[0] * out[1])], what: "Resize"), n < Int(Int32.max) else {
             throw EngineError.unsupported("Resize: tensors of more than 2^31 elements")
         }
         return [x[0], x[1], out[0], out[1]]

@@ -40,14 +40,17 @@ public struct Reshape: Operator {
         guard unknown.count <= 1, out.allSatisfy({ $0 >= -1 }) else {
             throw EngineError.invalidAttribute("Reshape: bad target shape \(shape)")
         }
+        // Target sizes come from model files: multiply with overflow checks (a product past Int.max cannot match).
+        func product(_ dims: [Int]) -> Int? {
+            dims.reduce(Optional(1)) { p, d in p.flatMap { let r = $0.multipliedReportingOverflow(by: d); return r.overflow ? nil : r.partialValue } }
+        }
         if let u = unknown.first {
-            let known = out.enumerated().filter { $0.offset != u }.map(\.element).reduce(1, *)
-            guard known > 0, total % known == 0 else {
+            guard let known = product(out.enumerated().filter { $0.offset != u }.map(\.element)), known > 0, total % known == 0 else {
                 throw EngineError.shapeMismatch("cannot reshape \(input) to \(shape)")
             }
             out[u] = total / known
         }
-        guard out.reduce(1, *) == total else { throw EngineError.shapeMismatch("cannot reshape \(input) to \(shape)") }
+        guard product(out) == total else { throw EngineError.shapeMismatch("cannot reshape \(input) to \(shape)") }
         return out
     }
 

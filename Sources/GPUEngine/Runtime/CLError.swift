@@ -8,6 +8,8 @@ public struct CLError: Error, CustomStringConvertible, Sendable {
     public let call: String
     /// Extra detail: the kernel or file involved, or the compiler's build log.
     public let detail: String
+    /// The compiler's whole build log, for clBuildProgram failures (`detail` holds its first error).
+    public var buildLog = ""
 
     public init(code: Int32, call: String, detail: String = "") {
         self.code = code

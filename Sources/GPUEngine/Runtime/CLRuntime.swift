@@ -139,7 +139,7 @@ public final class CLContext: @unchecked Sendable {
         let size = max(byteCount, 4)
         if UInt64(size) > device.maxAllocationBytes {
             throw CLError(code: Int32(CL_INVALID_BUFFER_SIZE), call: "clCreateBuffer",
-                          detail: "needs \(size) bytes but the device allows at most \(device.maxAllocationBytes) in one buffer")
+                          detail: "needs \(size) bytes but the device allows at most \(device.maxAllocationBytes) in one buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE); use a smaller --batch or --size, or --device cpu")
         }
         var status: cl_int = 0
         guard let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size, nil, &status),
@@ -187,8 +187,15 @@ public final class CLContext: @unchecked Sendable {
         if buildStatus != CL_SUCCESS {
             let log = buildLog(program)
             clReleaseProgram(program)
-            throw CLError(code: buildStatus, call: "clBuildProgram",
-                          detail: "kernel file \(name).cl failed to build with options '\(options)'. Build log:\n\(log)")
+            // One line: the first compiler error; the whole log stays in `buildLog`.
+            let lines = log.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let first = lines.first { $0.localizedCaseInsensitiveContains("error") } ?? lines.first ?? "(empty build log)"
+            var error = CLError(code: buildStatus, call: "clBuildProgram",
+                                detail: "kernel file \(name) failed to build with options '\(options)': \(first)"
+                                    + (lines.count > 1 ? " (+\(lines.count - 1) more build-log lines)" : "")
+                                    + "; fix the kernel source (AMGPU_KERNEL_DIR=folder runs edited kernels without rebuilding) or use --device cpu")
+            error.buildLog = log
+            throw error
         }
         return CLProgram(program: program, name: name)
     }
@@ -209,16 +216,19 @@ public final class CLBuffer: @unchecked Sendable {
     let mem: cl_mem
     public let byteCount: Int
     nonisolated(unsafe) static var liveCount = LiveCounter()
+    nonisolated(unsafe) static var liveByteCount = LiveCounter()
 
     init(mem: cl_mem, byteCount: Int) {
         self.mem = mem
         self.byteCount = byteCount
         CLBuffer.liveCount.add(1)
+        CLBuffer.liveByteCount.add(byteCount)
     }
 
     deinit {
         clReleaseMemObject(mem)
         CLBuffer.liveCount.add(-1)
+        CLBuffer.liveByteCount.add(-byteCount)
     }
 
     private let derivedLock = NSLock()
@@ -249,6 +259,8 @@ public final class CLBuffer: @unchecked Sendable {
 
     /// How many OpenCL buffers exist right now (for leak checks).
     public static var live: Int { liveCount.value }
+    /// Their total size in bytes.
+    public static var liveBytes: Int { liveByteCount.value }
 }
 
 /// A thread-safe counter.

@@ -49,18 +49,36 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         kernels = kernels.filter { !$0.key.hasPrefix(file + "|") }
     }
 
+    /// A folder whose `NAME.cl` files replace the embedded kernel files of the same name
+    /// (`$AMGPU_KERNEL_DIR`): kernel developers edit a kernel and rerun without rebuilding amgpu.
+    public static let kernelDirectory: String? = ProcessInfo.processInfo.environment["AMGPU_KERNEL_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+
+    /// The source of kernel file `file` and where it came from: a test override, `$AMGPU_KERNEL_DIR`, or the binary.
+    func kernelSource(_ file: String) throws -> (text: String, origin: String)? {
+        if let text = sourceOverrides[file] { return (text, "\(file).cl (override)") }
+        if let dir = Self.kernelDirectory {
+            let path = (dir as NSString).appendingPathComponent(file + ".cl")
+            if FileManager.default.fileExists(atPath: path) {
+                do { return (try String(contentsOfFile: path, encoding: .utf8), path) } catch {
+                    throw EngineError.io("cannot read kernel file '\(path)' (from AMGPU_KERNEL_DIR): \(error.localizedDescription)")
+                }
+            }
+        }
+        return KernelSources.source(named: file).map { ($0, "\(file).cl") }
+    }
+
     /// The built program of kernel file `file` with extra `options` (built on first use).
     public func program(file: String, options: String = "") throws -> CLProgram {
         let key = file + "|" + options
         lock.lock(); defer { lock.unlock() }
         if let program = programs[key] { return program }
-        guard let body = sourceOverrides[file] ?? KernelSources.source(named: file) else {
+        guard let body = try kernelSource(file) else {
             throw EngineError.unsupported("no OpenCL kernel file named \(file).cl is embedded in this binary")
         }
         // common.cl (index_map and helpers) is prepended to every file.
-        let source = file == "common" ? body : (KernelSources.source(named: "common") ?? "") + "\n" + body
+        let source = file == "common" ? body.text : ((try kernelSource("common"))?.text ?? "") + "\n" + body.text
         let start = DispatchTime.now().uptimeNanoseconds
-        let program = try context.buildProgram(source: source, name: file,
+        let program = try context.buildProgram(source: source, name: body.origin,
                                                options: [buildOptions, options].filter { !$0.isEmpty }.joined(separator: " "))
         buildSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         programs[key] = program

@@ -128,7 +128,7 @@ final class WeightSource {
         }
         var hint = ""
         if used.intersection(Set(names)).isEmpty {
-            hint = " None of the file's \(names.count) tensor names is one \(architecture) uses: is it a timm \(architecture) checkpoint?"
+            hint = " None of the file's \(names.count) tensor names is one \(architecture) uses: is it a timm \(architecture) checkpoint? Pass the architecture it was trained as with --arch"
             if let prefix = commonPrefix(names) { hint += " (all its names start with '\(prefix)'; strip that prefix)" }
         }
         throw EngineError.invalidInput("'\(label)' does not match timm's \(architecture): "

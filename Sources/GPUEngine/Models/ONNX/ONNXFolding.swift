@@ -8,9 +8,12 @@ struct ONNXAttributes {
         for a in node.attribute { values[a.name] = a }
     }
 
-    func int(_ name: String, _ defaultValue: Int) -> Int { values[name].map { Int(clamping: $0.i) } ?? defaultValue }
+    /// Integer attributes are clamped to ±2³¹ (beyond any tensor dimension amgpu accepts, and still
+    /// "to the end" for Slice), so shape arithmetic on them cannot overflow.
+    static func clamped(_ v: Int64) -> Int { Int(max(min(v, 1 << 31), -(1 << 31))) }
+    func int(_ name: String, _ defaultValue: Int) -> Int { values[name].map { Self.clamped($0.i) } ?? defaultValue }
     func float(_ name: String, _ defaultValue: Float) -> Float { values[name]?.f ?? defaultValue }
-    func ints(_ name: String) -> [Int]? { values[name].map { $0.ints.map { Int(clamping: $0) } } }
+    func ints(_ name: String) -> [Int]? { values[name].map { $0.ints.map(Self.clamped) } }
     func floats(_ name: String) -> [Float]? { values[name]?.floats }
     func string(_ name: String, _ defaultValue: String) -> String {
         values[name].map { String(decoding: $0.s, as: UTF8.self) } ?? defaultValue
@@ -134,7 +137,7 @@ enum ONNXFolding {
             return [ConstTensor(shape: shape, values: out, isInteger: first.isInteger)]
         case "ConstantOfShape":
             let shape = try input(0).ints
-            let count = try checkedElementCount(shape, what: "ConstantOfShape '\(node.name)'")
+            let count = try checkedElementCount(shape, what: "ConstantOfShape '\(node.name)'", limit: maxFoldedElements)
             var value = 0.0, isInt = false
             if let t = attr.tensor("value") {
                 let c = try ConstTensor(proto: t, modelDirectory: nil)
@@ -160,10 +163,16 @@ enum ONNXFolding {
         case "Expand":
             let x = try input(0)
             let shape = try broadcastShapes(x.shape, input(1).ints)
-            _ = try checkedElementCount(shape, what: "Expand '\(node.name)'")
+            _ = try checkedElementCount(shape, what: "Expand '\(node.name)'", limit: maxFoldedElements)
             return [ConstTensor(shape: shape, values: try gather(x, shape: shape, strides: broadcastStrides(x.shape, to: shape)), isInteger: x.isInteger)]
         case "Tile":
             let x = try input(0), reps = try input(1).ints
+            guard reps.count == x.shape.count, reps.allSatisfy({ $0 >= 0 }) else {
+                throw EngineError.invalidGraph("Tile '\(node.name)': repeats \(reps) do not fit input shape \(x.shape)")
+            }
+            let tiled = zip(x.shape, reps).map { $0.multipliedReportingOverflow(by: $1) }
+            guard !tiled.contains(where: \.overflow) else { throw EngineError.invalidGraph("Tile '\(node.name)': repeats \(reps) overflow") }
+            _ = try checkedElementCount(tiled.map(\.partialValue), what: "Tile '\(node.name)'", limit: maxFoldedElements)
             var current = x
             for axis in 0..<x.shape.count where reps[axis] != 1 {
                 let parts = Array(repeating: current, count: reps[axis])
@@ -186,10 +195,14 @@ enum ONNXFolding {
             if type == .float { x.values = x.values.map { Double(Float($0)) } }
             return [x]
         case "Range":
-            let start = try input(0).values[0], limit = try input(1).values[0], delta = try input(2).values[0]
+            guard let start = try input(0).values.first, let limit = try input(1).values.first, let delta = try input(2).values.first,
+                  start.isFinite, limit.isFinite, delta.isFinite else {
+                throw EngineError.invalidGraph("Range '\(node.name)' needs finite scalar start, limit and delta")
+            }
             guard delta != 0 else { throw EngineError.invalidGraph("Range '\(node.name)' with delta 0") }
-            let n = max(0, Int(((limit - start) / delta).rounded(.up)))
-            guard n <= maxImportedElements else { throw EngineError.invalidGraph("Range '\(node.name)' is too long") }
+            let length = max(0, ((limit - start) / delta).rounded(.up))
+            guard length <= Double(maxFoldedElements) else { throw EngineError.invalidGraph("Range '\(node.name)' is too long (\(length) elements)") }
+            let n = Int(length)
             return [ConstTensor(shape: [n], values: (0..<n).map { start + Double($0) * delta }, isInteger: try input(0).isInteger)]
         case "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max":
             let a = try input(0), b = try input(1)

@@ -15,14 +15,22 @@ public enum ONNXImporter {
                             fusePatterns: Bool = true) throws -> Model {
         let url = URL(fileURLWithPath: path)
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
-            throw EngineError.io("cannot read model '\(path)': no such file")
+            throw EngineError.io("cannot read model '\(path)': no such file; check the path")
         }
         let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
-        guard size > 0 else { throw EngineError.invalidInput("model file '\(path)' is empty") }
+        guard size > 0 else { throw EngineError.invalidInput("model file '\(path)' is empty: re-export or re-download it") }
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
             throw EngineError.io("cannot read model '\(path)': \(error.localizedDescription)")
         }
+        return try load(data: data, path: path, batch: batch, imageSize: imageSize, name: name, fusePatterns: fusePatterns)
+    }
+
+    /// Imports the ONNX bytes `data`; `path` names the model in messages and locates external data
+    /// (`load(path:)` maps the file and calls this; the fuzz target calls it directly).
+    public static func load(data: Data, path: String, batch: Int = 1, imageSize: Int? = nil, name: String? = nil,
+                            fusePatterns: Bool = true) throws -> Model {
+        let url = URL(fileURLWithPath: path)
         let proto: Onnx_ModelProto
         do {
             var options = BinaryDecodingOptions()
@@ -32,12 +40,18 @@ public enum ONNXImporter {
             throw EngineError.invalidInput("'\(path)' is not a valid ONNX model (protobuf decoding failed: \(error)); check that the file is complete and is an .onnx export")
         }
         guard proto.hasGraph, !proto.graph.node.isEmpty else {
-            throw EngineError.invalidInput("'\(path)' holds no ONNX graph")
+            throw EngineError.invalidInput("'\(path)' holds no ONNX graph (or an empty one): re-export the model")
         }
         let importer = try Importer(proto: proto.graph, modelDirectory: url.deletingLastPathComponent(),
                                     batch: batch, imageSize: imageSize)
         importer.fusePatterns = fusePatterns
-        let model = try importer.run(name: name ?? url.deletingPathExtension().lastPathComponent, source: path)
+        let model: Model
+        do {
+            model = try importer.run(name: name ?? url.deletingPathExtension().lastPathComponent, source: path)
+        } catch let error as EngineError {
+            // Every import error says what is wrong; add the one fix that applies to all of them.
+            throw error.appendingHint(hasFix(error) ? nil : "re-export the model (static input shape, opset 13 or newer), or open an issue with this message")
+        }
         model.filePath = path
         for entry in proto.metadataProps where entry.key == "amgpu.normalization" && entry.value == "inception" {
             model.preprocessing = .inception(model.preprocessing.inputSize)
@@ -93,6 +107,9 @@ final class Importer {
             throw EngineError.unsupported("amgpu needs a model with exactly one image input; this one has \(runtimeInputs.count): \(runtimeInputs.map(\.name).joined(separator: ", "))")
         }
         let dims = inputProto.type.tensorType.shape.dim
+        guard !dims.isEmpty else {
+            throw EngineError.unsupported("input '\(inputProto.name)' has no shape (rank 0); amgpu needs an image input [batch, 3, H, W]: re-export the model with a static or named input shape")
+        }
         guard dims.count == 4 || dims.dropFirst().allSatisfy({ $0.dimValue > 0 }) else {
             throw EngineError.unsupported("input '\(inputProto.name)' has rank \(dims.count) and symbolic sizes; amgpu needs an image input [batch, 3, H, W]")
         }
@@ -165,7 +182,7 @@ final class Importer {
         }
         // 5. Output.
         guard let outName = graphProto.output.first?.name, let output = values[outName] else {
-            throw EngineError.invalidGraph("the model's output does not depend on its input")
+            throw EngineError.invalidGraph("the model's output does not depend on its input (nothing to visualize or attack)")
         }
         // 6. Aliases from torch-export scopes: the last value computed inside each module scope.
         var aliases: [String: ValueID] = [:]
@@ -200,7 +217,7 @@ final class Importer {
         if let v = values[name] { return v }
         if let id = constantIDs[name] { return id }
         guard let c = constants[name] else {
-            throw EngineError.invalidGraph("node '\(node.name)' (\(node.opType)) reads '\(name)', which no node or initializer defines")
+            throw EngineError.invalidGraph("node '\(node.name)' (\(node.opType)) reads '\(name)', which no node or initializer defines before it (ONNX graphs must be in topological order, without cycles)")
         }
         let id = try graph.addConstant(uniqueConstantName(name), c.host)
         constantIDs[name] = id
@@ -287,4 +304,10 @@ func sha256Hex(_ data: Data) -> String {
         h[4] = h[4] &+ e; h[5] = h[5] &+ f; h[6] = h[6] &+ g; h[7] = h[7] &+ hh
     }
     return h.map { String(format: "%08x", $0) }.joined()
+}
+
+/// Whether an import error already says how to fix it (then no generic hint is added).
+private func hasFix(_ error: EngineError) -> Bool {
+    let text = error.description
+    return ["re-export", "re-download", "--size", "--arch", "check the path", "keep it next to", "beside the model", "Re-export"].contains { text.contains($0) }
 }

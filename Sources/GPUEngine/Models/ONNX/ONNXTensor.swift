@@ -10,7 +10,9 @@ struct ConstTensor: Equatable {
 
     var count: Int { values.count }
     var scalar: Double? { values.count == 1 ? values[0] : nil }
-    var ints: [Int] { values.map { $0 >= 9.2e18 ? Int.max / 2 : ($0 <= -9.2e18 ? Int.min / 2 : Int($0)) } }
+    /// The values as Int, clamped to ±2³¹ (beyond any dimension amgpu accepts, so INT64_MAX still
+    /// means "to the end" and shape arithmetic cannot overflow); NaN becomes -2³¹, an invalid size.
+    var ints: [Int] { values.map { $0.isNaN ? -(1 << 31) : Int(max(min($0, Double(1 << 31)), -Double(1 << 31))) } }
 
     var host: HostTensor { HostTensor(shape: shape, values: values.map { Float($0) }) }
 
@@ -46,18 +48,20 @@ enum ONNXDataType: Int32 {
 /// The largest tensor amgpu accepts from a model file (elements), so a corrupt header cannot make it allocate terabytes.
 let maxImportedElements = 1 << 31
 
+/// The largest tensor constant folding may produce (elements): folded values are shapes, index
+/// tables and small constants, and a hostile ConstantOfShape/Expand/Tile/Range must not allocate gigabytes.
+let maxFoldedElements = 1 << 24
+
 /// Converts IEEE half bits to Float.
 func halfToFloat(_ bits: UInt16) -> Float {
     let sign = UInt32(bits & 0x8000) << 16
-    var exponent = UInt32(bits >> 10) & 0x1F
-    var mantissa = UInt32(bits & 0x3FF)
+    let exponent = UInt32(bits >> 10) & 0x1F
+    let mantissa = UInt32(bits & 0x3FF)
     if exponent == 0 {
-        if mantissa == 0 { return Float(bitPattern: sign) }
-        // Subnormal: normalise.
-        exponent = 1
-        while mantissa & 0x400 == 0 { mantissa <<= 1; exponent -= 1 }
-        mantissa &= 0x3FF
-        return Float(bitPattern: sign | ((exponent + 112) << 23) | (mantissa << 13))
+        // Zero or subnormal: mantissa · 2⁻²⁴, exact in Float. (The old normalising loop ran the
+        // unsigned exponent below zero for mantissas under 0x200 and trapped; found by fuzzing.)
+        let magnitude = Float(mantissa) * 0x1p-24
+        return sign != 0 ? -magnitude : magnitude
     }
     if exponent == 31 { return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13)) }
     return Float(bitPattern: sign | ((exponent + 112) << 23) | (mantissa << 13))
@@ -66,13 +70,13 @@ func halfToFloat(_ bits: UInt16) -> Float {
 func bfloat16ToFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 
 /// Checked product of dimensions; throws on negative dims or overflow past the import limit.
-func checkedElementCount(_ shape: [Int], what: String) throws -> Int {
+func checkedElementCount(_ shape: [Int], what: String, limit: Int = maxImportedElements) throws -> Int {
     var n = 1
     for d in shape {
-        guard d >= 0 else { throw EngineError.invalidInput("\(what) has a negative dimension in shape \(shape)") }
+        guard d >= 0 else { throw EngineError.invalidInput("\(what) has a negative dimension in shape \(shape): the file is corrupt; re-export or re-download it") }
         let (p, overflow) = n.multipliedReportingOverflow(by: d)
-        guard !overflow, p <= maxImportedElements else {
-            throw EngineError.invalidInput("\(what) declares shape \(shape), more than \(maxImportedElements) elements: the file is corrupt or the model is too large")
+        guard !overflow, p <= limit else {
+            throw EngineError.invalidInput("\(what) declares shape \(shape), more than \(limit) elements: the file is corrupt (re-export or re-download it) or the model is too large")
         }
         n = p
     }

@@ -1,0 +1,401 @@
+import Foundation
+import Testing
+@testable import GPUEngine
+
+/// The bad-input corpus: every case runs the real `amgpu` binary on a broken model file, image,
+/// setting or environment, and must end with exit status 1 (not a signal), exactly one
+/// `amgpu: error:` line that names the problem and the fix, no crash report, and no output left
+/// behind (the case's output folder absent or empty, no temporary files). Files are built in a
+/// temporary folder; ONNX models are written with the engine's own protobuf types.
+/// (`okCases` are the unusual-but-valid inputs next to them: they must succeed.)
+@Suite struct BadInputTests {
+    /// One case: the arguments (built from the fixtures folder and the case's output path), the
+    /// substrings that name the problem and the fix, and the environment.
+    struct Case: Sendable {
+        var name: String
+        var args: @Sendable (_ dir: String, _ out: String) -> [String]
+        var problem: String
+        var fix: String
+        var environment: [String: String] = [:]
+        /// Run under `ulimit -f` (KiB) with SIGXFSZ ignored: writes past it fail with EFBIG, as on a full disk.
+        var fileSizeLimitKiB: Int? = nil
+        var needsOpenCL = false
+    }
+
+    static let fixtures: String = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-badinput-\(getpid())").path
+        do { try writeFixtures(dir) } catch { Issue.record("cannot write fixtures: \(error)") }
+        return dir
+    }()
+
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    // MARK: the cases
+
+    static let cpu = ["--device", "cpu"]
+    static func layers(_ file: String, _ extra: [String] = []) -> @Sendable (String, String) -> [String] {
+        { dir, _ in ["layers", dir + "/" + file] + extra }
+    }
+    static func classify(_ model: String, image: String = "photo.png", _ extra: [String] = []) -> @Sendable (String, String) -> [String] {
+        { dir, _ in ["classify", "--model", model.hasPrefix("random:") ? model : dir + "/" + model, "--image", dir + "/" + image] + cpu + extra }
+    }
+    static let tinyModel = ["--model", "random:resnet18", "--size", "32"]
+    static func visualize(_ extra: [String]) -> @Sendable (String, String) -> [String] {
+        { _, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--out", out] + cpu + extra }
+    }
+    static func adversarial(_ extra: [String], image: String = "photo.png") -> @Sendable (String, String) -> [String] {
+        { dir, out in ["adversarial"] + tinyModel + ["--steps", "2", "--quiet", "--out", out, "--image", dir + "/" + image] + cpu + extra }
+    }
+
+    static let cases: [Case] = [
+        // ONNX model files
+        Case(name: "onnx-empty", args: layers("empty.onnx"), problem: "is empty", fix: "re-export"),
+        Case(name: "onnx-garbage", args: layers("garbage.onnx"), problem: "not a valid ONNX model", fix: "check that the file is complete"),
+        Case(name: "onnx-truncated", args: layers("truncated.onnx"), problem: "not a valid ONNX model", fix: "check that the file is complete"),
+        Case(name: "onnx-no-graph", args: layers("nograph.onnx"), problem: "holds no ONNX graph", fix: "re-export"),
+        Case(name: "onnx-unknown-op", args: layers("unknownop.onnx"), problem: "FancyOp (first at node 'fancy1')", fix: "Re-export the model without them"),
+        Case(name: "onnx-cycle", args: layers("cycle.onnx"), problem: "which no node or initializer defines", fix: "re-export"),
+        Case(name: "onnx-undefined-input", args: layers("undefined.onnx"), problem: "reads 'ghost'", fix: "re-export"),
+        Case(name: "onnx-input-rank0", args: layers("rank0.onnx"), problem: "has no shape (rank 0)", fix: "re-export the model"),
+        Case(name: "onnx-input-rank3-conv", args: layers("rank3conv.onnx"), problem: "Conv", fix: "re-export"),
+        Case(name: "onnx-two-inputs", args: layers("twoinputs.onnx"), problem: "exactly one image input", fix: "re-export"),
+        Case(name: "onnx-five-channels", args: layers("fivechannels.onnx"), problem: "has 5 channels", fix: "RGB"),
+        Case(name: "onnx-terabyte-initializer", args: layers("terabyte.onnx"), problem: "more than 2147483648 elements", fix: "the file is corrupt"),
+        Case(name: "onnx-shape-product-overflow", args: layers("overflow.onnx"), problem: "more than 2147483648 elements", fix: "the file is corrupt"),
+        Case(name: "onnx-negative-dim", args: layers("negative.onnx"), problem: "negative dimension", fix: "re-export"),
+        Case(name: "onnx-raw-data-short", args: layers("shortraw.onnx"), problem: "raw data has 3 bytes", fix: "re-export"),
+        Case(name: "onnx-external-data-missing", args: layers("external.onnx"), problem: "cannot be opened", fix: "keep it next to the model"),
+        Case(name: "onnx-external-data-escapes", args: layers("escape.onnx"), problem: "bad external data location", fix: "must be a file beside the model"),
+        Case(name: "onnx-string-initializer", args: layers("string.onnx"), problem: "data type 8", fix: "supported:"),
+        Case(name: "onnx-output-independent", args: layers("constout.onnx"), problem: "does not depend on its input", fix: "re-export"),
+        Case(name: "onnx-huge-input", args: layers("hugeinput.onnx"), problem: "more than 2147483648 elements", fix: "the file is corrupt"),
+        Case(name: "onnx-reshape-overflow", args: layers("reshapeoverflow.onnx"), problem: "cannot reshape", fix: "re-export"),
+        Case(name: "onnx-symbolic-size-without-size", args: classify("symbolic.onnx"), problem: "has a symbolic size", fix: "--size 224"),
+        Case(name: "onnx-fixed-size-mismatch", args: classify("relu.onnx", ["--size", "64"]), problem: "takes 8×8 images", fix: "--size 64 does not fit"),
+        // safetensors
+        Case(name: "st-shorter-than-header", args: layers("short.safetensors", ["--arch", "resnet18"]), problem: "shorter than its 8-byte header length", fix: "re-download or re-export it"),
+        Case(name: "st-header-past-end", args: layers("headerlen.safetensors", ["--arch", "resnet18"]), problem: "the header claims", fix: "re-download or re-export it"),
+        Case(name: "st-header-not-json", args: layers("notjson.safetensors", ["--arch", "resnet18"]), problem: "not a JSON object", fix: "re-download or re-export it"),
+        Case(name: "st-offsets-past-end", args: layers("pastend.safetensors", ["--arch", "resnet18"]), problem: "outside the", fix: "re-download or re-export it"),
+        Case(name: "st-overlapping-tensors", args: layers("overlap.safetensors", ["--arch", "resnet18"]), problem: "tensors overlap", fix: "re-download or re-export it"),
+        Case(name: "st-size-mismatch", args: layers("sizemismatch.safetensors", ["--arch", "resnet18"]), problem: "spans 8 bytes but F32 [4] needs 16", fix: "re-download or re-export it"),
+        Case(name: "st-terabyte-shape", args: layers("terabyte.safetensors", ["--arch", "resnet18"]), problem: "more than 2147483648 elements", fix: "the file is corrupt"),
+        Case(name: "st-shape-product-overflow", args: layers("overflow.safetensors", ["--arch", "resnet18"]), problem: "more than 2147483648 elements", fix: "the file is corrupt"),
+        Case(name: "st-unknown-dtype", args: layers("dtype.safetensors", ["--arch", "resnet18"]), problem: "unknown dtype 'F7'", fix: "re-download or re-export it"),
+        Case(name: "st-no-architecture", args: layers("valid.safetensors"), problem: "does not say which architecture", fix: "pass --arch NAME"),
+        Case(name: "st-wrong-architecture-tensors", args: layers("valid.safetensors", ["--arch", "resnet18"]), problem: "conv1.weight", fix: "--arch"),
+        Case(name: "model-missing-file", args: layers("nothere.onnx"), problem: "does not exist", fix: "check the path"),
+        Case(name: "model-unknown-name", args: { _, _ in ["layers", "no_such_model"] }, problem: "unknown model 'no_such_model'", fix: "give an .onnx or .safetensors path"),
+        Case(name: "model-unknown-architecture", args: { _, _ in ["layers", "random:resnet19"] }, problem: "resnet19", fix: "resnet18"),
+        // images
+        Case(name: "image-missing", args: classify("random:resnet18", image: "nothere.png"), problem: "no such file", fix: "check the path"),
+        Case(name: "image-empty-file", args: classify("random:resnet18", image: "empty.png"), problem: "the file is empty", fix: "convert"),
+        Case(name: "image-is-text", args: classify("random:resnet18", image: "text.png"), problem: "cannot read image", fix: "convert photo.jpg photo.png"),
+        Case(name: "image-is-jpeg", args: classify("random:resnet18", image: "photo.jpg"), problem: "cannot read image", fix: "convert photo.jpg photo.png"),
+        Case(name: "image-truncated-png", args: classify("random:resnet18", image: "truncated.png"), problem: "cannot decode image", fix: "re-export"),
+        Case(name: "image-16k-by-16k", args: classify("random:resnet18", image: "huge.png"), problem: "is 16384×16384 pixels", fix: "downscale it first"),
+        Case(name: "image-1x1-adversarial", args: adversarial(["--target", "3"], image: "one.png"), problem: "is 1×1 pixels", fix: "at least 16×16"),
+        // outputs
+        Case(name: "out-folder-is-a-file", args: { dir, _ in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--out", dir + "/text.png/sub"] + cpu },
+             problem: "cannot create output folder", fix: "choose a writable folder with --out"),
+        Case(name: "out-npy-folder-missing", args: { dir, out in ["activations"] + tinyModel + ["--image", dir + "/photo.png", "--layer", "output", "--out", out + "/missing/a.npy"] + cpu },
+             problem: "cannot write", fix: "check that the folder exists"),
+        Case(name: "out-disk-full-visualize", args: visualize(["--layer", "output", "--unit", "1"]), problem: "cannot write", fix: "the disk is not full", fileSizeLimitKiB: 1),
+        Case(name: "out-disk-full-adversarial", args: adversarial(["--target", "3", "--attack", "fgsm"]), problem: "File too large", fix: "the disk is not full", fileSizeLimitKiB: 1),
+        // settings
+        Case(name: "setting-lr-nan", args: visualize(["--layer", "output", "--unit", "1", "--lr", "nan"]), problem: "learning rate", fix: "must be a finite number > 0"),
+        Case(name: "setting-lr-diverges-to-nan", args: visualize(["--layer", "output", "--unit", "1", "--lr", "1e38"]), problem: "became NaN or infinite", fix: "try a smaller --lr"),
+        Case(name: "setting-eps-nan", args: adversarial(["--target", "3", "--eps", "nan"]), problem: "--eps", fix: "--eps"),
+        Case(name: "setting-steps-zero", args: visualize(["--layer", "output", "--unit", "1", "--steps", "0"]), problem: "steps", fix: "must be ≥ 1"),
+        Case(name: "setting-bad-layer", args: visualize(["--layer", "layer9.nope", "--unit", "1"]), problem: "layer9.nope", fix: "amgpu layers"),
+        Case(name: "setting-unit-out-of-range", args: visualize(["--layer", "output", "--unit", "1000"]), problem: "1000", fix: "0…999"),
+        Case(name: "setting-class-out-of-range", args: visualize(["--class", "1000"]), problem: "1000", fix: "0…999"),
+        Case(name: "setting-unknown-class-name", args: visualize(["--class", "flamingoo"]), problem: "flamingoo", fix: "flamingo"),
+        Case(name: "setting-adversarial-target-out-of-range", args: adversarial(["--target", "5000"]), problem: "5000", fix: "0…999"),
+        Case(name: "setting-bad-device", args: visualize(["--layer", "output", "--unit", "1", "--device", "cuda:0"]), problem: "cuda:0", fix: "opencl:N"),
+        // devices
+        Case(name: "device-no-opencl", args: { _, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--out", out, "--device", "opencl"] },
+             problem: "no OpenCL device", fix: "--device cpu", environment: ["OCL_ICD_VENDORS": "/nonexistent-amgpu-icd"]),
+        Case(name: "device-kernel-fails-to-build", args: { dir, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--out", out, "--device", "opencl"] },
+             problem: "undefined_symbol_xyz", fix: "fix the kernel source", environment: ["AMGPU_KERNEL_DIR": "KERNELDIR"], needsOpenCL: true),
+        Case(name: "device-allocation-over-max", args: { _, out in ["visualize", "--model", "random:resnet18", "--size", "640", "--units", "0-15", "--batch", "16", "--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--out", out, "--device", "opencl"] },
+             problem: "out of device memory: resnet18 at batch 16 needs a 400.00 MiB", fix: "smaller --batch or --size", environment: ["POCL_MEMORY_LIMIT": "1"], needsOpenCL: true),
+    ]
+
+    /// Valid but unusual inputs next to the bad ones: they must work (exit 0).
+    static let okCases: [(name: String, args: @Sendable (String, String) -> [String])] = [
+        ("image-1x1-classify", classify("random:resnet18", image: "one.png", ["--size", "32"])),
+        ("image-grayscale", classify("random:resnet18", image: "gray.png", ["--size", "32"])),
+        ("image-rgba", classify("random:resnet18", image: "rgba.png", ["--size", "32"])),
+        ("image-16-bit-gray", classify("random:resnet18", image: "gray16.png", ["--size", "32"])),
+        ("image-palette", classify("random:resnet18", image: "palette.png", ["--size", "32"])),
+        ("onnx-minimal-valid", layers("relu.onnx")),
+    ]
+
+    @Test(arguments: cases.map(\.name))
+    func badInputFailsCleanly(_ name: String) throws {
+        guard let c = Self.cases.first(where: { $0.name == name }) else { Issue.record("no case \(name)"); return }
+        if c.needsOpenCL && ((try? OpenCLRuntime.devices())?.isEmpty ?? true) {
+            print("amgpu-test: SKIPPED bad input \(name): no OpenCL platform")
+            return
+        }
+        let dir = Self.fixtures
+        let out = dir + "/out-" + name
+        var env = c.environment
+        for (k, v) in env where v == "KERNELDIR" { env[k] = dir + "/kernels" }
+        let r = try run(c.args(dir, out), environment: env, fileSizeLimitKiB: c.fileSizeLimitKiB)
+        let errorLines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("amgpu: error:") || $0.hasPrefix("Error:") }
+        #expect(r.status == 1, "\(name): exit status \(r.status) (signal: \(r.signaled)); stderr: \(r.stderr)")
+        #expect(!r.signaled, "\(name): killed by a signal")
+        #expect(errorLines.count == 1, "\(name): \(errorLines.count) error lines: \(r.stderr)")
+        let message = errorLines.first.map(String.init) ?? ""
+        #expect(message.contains(c.problem), "\(name): the message does not name the problem ('\(c.problem)'): \(message)")
+        #expect(message.contains(c.fix), "\(name): the message does not name the fix ('\(c.fix)'): \(message)")
+        for marker in ["Fatal error", "Program crashed", "Stack dump", "Swift runtime failure", "AddressSanitizer"] {
+            #expect(!r.stderr.contains(marker), "\(name): crash marker '\(marker)' in stderr")
+        }
+        // No partial output: the output folder is absent or empty, and no temporary file is left anywhere.
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+        #expect(left.isEmpty, "\(name): left output behind: \(left)")
+        let strays = (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? []).filter { $0.contains(".tmp-") }
+        #expect(strays.isEmpty, "\(name): temporary files left: \(strays)")
+    }
+
+    @Test(arguments: okCases.map(\.name))
+    func unusualButValidInputWorks(_ name: String) throws {
+        guard let c = Self.okCases.first(where: { $0.name == name }) else { Issue.record("no case \(name)"); return }
+        let r = try run(c.args(Self.fixtures, Self.fixtures + "/out-ok-" + name), environment: [:], fileSizeLimitKiB: nil)
+        #expect(r.status == 0, "\(name): \(r.stderr)")
+        #expect(!r.stdout.isEmpty)
+    }
+
+    @Test func corpusHasAtLeastFortyCases() {
+        #expect(Self.cases.count >= 40)
+        #expect(Set(Self.cases.map(\.name)).count == Self.cases.count, "case names are unique")
+    }
+
+    // MARK: running the binary
+
+    func run(_ arguments: [String], environment: [String: String], fileSizeLimitKiB: Int?) throws
+        -> (status: Int32, signaled: Bool, stdout: String, stderr: String) {
+        var binary = CLITests.binary
+        if !FileManager.default.fileExists(atPath: binary.path) {
+            binary = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/amgpu")
+        }
+        let process = Process()
+        if let limit = fileSizeLimitKiB {
+            // A full disk, simulated: RLIMIT_FSIZE makes writes past `limit` KiB fail with EFBIG;
+            // SIGXFSZ is ignored (inherited through exec) so the write returns the error instead of killing.
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "trap '' XFSZ; ulimit -f \(limit); exec \"$0\" \"$@\"", binary.path] + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = arguments
+        }
+        var env = ProcessInfo.processInfo.environment
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, process.terminationReason == .uncaughtSignal,
+                String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}
+
+extension BadInputTests {
+    // MARK: fixtures
+
+    static func writeFixtures(_ dir: String) throws {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: dir)
+        try fm.createDirectory(atPath: dir + "/kernels", withIntermediateDirectories: true)
+        func write(_ name: String, _ data: Data) throws { try data.write(to: URL(fileURLWithPath: dir + "/" + name)) }
+
+        // Images: a 40×40 noise photo and its broken variants; the unusual-but-valid PNG seeds of the fuzzer.
+        var rng = SplitMix(seed: 11)
+        let photo = RGBImage(width: 40, height: 40, pixels: (0..<40 * 40 * 3).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        try PNGFile.write(photo, to: dir + "/photo.png")
+        let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/photo.png"))
+        try write("truncated.png", png.prefix(png.count / 2))
+        try write("empty.png", Data())
+        try write("text.png", Data("this is not an image\n".utf8))
+        try write("photo.jpg", Data([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 0x4A, 0x46, 0x49, 0x46, 0x00, 0x01] + Array(repeating: 0x20, count: 64)))
+        try write("huge.png", pngHeaderOnly(width: 16_384, height: 16_384))
+        let seeds = repoRoot.appendingPathComponent("Fuzz/seeds/png").path
+        for (from, to) in [("gray.png", "gray.png"), ("rgba.png", "rgba.png"), ("gray16.png", "gray16.png"), ("palette.png", "palette.png"), ("bilevel_1x1.png", "one.png")] {
+            try? fm.removeItem(atPath: dir + "/" + to)
+            try fm.copyItem(atPath: seeds + "/" + from, toPath: dir + "/" + to)
+        }
+        try write("kernels/elementwise.cl", Data("__kernel void unary_forward(__global float* y) { y[0] = undefined_symbol_xyz; }\n".utf8))
+
+        // ONNX.
+        let x = ("x", [Int64(1), 3, 8, 8])
+        try write("relu.onnx", onnx(inputs: [x], nodes: [("Relu", "relu1", ["x"], ["y"])], outputs: ["y"]))
+        let good = onnx(inputs: [x], nodes: [("Relu", "relu1", ["x"], ["y"])], outputs: ["y"])
+        try write("empty.onnx", Data())
+        try write("garbage.onnx", Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }))
+        try write("truncated.onnx", good.prefix(good.count - 9))
+        var noGraph = Onnx_ModelProto()
+        noGraph.irVersion = 8
+        noGraph.producerName = "amgpu-test"
+        try write("nograph.onnx", try noGraph.serializedData())
+        try write("unknownop.onnx", onnx(inputs: [x], nodes: [("FancyOp", "fancy1", ["x"], ["y"])], outputs: ["y"]))
+        try write("cycle.onnx", onnx(inputs: [x], nodes: [("Add", "a", ["x", "c"], ["b"]), ("Relu", "r", ["b"], ["c"])], outputs: ["c"]))
+        try write("undefined.onnx", onnx(inputs: [x], nodes: [("Add", "add1", ["x", "ghost"], ["y"])], outputs: ["y"]))
+        try write("rank0.onnx", onnx(inputs: [("x", [])], nodes: [("Relu", "relu1", ["x"], ["y"])], outputs: ["y"]))
+        try write("rank3conv.onnx", onnx(inputs: [("x", [1, 3, 8])], nodes: [("Conv", "conv1", ["x", "w"], ["y"])],
+                                         initializers: [floatTensor("w", dims: [4, 3, 3, 3])], outputs: ["y"]))
+        try write("twoinputs.onnx", onnx(inputs: [x, ("z", [1, 3, 8, 8])], nodes: [("Add", "add1", ["x", "z"], ["y"])], outputs: ["y"]))
+        try write("fivechannels.onnx", onnx(inputs: [("x", [1, 5, 8, 8])], nodes: [("Relu", "relu1", ["x"], ["y"])], outputs: ["y"]))
+        try write("terabyte.onnx", onnx(inputs: [x], nodes: [("Add", "add1", ["x", "w"], ["y"])],
+                                        initializers: [floatTensor("w", dims: [1 << 20, 1 << 20, 1 << 20], values: false)], outputs: ["y"]))
+        try write("overflow.onnx", onnx(inputs: [x], nodes: [("Add", "add1", ["x", "w"], ["y"])],
+                                        initializers: [floatTensor("w", dims: [Int64.max / 2, 4], values: false)], outputs: ["y"]))
+        try write("negative.onnx", onnx(inputs: [x], nodes: [("Add", "add1", ["x", "w"], ["y"])],
+                                        initializers: [floatTensor("w", dims: [-3, 4], values: false)], outputs: ["y"]))
+        var short = floatTensor("w", dims: [4, 4], values: false)
+        short.rawData = Data([1, 2, 3])
+        try write("shortraw.onnx", onnx(inputs: [x], nodes: [("Add", "add1", ["x", "w"], ["y"])], initializers: [short], outputs: ["y"]))
+        try write("external.onnx", onnx(inputs: [x], nodes: [("Add", "add1", ["x", "w"], ["y"])], initializers: [external("w", "weights.bin")], outputs: ["y"]))
+        try write("escape.onnx", onnx(inputs: [x], nodes: [("Add", "add1", ["x", "w"], ["y"])], initializers: [external("w", "../../etc/passwd")], outputs: ["y"]))
+        var text = Onnx_TensorProto()
+        text.name = "w"; text.dataType = 8; text.dims = [1]; text.stringData = [Data("hi".utf8)]
+        try write("string.onnx", onnx(inputs: [x], nodes: [("Add", "add1", ["x", "w"], ["y"])], initializers: [text], outputs: ["y"]))
+        try write("constout.onnx", onnx(inputs: [x], nodes: [("Relu", "relu1", ["x"], ["y"]), ("Identity", "id1", ["w"], ["z"])],
+                                        initializers: [floatTensor("w", dims: [2])], outputs: ["z"]))
+        try write("hugeinput.onnx", onnx(inputs: [("x", [1, 3, 1 << 20, 1 << 20])], nodes: [("Relu", "relu1", ["x"], ["y"])], outputs: ["y"]))
+        var target = Onnx_TensorProto()
+        target.name = "shape"; target.dataType = 7; target.dims = [3]; target.int64Data = [Int64.max / 4, 8, -1]
+        try write("reshapeoverflow.onnx", onnx(inputs: [x], nodes: [("Reshape", "reshape1", ["x", "shape"], ["y"])], initializers: [target], outputs: ["y"]))
+        try write("symbolic.onnx", onnx(inputs: [("x", [1, 3, -1, -1])], nodes: [("Relu", "relu1", ["x"], ["y"])], outputs: ["y"]))
+
+        // safetensors.
+        try write("short.safetensors", Data([1, 2, 3]))
+        try write("headerlen.safetensors", safetensors(header: "{}", declaredLength: 1 << 40))
+        try write("notjson.safetensors", safetensors(header: "[1, 2, 3] not json"))
+        try write("pastend.safetensors", safetensors(header: #"{"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}"#, payload: 8))
+        try write("overlap.safetensors", safetensors(header: #"{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}"#, payload: 24))
+        try write("sizemismatch.safetensors", safetensors(header: #"{"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}"#, payload: 16))
+        try write("terabyte.safetensors", safetensors(header: #"{"w": {"dtype": "F32", "shape": [1000000, 1000000, 1000000], "data_offsets": [0, 16]}}"#, payload: 16))
+        try write("overflow.safetensors", safetensors(header: #"{"w": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 16]}}"#, payload: 16))
+        try write("dtype.safetensors", safetensors(header: #"{"w": {"dtype": "F7", "shape": [4], "data_offsets": [0, 16]}}"#, payload: 16))
+        try SafetensorsFile.write(["w": HostTensor(shape: [2, 2], values: [1, -2, 3, 0.5])], to: dir + "/valid.safetensors")
+    }
+
+    static func onnx(inputs: [(String, [Int64])], nodes: [(String, String, [String], [String])],
+                     initializers: [Onnx_TensorProto] = [], outputs: [String]) -> Data {
+        var graph = Onnx_GraphProto()
+        graph.name = "bad"
+        graph.node = nodes.map { op, name, ins, outs in
+            var n = Onnx_NodeProto(); n.opType = op; n.name = name; n.input = ins; n.output = outs; return n
+        }
+        graph.initializer = initializers
+        graph.input = inputs.map { name, dims in
+            var v = Onnx_ValueInfoProto(); v.name = name
+            var t = Onnx_TypeProto.Tensor(); t.elemType = 1
+            var s = Onnx_TensorShapeProto()
+            s.dim = dims.map { var d = Onnx_TensorShapeProto.Dimension(); if $0 >= 0 { d.dimValue = $0 } else { d.dimParam = "n" }; return d }
+            t.shape = s
+            v.type.tensorType = t
+            return v
+        }
+        graph.output = outputs.map { var v = Onnx_ValueInfoProto(); v.name = $0; return v }
+        var model = Onnx_ModelProto()
+        model.irVersion = 8
+        var opset = Onnx_OperatorSetIdProto(); opset.version = 17
+        model.opsetImport = [opset]
+        model.graph = graph
+        return (try? model.serializedData()) ?? Data()
+    }
+
+    static func floatTensor(_ name: String, dims: [Int64], values: Bool = true) -> Onnx_TensorProto {
+        var t = Onnx_TensorProto()
+        t.name = name; t.dataType = 1; t.dims = dims
+        if values { t.floatData = (0..<Int(dims.reduce(1, *))).map { Float($0 % 7) * 0.25 - 0.5 } }
+        return t
+    }
+
+    static func external(_ name: String, _ location: String) -> Onnx_TensorProto {
+        var t = Onnx_TensorProto()
+        t.name = name; t.dataType = 1; t.dims = [4]
+        t.dataLocation = .external
+        var entry = Onnx_StringStringEntryProto(); entry.key = "location"; entry.value = location
+        t.externalData = [entry]
+        return t
+    }
+
+    static func safetensors(header: String, declaredLength: UInt64? = nil, payload: Int = 0) -> Data {
+        var h = Data(header.utf8)
+        while h.count % 8 != 0 { h.append(0x20) }
+        var length = (declaredLength ?? UInt64(h.count)).littleEndian
+        var out = Data(bytes: &length, count: 8)
+        out.append(h)
+        out.append(Data((0..<payload).map { UInt8(truncatingIfNeeded: $0 * 37 + 1) }))
+        return out
+    }
+
+    /// A PNG signature and IHDR for `width`×`height` RGB, then an empty IDAT and IEND: libpng reads the
+    /// header, so the size check is what must refuse it.
+    static func pngHeaderOnly(width: UInt32, height: UInt32) -> Data {
+        func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
+            let typeBytes = Array(type.utf8)
+            var crc: UInt32 = 0xFFFF_FFFF
+            for b in typeBytes + body {
+                crc ^= UInt32(b)
+                for _ in 0..<8 { crc = (crc >> 1) ^ (crc & 1 == 1 ? 0xEDB8_8320 : 0) }
+            }
+            crc = ~crc
+            func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+            return be(UInt32(body.count)) + typeBytes + body + be(crc)
+        }
+        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        let ihdr = be(width) + be(height) + [8, 2, 0, 0, 0]
+        return Data(signature + chunk("IHDR", ihdr) + chunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]) + chunk("IEND", []))
+    }
+
+    /// A small deterministic generator for fixture bytes.
+    struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+}
+
+/// A short soak through the real binary (`--report-memory`, its own process, so other tests'
+/// buffers do not count): 150 AM steps on OpenCL must keep the live OpenCL buffer count and bytes
+/// flat after warm-up and the resident memory within 16 MiB. scripts/soak runs the 1000-step version.
+@Suite struct SoakTests {
+    @Test func memoryStaysFlatOver150Steps() throws {
+        guard let devices = try? OpenCLRuntime.devices(), !devices.isEmpty else {
+            print("amgpu-test: SKIPPED memoryStaysFlatOver150Steps: no OpenCL platform")
+            return
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-soak-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try CLITests.run(["visualize", "--model", "random:resnet18", "--size", "32", "--layer", "output", "--unit", "1",
+                                  "--steps", "150", "--no-baseline", "--quiet", "--report-memory", "--device", "opencl", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        // "memory: step S rss_kib N cl_buffers M cl_bytes B"
+        let reports = r.stderr.split(separator: "\n").filter { $0.hasPrefix("memory:") }.map { $0.split(separator: " ").compactMap { Int($0) } }
+        #expect(reports.map { $0[0] } == [1, 51, 101, 150], "\(r.stderr)")
+        guard reports.count == 4, reports.allSatisfy({ $0.count == 4 }) else { return }
+        let warm = reports[1], end = reports[3]
+        #expect(warm[2] > 0 && end[2] == warm[2], "live OpenCL buffers \(warm[2]) → \(end[2])")
+        #expect(end[3] == warm[3], "live OpenCL bytes \(warm[3]) → \(end[3])")
+        #expect(end[1] - warm[1] < 16 * 1024, "RSS grew \(end[1] - warm[1]) KiB")
+        #expect(reports[2][2] == warm[2])
+    }
+}
