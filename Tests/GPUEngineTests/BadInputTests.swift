@@ -218,7 +218,7 @@ extension BadInputTests {
         func write(_ name: String, _ data: Data) throws { try data.write(to: URL(fileURLWithPath: dir + "/" + name)) }
 
         // Images: a 40×40 noise photo and its broken variants; the unusual-but-valid PNG seeds of the fuzzer.
-        var rng = SplitMix(seed: 11)
+        var rng = SeededRandom(seed: 11)
         let photo = RGBImage(width: 40, height: 40, pixels: (0..<40 * 40 * 3).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
         try PNGFile.write(photo, to: dir + "/photo.png")
         let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/photo.png"))
@@ -360,18 +360,6 @@ extension BadInputTests {
         return Data(signature + chunk("IHDR", ihdr) + chunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]) + chunk("IEND", []))
     }
 
-    /// A small deterministic generator for fixture bytes.
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 }
 
 /// A short soak through the real binary (`--report-memory`, its own process, so other tests'

@@ -93,7 +93,7 @@ public struct BenchmarkReport: Codable, Sendable {
 public final class Benchmark {
     public let backend: any Backend
     public let options: BenchmarkOptions
-    var rng = SplitMix(seed: 12345)
+    var rng = RandomSource(seed: 12345)
 
     public init(backend: any Backend, options: BenchmarkOptions) {
         self.backend = backend
@@ -305,15 +305,3 @@ func median(_ xs: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// SplitMix64: a small seeded generator for benchmark inputs.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E9B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
