@@ -71,7 +71,8 @@ struct ONNXPatterns {
         guard let subI = onlyConsumer(mOut, ["Sub"]), nodes[subI].input == [x, mOut], let d = nodes[subI].output.first,
               let dUses = consumers[d], dUses.count == 2, !graphOutputs.contains(d) else { return nil }
         let powI = dUses.first { nodes[$0].opType == "Pow" }, divI = dUses.first { nodes[$0].opType == "Div" }
-        guard let powI, let divI, nodes[powI].input[0] == d, scalar(nodes[powI].input[1]) == 2,
+        guard let powI, let divI, nodes[powI].input.count == 2, nodes[divI].input.count == 2,
+              nodes[powI].input[0] == d, scalar(nodes[powI].input[1]) == 2,
               nodes[divI].input[0] == d, let p = nodes[powI].output.first,
               let mean2I = onlyConsumer(p, ["ReduceMean"]), reduceAxes(nodes[mean2I]) == axes,
               let v = nodes[mean2I].output.first, let addI = onlyConsumer(v, ["Add"]),
@@ -123,7 +124,8 @@ struct ONNXPatterns {
         var scale: Float = 1
         var consumed: Set<Int> = [i]
         var softmaxInput = s
-        if let scaleI = onlyConsumer(s, ["Div", "Mul"]), nodes[scaleI].input.first == s, let c = scalar(nodes[scaleI].input[1]),
+        if let scaleI = onlyConsumer(s, ["Div", "Mul"]), nodes[scaleI].input.count == 2, nodes[scaleI].input[0] == s,
+           let c = scalar(nodes[scaleI].input[1]),
            let s2 = nodes[scaleI].output.first {
             scale = Float(nodes[scaleI].opType == "Div" ? 1 / c : c)
             consumed.insert(scaleI)
@@ -131,7 +133,7 @@ struct ONNXPatterns {
         } else {
             // Pre-scaled operands: Q·a and Kᵀ·b, each used only here.
             for (k, name) in qk.input.enumerated() {
-                guard let p = producers[name], nodes[p].opType == "Mul", consumers[name]?.count == 1,
+                guard let p = producers[name], nodes[p].opType == "Mul", nodes[p].input.count == 2, consumers[name]?.count == 1,
                       let c = scalar(nodes[p].input[1]), im.isRuntime(nodes[p].input[0]) else { continue }
                 scale *= Float(c)
                 if k == 0 { qName = nodes[p].input[0] } else { kTName = nodes[p].input[0] }
