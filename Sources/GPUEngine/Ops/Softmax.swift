@@ -8,35 +8,11 @@
 ///
 /// Kernels: `softmax.cl` (`softmax_forward`, `softmax_backward_x`); CPU reference in
 /// `Backends/CPU/Softmax+CPU.swift`.
-public struct Softmax: Operator {
+public struct Softmax: AxisSoftmaxOperator {
     public var axis: Int
     public init(axis: Int = -1) { self.axis = axis }
     public var typeName: String { "Softmax" }
-
-    public func outputShape(_ inputShapes: [[Int]]) throws -> [Int] {
-        try expectInputs(inputShapes, 1, typeName)
-        _ = try normalizeAxis(axis, rank: inputShapes[0].count, op: typeName)
-        return inputShapes[0]
-    }
-
-    public func backwardUses(needsGrad: [Bool]) -> (inputs: [Bool], output: Bool) { ([false], true) }
-
-    public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
-        let view = try SoftmaxView(inputs[0].shape, axis: axis, op: typeName)
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.softmaxForward(inputs[0], view: view, log: false))
-        case .opencl(let cl): return OpResult(try cl.softmaxForward(inputs[0], view: view, log: false))
-        }
-    }
-
-    public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
-        let y = try context.requireOutput()
-        let view = try SoftmaxView(y.shape, axis: axis, op: typeName)
-        switch backend.kind {
-        case .cpu(let cpu): return [try cpu.softmaxBackward(context.gradOutput, output: y, view: view, log: false)]
-        case .opencl(let cl): return [try cl.softmaxBackward(context.gradOutput, output: y, view: view, log: false)]
-        }
-    }
+    var isLog: Bool { false }
 }
 
 /// Log-softmax along one axis (for cross-entropy objectives), numerically stable:
@@ -48,11 +24,21 @@ public struct Softmax: Operator {
 ///
 /// Kernels: `softmax.cl` (`log_softmax_forward`, `log_softmax_backward_x`); CPU reference in
 /// `Backends/CPU/Softmax+CPU.swift`.
-public struct LogSoftmax: Operator {
+public struct LogSoftmax: AxisSoftmaxOperator {
     public var axis: Int
     public init(axis: Int = -1) { self.axis = axis }
     public var typeName: String { "LogSoftmax" }
+    var isLog: Bool { true }
+}
 
+/// The one implementation of `Softmax` and `LogSoftmax`: shape check, forward and backward from the saved
+/// output differ only in `isLog`, which selects the kernel pair (and the CPU reference's formula).
+protocol AxisSoftmaxOperator: Operator {
+    var axis: Int { get }
+    var isLog: Bool { get }
+}
+
+extension AxisSoftmaxOperator {
     public func outputShape(_ inputShapes: [[Int]]) throws -> [Int] {
         try expectInputs(inputShapes, 1, typeName)
         _ = try normalizeAxis(axis, rank: inputShapes[0].count, op: typeName)
@@ -64,8 +50,8 @@ public struct LogSoftmax: Operator {
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let view = try SoftmaxView(inputs[0].shape, axis: axis, op: typeName)
         switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.softmaxForward(inputs[0], view: view, log: true))
-        case .opencl(let cl): return OpResult(try cl.softmaxForward(inputs[0], view: view, log: true))
+        case .cpu(let cpu): return OpResult(try cpu.softmaxForward(inputs[0], view: view, log: isLog))
+        case .opencl(let cl): return OpResult(try cl.softmaxForward(inputs[0], view: view, log: isLog))
         }
     }
 
@@ -73,8 +59,8 @@ public struct LogSoftmax: Operator {
         let y = try context.requireOutput()
         let view = try SoftmaxView(y.shape, axis: axis, op: typeName)
         switch backend.kind {
-        case .cpu(let cpu): return [try cpu.softmaxBackward(context.gradOutput, output: y, view: view, log: true)]
-        case .opencl(let cl): return [try cl.softmaxBackward(context.gradOutput, output: y, view: view, log: true)]
+        case .cpu(let cpu): return [try cpu.softmaxBackward(context.gradOutput, output: y, view: view, log: isLog)]
+        case .opencl(let cl): return [try cl.softmaxBackward(context.gradOutput, output: y, view: view, log: isLog)]
         }
     }
 }
