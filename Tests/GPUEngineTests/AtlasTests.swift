@@ -254,7 +254,7 @@ import Testing
         #expect(hits.count == 64 && hits.allSatisfy { $0.count == 3 })
         let model = try ModelLoader.load("random:resnet18", seed: 3, imageSize: 32)
         let id = try model.resolve(layer: "layer1")
-        let runner = ModelRunner(model: model, backend: CPUBackend())
+        let runner = try ModelRunner(model: model, backend: CPUBackend())
         var means: [String: [Float]] = [:]
         for i in 0..<4 {
             let a = try runner.run(ImagePreprocessing.modelInput(try PNGFile.read("\(photos)/p\(i).png"), model.preprocessing), layers: [id])[id]!

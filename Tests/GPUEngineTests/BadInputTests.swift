@@ -120,6 +120,10 @@ import Testing
              problem: "undefined_symbol_xyz", fix: "fix the kernel source", environment: ["AMGPU_KERNEL_DIR": "KERNELDIR"], needsOpenCL: true),
         Case(name: "device-allocation-over-max", args: { _, out in ["visualize", "--model", "random:resnet18", "--size", "640", "--units", "0-15", "--batch", "16", "--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--out", out, "--device", "opencl"] },
              problem: "out of device memory: resnet18 at batch 16 needs a 400.00 MiB", fix: "smaller --batch or --size", environment: ["POCL_MEMORY_LIMIT": "1"], needsOpenCL: true),
+        Case(name: "device-allocation-over-max-classify", args: { dir, _ in ["classify", "--model", "random:resnet18", "--size", "2560", "--image", dir + "/photo.png", "--device", "opencl"] },
+             problem: "out of device memory: resnet18 at batch 1 needs a 400.00 MiB", fix: "smaller --batch or --size", environment: ["POCL_MEMORY_LIMIT": "1"], needsOpenCL: true),
+        Case(name: "device-allocation-over-max-activations", args: { dir, out in ["activations", "--model", "random:resnet18", "--size", "2560", "--image", dir + "/photo.png", "--layer", "layer1", "--out", out + "/a.npy", "--device", "opencl"] },
+             problem: "out of device memory: resnet18 at batch 1 needs a 400.00 MiB", fix: "smaller --batch or --size", environment: ["POCL_MEMORY_LIMIT": "1"], needsOpenCL: true),
     ]
 
     /// Valid but unusual inputs next to the bad ones: they must work (exit 0).

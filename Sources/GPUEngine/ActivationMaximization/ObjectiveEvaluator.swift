@@ -51,9 +51,11 @@ public final class ModelRunner {
     public let backend: any Backend
     let executor: Executor
 
-    public init(model: Model, backend: any Backend) {
+    /// Throws `EngineError.deviceMemory` before any work when the model cannot fit an OpenCL device.
+    public init(model: Model, backend: any Backend) throws {
         self.model = model
         self.backend = backend
+        try model.graph.checkFits(on: backend, what: "\(model.name) at batch \(model.batchSize)", backward: false)
         executor = Executor(graph: model.graph, backend: backend)
     }
 

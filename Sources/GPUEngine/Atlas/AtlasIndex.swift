@@ -17,7 +17,7 @@ public enum AtlasProbe {
     /// Returns layer name → per-unit hits (index = unit). Photo names must be unique.
     public static func compute(model: Model, backend: any Backend, layers: [AtlasLayer],
                                photos: [(name: String, image: RGBImage)], top: Int = 3) throws -> [String: [[AtlasProbeHit]]] {
-        let runner = ModelRunner(model: model, backend: backend)
+        let runner = try ModelRunner(model: model, backend: backend)
         let ids = try layers.map { try model.resolve(layer: $0.name) }
         var all: [String: [[AtlasProbeHit]]] = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, Array(repeating: [], count: $0.unitCount)) })
         for photo in photos {

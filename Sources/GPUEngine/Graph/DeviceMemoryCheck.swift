@@ -5,10 +5,12 @@ extension Graph {
     /// backend is not checked): every value is one fp32 buffer, so
     ///   largest value: 4 · Π shape  ≤  CL_DEVICE_MAX_MEM_ALLOC_SIZE, and
     ///   weights + the two largest activations (a node's input and output; backward holds as much
-    ///   again in gradients): 4 · (Σ constants + 2 · (a₁ + a₂))  ≤  CL_DEVICE_GLOBAL_MEM_SIZE.
+    ///   again in gradients): 4 · (Σ constants + g · (a₁ + a₂))  ≤  CL_DEVICE_GLOBAL_MEM_SIZE,
+    ///   with g = 2 when `backward` (visualize, adversarial) and g = 1 for a forward-only run
+    ///   (classify, activations, atlas probes).
     /// The second bound is a floor, not the peak, so passing it does not promise the run fits;
     /// failing it means the run cannot. Throws `EngineError.deviceMemory` naming the sizes and the fix.
-    public func checkFits(on backend: any Backend, what: String) throws {
+    public func checkFits(on backend: any Backend, what: String, backward: Bool = true) throws {
         guard case .opencl(let cl) = backend.kind else { return }
         let device = cl.context.device
         var largest = (bytes: 0, index: -1)
@@ -25,9 +27,9 @@ extension Graph {
             throw EngineError.deviceMemory("\(what) needs a \(formatBytes(largest.bytes)) buffer for '\(v.name)' \(v.shape), but \(backend.name) allocates at most \(formatBytes(Int(clamping: device.maxAllocationBytes))) in one buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE): \(fix)")
         }
         let top = activations.sorted(by: >).prefix(2).reduce(0, +)
-        let floor = constantBytes + 2 * top
+        let floor = constantBytes + (backward ? 2 : 1) * top
         if UInt64(floor) > device.globalMemoryBytes {
-            throw EngineError.deviceMemory("\(what) needs at least \(formatBytes(floor)) of device memory (weights \(formatBytes(constantBytes)) + activations and gradients), but \(backend.name) has \(formatBytes(Int(clamping: device.globalMemoryBytes))) (CL_DEVICE_GLOBAL_MEM_SIZE): \(fix)")
+            throw EngineError.deviceMemory("\(what) needs at least \(formatBytes(floor)) of device memory (weights \(formatBytes(constantBytes)) + activations\(backward ? " and gradients" : "")), but \(backend.name) has \(formatBytes(Int(clamping: device.globalMemoryBytes))) (CL_DEVICE_GLOBAL_MEM_SIZE): \(fix)")
         }
     }
 }
