@@ -28,9 +28,18 @@ public struct CLDeviceInfo: @unchecked Sendable, CustomStringConvertible {
 
 /// Discovery of OpenCL platforms and devices.
 public enum OpenCLRuntime {
+    /// Serializes platform discovery and context/queue creation across threads. PoCL 3.1 (Debian 12,
+    /// through ocl-icd) segfaults in `strlen(NULL)` now and then when several threads make these calls
+    /// at once in a fresh process, as parallel tests and multi-device atlas runs do: 4 crashes in 150
+    /// processes of 8 racing threads, 0 in 300 with this lock (scripts/tools/opencl-setup-race.c).
+    /// Everything after setup (buffers, kernels, builds, queues) runs unserialized.
+    static let setupLock = NSLock()
+
     /// Every device of every platform. An empty list means no OpenCL driver is installed
     /// (the ICD loader reports CL_PLATFORM_NOT_FOUND_KHR); other failures throw.
     public static func devices() throws(CLError) -> [CLDeviceInfo] {
+        setupLock.lock()
+        defer { setupLock.unlock() }
         var platformCount: cl_uint = 0
         let status = clGetPlatformIDs(0, nil, &platformCount)
         if status == CL_PLATFORM_NOT_FOUND_KHR || platformCount == 0 { return [] }
@@ -107,6 +116,8 @@ public final class CLContext: @unchecked Sendable {
     let queue: cl_command_queue
 
     public init(device: CLDeviceInfo) throws(CLError) {
+        OpenCLRuntime.setupLock.lock()
+        defer { OpenCLRuntime.setupLock.unlock() }
         self.device = device
         var status: cl_int = 0
         var deviceID: cl_device_id? = device.deviceID
