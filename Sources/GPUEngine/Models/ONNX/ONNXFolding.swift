@@ -122,6 +122,16 @@ enum ONNXFolding {
             let parts = try (0..<inputs.count).map { try input($0) }
             guard let first = parts.first else { return nil }
             let axis = try normalizeAxis(attr.int("axis", 0), rank: first.shape.count, op: "Concat")
+            // Every part: the same rank, the same sizes off the axis, and as many values as its shape says.
+            for p in parts {
+                let sameShapeOffAxis = p.shape.count == first.shape.count
+                    && zip(p.shape, first.shape).enumerated().allSatisfy { $0.offset == axis || $0.element.0 == $0.element.1 }
+                let count = try checkedElementCount(p.shape, what: "Concat '\(node.name)' input", limit: maxFoldedElements)
+                let fits = sameShapeOffAxis && count == p.values.count
+                guard fits else {
+                    throw EngineError.invalidGraph("Concat '\(node.name)': input shapes \(parts.map(\.shape)) differ off axis \(axis)")
+                }
+            }
             let outer = first.shape[..<axis].reduce(1, *)
             var out: [Double] = []
             var total = 0
