@@ -70,6 +70,8 @@ import Testing
         Case(name: "onnx-output-independent", args: layers("constout.onnx"), problem: "does not depend on its input", fix: "re-export"),
         Case(name: "onnx-huge-input", args: layers("hugeinput.onnx"), problem: "more than 2147483648 elements", fix: "the file is corrupt"),
         Case(name: "onnx-reshape-overflow", args: layers("reshapeoverflow.onnx"), problem: "cannot reshape", fix: "re-export"),
+        Case(name: "onnx-unsqueeze-repeated-axis", args: layers("unsqueezerepeat.onnx"), problem: "repeat an axis", fix: "re-export"),
+        Case(name: "onnx-unsqueeze-repeated-axis-folded", args: layers("unsqueezerepeatconst.onnx"), problem: "repeat an axis", fix: "re-export"),
         Case(name: "onnx-symbolic-size-without-size", args: classify("symbolic.onnx"), problem: "has a symbolic size", fix: "--size 224"),
         Case(name: "onnx-fixed-size-mismatch", args: classify("relu.onnx", ["--size", "64"]), problem: "takes 8×8 images", fix: "--size 64 does not fit"),
         // safetensors
@@ -284,6 +286,12 @@ extension BadInputTests {
         var target = Onnx_TensorProto()
         target.name = "shape"; target.dataType = 7; target.dims = [3]; target.int64Data = [Int64.max / 4, 8, -1]
         try write("reshapeoverflow.onnx", onnx(inputs: [x], nodes: [("Reshape", "reshape1", ["x", "shape"], ["y"])], initializers: [target], outputs: ["y"]))
+        var axes = Onnx_TensorProto()
+        axes.name = "axes"; axes.dataType = 7; axes.dims = [2]; axes.int64Data = [5, 5]
+        try write("unsqueezerepeat.onnx", onnx(inputs: [x], nodes: [("Unsqueeze", "unsqueeze1", ["x", "axes"], ["y"])], initializers: [axes], outputs: ["y"]))
+        axes.int64Data = [2, 2]
+        try write("unsqueezerepeatconst.onnx", onnx(inputs: [x], nodes: [("Unsqueeze", "unsqueeze1", ["w", "axes"], ["u"]), ("Reshape", "reshape1", ["x", "u"], ["y"])],
+                                                   initializers: [floatTensor("w", dims: [2]), axes], outputs: ["y"]))
         try write("symbolic.onnx", onnx(inputs: [("x", [1, 3, -1, -1])], nodes: [("Relu", "relu1", ["x"], ["y"])], outputs: ["y"]))
 
         // safetensors.

@@ -29,3 +29,17 @@ func normalizeAxis(_ axis: Int, rank: Int, op: String) throws -> Int {
     }
     return a
 }
+
+/// ONNX Unsqueeze: `shape` with a 1 inserted at each of `axes` (indices into the output, rank
+/// shape.count + axes.count, negative from the end). The axes must be distinct: a repeated axis
+/// would insert past the end (found by fuzzing).
+func unsqueezedShape(_ shape: [Int], axes: [Int]) throws -> [Int] {
+    let rank = shape.count + axes.count
+    let normalized = try axes.map { try normalizeAxis($0, rank: rank, op: "Unsqueeze") }.sorted()
+    guard Set(normalized).count == normalized.count else {
+        throw EngineError.invalidAttribute("Unsqueeze: axes \(axes) repeat an axis (output rank \(rank))")
+    }
+    var out = shape
+    for a in normalized { out.insert(1, at: a) }
+    return out
+}

@@ -105,9 +105,7 @@ enum ONNXFolding {
         case "Unsqueeze":
             var x = try input(0)
             let axes = optional(1)?.ints ?? attr.ints("axes") ?? []
-            let rank = x.shape.count + axes.count
-            let normalized = try axes.map { try normalizeAxis($0, rank: rank, op: "Unsqueeze") }.sorted()
-            for a in normalized { x.shape.insert(1, at: a) }
+            x.shape = try unsqueezedShape(x.shape, axes: axes)
             return [x]
         case "Squeeze":
             var x = try input(0)

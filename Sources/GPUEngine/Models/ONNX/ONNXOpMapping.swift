@@ -121,9 +121,7 @@ enum ONNXOpMapping {
                     shape = shape.filter { $0 != 1 }
                 }
             } else {
-                let axes = axes ?? []
-                let r = shape.count + axes.count
-                for a in try axes.map({ try normalizeAxis($0, rank: r, op: "Unsqueeze") }).sorted() { shape.insert(1, at: a) }
+                shape = try unsqueezedShape(shape, axes: axes ?? [])
             }
             try im.emit(Reshape(shape: shape), [x], output: output, node: node)
         case "Transpose":
