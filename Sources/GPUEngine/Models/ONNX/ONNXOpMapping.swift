@@ -85,6 +85,9 @@ enum ONNXOpMapping {
             let transA = attr.int("transA", 0) != 0, transB = attr.int("transB", 0) != 0
             let alpha = attr.float("alpha", 1), beta = attr.float("beta", 1)
             var inputs = [try input(0), try input(1)]
+            for (i, v) in inputs.enumerated() where im.graph.shape(of: v).count != 2 {
+                throw EngineError.invalidGraph("Gemm '\(node.name)': input \(i) has shape \(im.graph.shape(of: v)), but Gemm multiplies 2-D matrices")
+            }
             var biasAdd: ValueID? = nil
             if node.input.count > 2, !node.input[2].isEmpty {
                 let n = im.graph.shape(of: inputs[1])[transB ? 0 : 1]
