@@ -127,7 +127,7 @@ enum ONNXFolding {
                 let count = try checkedElementCount(p.shape, what: "Concat '\(node.name)' input", limit: maxFoldedElements)
                 let fits = sameShapeOffAxis && count == p.values.count
                 guard fits else {
-                    throw EngineError.invalidGraph("Concat '\(node.name)': input shapes \(parts.map(\.shape)) differ off axis \(axis)")
+                    throw EngineError.invalidGraph("Concat '\(node.name)': input shapes \(parts.map(\.shape)) do not join along axis \(axis) (ranks and the other sizes must match)")
                 }
             }
             let outer = first.shape[..<axis].reduce(1, *)
