@@ -9,13 +9,6 @@ import Testing
     static let model = ["--model", "random:resnet18", "--size", "32", "--weight-seed", "3"]
     static let fast = ["--steps", "3", "--image-size", "32", "--copies", "1", "--quiet"]
 
-    /// The amgpu binary next to the test bundle, or in .build/debug (as `CLITests.run` finds it).
-    static var binary: URL {
-        let b = CLITests.binary
-        return FileManager.default.fileExists(atPath: b.path) ? b
-            : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/amgpu")
-    }
-
     static func tempDir(_ name: String) throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-atlas-\(name)-\(getpid())").path
         try? FileManager.default.removeItem(atPath: dir)
@@ -131,7 +124,7 @@ import Testing
                                              "--devices", "cpu", "--out", dir, "--steps", "12",
                                              "--image-size", "32", "--copies", "1", "--quiet"]
         let process = Process()
-        process.executableURL = Self.binary
+        process.executableURL = CLITests.binary
         process.arguments = args
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

@@ -187,37 +187,11 @@ import Testing
         #expect(Set(Self.cases.map(\.name)).count == Self.cases.count, "case names are unique")
     }
 
-    // MARK: running the binary
-
+    /// The real binary, without Swift's crash reporter (a crash must show as a signal, not a backtrace).
     func run(_ arguments: [String], environment: [String: String], fileSizeLimitKiB: Int?) throws
         -> (status: Int32, signaled: Bool, stdout: String, stderr: String) {
-        var binary = CLITests.binary
-        if !FileManager.default.fileExists(atPath: binary.path) {
-            binary = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/amgpu")
-        }
-        let process = Process()
-        if let limit = fileSizeLimitKiB {
-            // A full disk, simulated: RLIMIT_FSIZE makes writes past `limit` KiB fail with EFBIG;
-            // SIGXFSZ is ignored (inherited through exec) so the write returns the error instead of killing.
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "trap '' XFSZ; ulimit -f \(limit); exec \"$0\" \"$@\"", binary.path] + arguments
-        } else {
-            process.executableURL = binary
-            process.arguments = arguments
-        }
-        var env = ProcessInfo.processInfo.environment
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal,
-                String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try CLITests.run(arguments, environment: environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { own, _ in own },
+                         fileSizeLimitKiB: fileSizeLimitKiB)
     }
 }
 

@@ -102,19 +102,28 @@ import Testing
 
 /// Runs the real `amgpu` binary.
 @Suite struct CLITests {
+    /// The amgpu binary next to the test bundle or, where Swift Testing runs from a bundle folder,
+    /// in .build/debug.
     static var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("amgpu")
+        let next = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("amgpu")
+        return FileManager.default.fileExists(atPath: next.path) ? next
+            : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/amgpu")
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
-        var binary = Self.binary
-        if !FileManager.default.fileExists(atPath: binary.path) {
-            // Swift Testing may run from a bundle folder; look next to the build products.
-            binary = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/amgpu")
-        }
+    /// Runs `amgpu arguments` with `environment` added to this process's. With `fileSizeLimitKiB`,
+    /// a full disk is simulated: RLIMIT_FSIZE makes writes past the limit fail with EFBIG, and
+    /// SIGXFSZ is ignored (inherited through exec) so the write returns the error instead of killing.
+    /// `signaled`: the process was ended by a signal (a crash), not by exit.
+    static func run(_ arguments: [String], environment: [String: String] = [:], fileSizeLimitKiB: Int? = nil) throws
+        -> (status: Int32, signaled: Bool, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
+        if let limit = fileSizeLimitKiB {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "trap '' XFSZ; ulimit -f \(limit); exec \"$0\" \"$@\"", binary.path] + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         process.environment = env
@@ -125,7 +134,8 @@ import Testing
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        return (process.terminationStatus, process.terminationReason == .uncaughtSignal,
+                String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
     @Test func devicesListsTheCPUBackendAndOpenCLDevices() throws {

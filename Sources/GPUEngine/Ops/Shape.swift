@@ -41,16 +41,13 @@ public struct Reshape: Operator {
             throw EngineError.invalidAttribute("Reshape: bad target shape \(shape)")
         }
         // Target sizes come from model files: multiply with overflow checks (a product past Int.max cannot match).
-        func product(_ dims: [Int]) -> Int? {
-            dims.reduce(Optional(1)) { p, d in p.flatMap { let r = $0.multipliedReportingOverflow(by: d); return r.overflow ? nil : r.partialValue } }
-        }
         if let u = unknown.first {
-            guard let known = product(out.enumerated().filter { $0.offset != u }.map(\.element)), known > 0, total % known == 0 else {
+            guard let known = checkedProduct(out.enumerated().filter { $0.offset != u }.map(\.element)), known > 0, total % known == 0 else {
                 throw EngineError.shapeMismatch("cannot reshape \(input) to \(shape)")
             }
             out[u] = total / known
         }
-        guard product(out) == total else { throw EngineError.shapeMismatch("cannot reshape \(input) to \(shape)") }
+        guard checkedProduct(out) == total else { throw EngineError.shapeMismatch("cannot reshape \(input) to \(shape)") }
         return out
     }
 
