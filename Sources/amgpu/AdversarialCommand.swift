@@ -155,13 +155,15 @@ struct Adversarial: ParsableCommand {
         return c
     }
 
-    /// A photo centre-cropped to the model's input size, with clear errors for bad files.
-    static func loadPhoto(_ path: String, size: Int) throws -> RGBImage {
+    /// A photo fitted to the model's input size as its card says (resize + centre crop; an image
+    /// already that size as it is), with clear errors for bad files.
+    static func loadPhoto(_ path: String, preprocessing p: Preprocessing) throws -> RGBImage {
+        let size = p.height
         let photo = try PNGFile.read(path)
         guard photo.width >= 16, photo.height >= 16 else {
             throw EngineError.invalidInput("image '\(path)' is \(photo.width)×\(photo.height) pixels; an attack needs a photo of at least 16×16 (it is centre-cropped to \(size)×\(size))")
         }
-        return photo.width == size && photo.height == size ? photo : ImagePreprocessing.centerCrop(photo, size: size)
+        return ImagePreprocessing.fitted(photo, p)
     }
 
     static func slug(_ text: String) -> String {
@@ -224,13 +226,13 @@ struct Adversarial: ParsableCommand {
         }
         let targetIndices = try targetNames.map { try model.classIndex($0) }
         var guideImage: RGBImage? = nil
-        if let guide { guideImage = try Self.loadPhoto(guide, size: size) }
+        if let guide { guideImage = try Self.loadPhoto(guide, preprocessing: model.preprocessing) }
 
         try createOutputFolder(out)
         var photos: [(name: String, image: RGBImage)] = []
         for p in photoPaths {
             let stem = URL(fileURLWithPath: p).deletingPathExtension().lastPathComponent
-            photos.append((stem, try Self.loadPhoto(p, size: size)))
+            photos.append((stem, try Self.loadPhoto(p, preprocessing: model.preprocessing)))
         }
         let log: (String) -> Void = quiet ? { _ in } : { printError($0) }
         log("amgpu adversarial: \(model.name) on \(backend.name), batch \(model.batchSize), \(photos.count) photo(s) × \(max(targetIndices.count, 1)) target(s) × \(kinds.count) attack(s) → \(out)")
@@ -283,7 +285,8 @@ struct Adversarial: ParsableCommand {
                     examples[i].files["panel"] = base + "_panel.png"
                 }
                 let report = ExampleReport(model: model.name, modelSource: model.source, device: backend.name,
-                                           date: ISO8601DateFormatter().string(from: Date()), config: config, example: examples[i])
+                                           date: ISO8601DateFormatter().string(from: Date()), config: config, example: examples[i],
+                                           card: model.cardRecord)
                 try writeAtomically(try JSONEncoder.pretty.encode(report), to: base + ".json")
             }
             allExamples += examples
@@ -296,7 +299,7 @@ struct Adversarial: ParsableCommand {
             let summary = SetSummary(model: model.name, modelSource: model.source, device: backend.name,
                                      date: ISO8601DateFormatter().string(from: Date()), photos: photoPaths,
                                      targets: targetIndices.map { model.className($0) }, configs: configs, summaries: summaries,
-                                     examples: allExamples)
+                                     examples: allExamples, card: model.cardRecord)
             try writeAtomically(try JSONEncoder.pretty.encode(summary), to: URL(fileURLWithPath: out).appendingPathComponent("summary.json").path)
             try writeAtomically(Data(AdversarialEvaluation.summaryCSV(summaries).utf8), to: URL(fileURLWithPath: out).appendingPathComponent("summary.csv").path)
             try writeAtomically(Data(AdversarialEvaluation.examplesCSV(allExamples).utf8), to: URL(fileURLWithPath: out).appendingPathComponent("examples.csv").path)
@@ -380,6 +383,7 @@ struct ExampleReport: Codable {
     var date: String
     var config: AttackConfig
     var example: AdversarialExample
+    var card: ModelCardRecord?
 }
 
 /// summary.json of a set.
@@ -393,4 +397,5 @@ struct SetSummary: Codable {
     var configs: [AttackConfig]
     var summaries: [AttackSummary]
     var examples: [AdversarialExample]
+    var card: ModelCardRecord?
 }

@@ -70,8 +70,9 @@ struct Atlas: ParsableCommand {
             let reference = FileManager.default.fileExists(atPath: modelOptions.model)
                 ? URL(fileURLWithPath: modelOptions.model).standardizedFileURL.path : modelOptions.model
             let manifest = AtlasManifest(modelReference: reference, architecture: modelOptions.arch, weightSeed: modelOptions.weightSeed,
-                                         inputSize: modelOptions.size, modelName: model.name, modelSHA256: sha, family: model.family,
-                                         layers: atlasLayers, preset: preset, seed: seed, amgpuVersion: AMGPU.configuration.version)
+                                         inputSize: modelOptions.card.squareSize, modelName: model.name, modelSHA256: sha, family: model.family,
+                                         layers: atlasLayers, preset: preset, seed: seed, amgpuVersion: AMGPU.configuration.version,
+                                         card: model.cardRecord)
             try manifest.merge(into: layout)
             let logName = slice.count == 1 ? "run-\(currentHostName())-\(getpid()).log" : "shard-\(slice.index)-of-\(slice.count).log"
             let log = try AtlasLog(path: layout.path("logs", logName))
@@ -79,7 +80,7 @@ struct Atlas: ParsableCommand {
                                              modelSHA256: sha, amgpuVersion: AMGPU.configuration.version)
             let modelOptions = self.modelOptions
             let renderer = try AtlasRenderer(layout: layout, layers: atlasLayers, options: options, devices: deviceList) { batch in
-                try ModelLoader.load(modelOptions.model, batch: batch, architecture: modelOptions.arch, seed: modelOptions.weightSeed, imageSize: modelOptions.size)
+                try modelOptions.load(batch: batch)
             }
             if !quiet {
                 printError("atlas: \(model.name), \(atlasLayers.count) layer(s), \(all.count) units; shard \(slice) has \(mine.count); devices \(deviceList.map(\.description).joined(separator: ",")); \(preset.steps) steps, batch \(batch) → \(out)")
@@ -150,6 +151,7 @@ func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelecti
         guard !pngs.isEmpty else { throw EngineError.invalidInput("--probe-images '\(probeImages)' holds no .png photo (convert JPEGs to PNG first)") }
         let model = try ModelLoader.load(manifest.modelReference, batch: 1, architecture: manifest.architecture,
                                          seed: manifest.weightSeed, imageSize: manifest.inputSize)
+        if let card = manifest.card { model.preprocessing = card.preprocessing }
         if let want = manifest.modelSHA256, let have = model.fileSHA256(), want != have {
             throw EngineError.invalidInput("the model file '\(manifest.modelReference)' changed since the atlas was rendered (SHA-256 differs)")
         }
@@ -158,7 +160,7 @@ func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelecti
         for name in pngs {
             let image = try PNGFile.read((probeImages as NSString).appendingPathComponent(name))
             let shown = safeFileName(name)
-            try PNGFile.write(ImagePreprocessing.centerCrop(image, size: model.preprocessing.inputSize), to: layout.path("probe", shown))
+            try PNGFile.write(ImagePreprocessing.fitted(image, model.preprocessing), to: layout.path("probe", shown))
             photos.append((shown, image))
         }
         probes = try AtlasProbe.compute(model: model, backend: device.makeBackend(notice: { printError($0) }),

@@ -13,11 +13,10 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Seed of random weights (with random:ARCH).")
     var weightSeed: UInt64 = 0
 
-    @Option(name: .long, help: "Input image size for models with a symbolic size (ONNX) or to resize a ViT's position grid.")
-    var size: Int?
+    @OptionGroup var card: ModelCardOptions
 
     func load(batch: Int = 1) throws -> Model {
-        try ModelLoader.load(model, batch: batch, architecture: arch, seed: weightSeed, imageSize: size)
+        try ModelLoader.load(model, batch: batch, architecture: arch, seed: weightSeed, card: card.values())
     }
 }
 
@@ -34,11 +33,14 @@ struct Layers: ParsableCommand {
     @Flag(name: .long, help: "Also list internal values (constants excluded).")
     var all = false
 
+    @OptionGroup var card: ModelCardOptions
+
     func run() throws {
         try runReportingErrors {
-            let m = try ModelLoader.load(model, architecture: arch)
+            let m = try ModelLoader.load(model, architecture: arch, card: card.values())
             print("\(m.name): input \(m.graph.name(of: m.input)) \(m.graph.shape(of: m.input)), output \(m.displayName(of: m.output)) \(m.graph.shape(of: m.output)), \(m.family.rawValue.uppercased())")
             print("source: \(m.source)")
+            printCard(m.card)
             print("")
             for entry in describeLayers(m, includeInternal: all) {
                 let mark = entry.recommended ? "*" : " "
@@ -55,7 +57,7 @@ struct Classify: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
-    @Option(name: .long, help: "The photo (PNG).")
+    @Option(name: .long, help: "The photo (PNG); one already the model's input size is used as it is (see --resize-crop).")
     var image: String
 
     @Option(name: .long, help: "How many classes to print.")

@@ -150,7 +150,8 @@ struct Visualize: ParsableCommand {
                         finalObjective: result.finalScores[i],
                         targetProbability: result.targetProbabilities?[i],
                         naturalPhotoMean: result.naturalMean?[i], naturalPhotoCount: photos.count,
-                        seconds: result.seconds, steps: result.stepsRun, image: base + ".png", amgpuVersion: AMGPU.configuration.version)
+                        seconds: result.seconds, steps: result.stepsRun, image: base + ".png", amgpuVersion: AMGPU.configuration.version,
+                        card: model.cardRecord)
                     try writeAtomically(JSONEncoder.pretty.encode(sidecar), to: (out as NSString).appendingPathComponent(base + ".json"))
                     written.append(png)
                     if !quiet {

@@ -27,11 +27,13 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
     public var amgpuVersion: String
     /// Atlas only: the units rendered together in this image's batch (a unit's image depends on its batch).
     public var batchUnits: [Int]?
+    /// The model card the image was rendered with (preprocessing, labels, layout, each field's source).
+    public var card: ModelCardRecord?
 
     public init(model: String, modelSource: String, modelSHA256: String?, layer: String, unit: Int, unitName: String?,
                 objective: Objective, preset: AMPreset, seed: UInt64, device: String, finalObjective: Float,
                 targetProbability: Float?, naturalPhotoMean: Float?, naturalPhotoCount: Int, seconds: Double,
-                steps: Int, image: String, amgpuVersion: String, batchUnits: [Int]? = nil) {
+                steps: Int, image: String, amgpuVersion: String, batchUnits: [Int]? = nil, card: ModelCardRecord? = nil) {
         self.model = model
         self.modelSource = modelSource
         self.modelSHA256 = modelSHA256
@@ -51,6 +53,7 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
         self.image = image
         self.amgpuVersion = amgpuVersion
         self.batchUnits = batchUnits
+        self.card = card
     }
 }
 

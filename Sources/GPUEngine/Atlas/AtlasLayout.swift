@@ -108,9 +108,12 @@ public struct AtlasManifest: Codable, Sendable, Equatable {
     public var preset: AMPreset
     public var seed: UInt64
     public var amgpuVersion: String
+    /// The model card used (preprocessing and label source; `atlas-index` probes with it).
+    public var card: ModelCardRecord?
 
     public init(modelReference: String, architecture: String?, weightSeed: UInt64, inputSize: Int?, modelName: String,
-                modelSHA256: String?, family: ModelFamily, layers: [AtlasLayer], preset: AMPreset, seed: UInt64, amgpuVersion: String) {
+                modelSHA256: String?, family: ModelFamily, layers: [AtlasLayer], preset: AMPreset, seed: UInt64, amgpuVersion: String,
+                card: ModelCardRecord? = nil) {
         self.modelReference = modelReference
         self.architecture = architecture
         self.weightSeed = weightSeed
@@ -122,6 +125,7 @@ public struct AtlasManifest: Codable, Sendable, Equatable {
         self.preset = preset
         self.seed = seed
         self.amgpuVersion = amgpuVersion
+        self.card = card
     }
 
     /// What must agree between runs writing into one atlas folder (layers may be added).
@@ -130,6 +134,7 @@ public struct AtlasManifest: Codable, Sendable, Equatable {
         if modelReference != other.modelReference || architecture != other.architecture || weightSeed != other.weightSeed
             || inputSize != other.inputSize { out.append("model (\(other.modelReference) vs \(modelReference))") }
         if modelSHA256 != other.modelSHA256 { out.append("model file contents (SHA-256)") }
+        if let a = card?.preprocessing, let b = other.card?.preprocessing, a != b { out.append("model card (preprocessing)") }
         if preset != other.preset { out.append("preset / image options") }
         if seed != other.seed { out.append("seed (\(other.seed) vs \(seed))") }
         for layer in layers {

@@ -195,7 +195,8 @@ public final class AtlasRenderer: @unchecked Sendable {
                 preset: options.preset, seed: seed, device: backend.name, finalObjective: result.finalScores[i],
                 targetProbability: result.targetProbabilities?[i], naturalPhotoMean: result.naturalMean?[i],
                 naturalPhotoCount: options.baselinePhotos.count, seconds: result.seconds, steps: result.stepsRun,
-                image: layout.imageName(u.unit), amgpuVersion: options.amgpuVersion, batchUnits: units)
+                image: layout.imageName(u.unit), amgpuVersion: options.amgpuVersion, batchUnits: units,
+                card: model.cardRecord)
             try writeAtomically(encoder.encode(record), to: layout.recordPath(u))
         }
     }

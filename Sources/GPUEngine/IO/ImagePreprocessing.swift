@@ -2,12 +2,26 @@ import Foundation
 
 /// Turning photos into model inputs, on the host.
 public enum ImagePreprocessing {
-    /// Resizes an RGB image with a triangle (bilinear) filter whose support widens when shrinking,
-    /// as PIL's BILINEAR does, so downscaled photos do not alias.
-    public static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+    /// Resizes an RGB image with a triangle (bilinear) or Keys-cubic (bicubic, a = −0.5, support 2)
+    /// filter whose support widens when shrinking, as PIL's BILINEAR/BICUBIC do, so downscaled photos
+    /// do not alias.
+    public static func resize(_ image: RGBImage, width: Int, height: Int, interpolation: Interpolation = .bilinear) -> RGBImage {
+        func kernel(_ t: Double) -> Double {
+            let x = abs(t)
+            switch interpolation {
+            case .bilinear: return max(0, 1 - x)
+            case .bicubic:
+                let a = -0.5
+                if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+                if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+                return 0
+            }
+        }
+        let radius: Double = interpolation == .bicubic ? 2 : 1
         func weights(_ inSize: Int, _ outSize: Int) -> [[(Int, Float)]] {
             let scale = Double(inSize) / Double(outSize)
-            let support = max(scale, 1.0)
+            let filterScale = max(scale, 1.0)
+            let support = radius * filterScale
             return (0..<outSize).map { o in
                 let center = (Double(o) + 0.5) * scale
                 let lo = max(Int((center - support).rounded(.down)), 0)
@@ -15,8 +29,8 @@ public enum ImagePreprocessing {
                 var taps: [(Int, Float)] = []
                 var total = 0.0
                 for i in lo..<max(hi, lo + 1) where i < inSize {
-                    let w = max(0, 1 - abs((Double(i) + 0.5 - center) / support))
-                    if w > 0 { taps.append((i, Float(w))); total += w }
+                    let w = kernel((Double(i) + 0.5 - center) / filterScale)
+                    if w != 0 { taps.append((i, Float(w))); total += w }
                 }
                 if taps.isEmpty { taps = [(min(max(Int(center), 0), inSize - 1), 1)]; total = 1 }
                 return taps.map { ($0.0, $0.1 / Float(total)) }
@@ -47,21 +61,47 @@ public enum ImagePreprocessing {
         return RGBImage(width: width, height: height, pixels: out)
     }
 
-    /// Resizes the shorter side to `size / 0.875` (256 for 224) and takes the centre `size`² crop,
-    /// the standard ImageNet evaluation transform.
-    public static func centerCrop(_ image: RGBImage, size: Int, cropFraction: Double = 0.875) -> RGBImage {
-        let short = Double(min(image.width, image.height))
-        let target = Double(size) / cropFraction
-        let w = max(size, Int((Double(image.width) * target / short).rounded()))
-        let h = max(size, Int((Double(image.height) * target / short).rounded()))
-        let resized = resize(image, width: w, height: h)
-        let x0 = (w - size) / 2, y0 = (h - size) / 2
-        var out = [UInt8](repeating: 0, count: size * size * 3)
-        for y in 0..<size {
-            let src = ((y + y0) * w + x0) * 3
-            out.replaceSubrange((y * size * 3)..<((y + 1) * size * 3), with: resized.pixels[src..<(src + size * 3)])
+    /// Resizes the shorter side to `size / cropFraction` (256 for 224) and takes the centre `size`²
+    /// crop, the standard ImageNet evaluation transform.
+    public static func centerCrop(_ image: RGBImage, size: Int, cropFraction: Double = 0.875,
+                                  interpolation: Interpolation = .bilinear) -> RGBImage {
+        centerCrop(image, height: size, width: size, cropFraction: cropFraction, interpolation: interpolation)
+    }
+
+    /// The centre `height`×`width` crop after a resize: for a square crop the shorter side becomes
+    /// size / cropFraction (aspect kept); for a non-square crop the image is resized to
+    /// (⌊height / cropFraction⌋, ⌊width / cropFraction⌋), as timm's eval transform does.
+    public static func centerCrop(_ image: RGBImage, height: Int, width: Int, cropFraction: Double,
+                                  interpolation: Interpolation = .bilinear) -> RGBImage {
+        let w: Int, h: Int
+        if height == width {
+            let short = Double(min(image.width, image.height))
+            let target = Double(height) / cropFraction
+            w = max(width, Int((Double(image.width) * target / short).rounded()))
+            h = max(height, Int((Double(image.height) * target / short).rounded()))
+        } else {
+            h = max(height, Int((Double(height) / cropFraction).rounded(.down)))
+            w = max(width, Int((Double(width) / cropFraction).rounded(.down)))
         }
-        return RGBImage(width: size, height: size, pixels: out)
+        let resized = resize(image, width: w, height: h, interpolation: interpolation)
+        let x0 = (w - width) / 2, y0 = (h - height) / 2
+        var out = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height {
+            let src = ((y + y0) * w + x0) * 3
+            out.replaceSubrange((y * width * 3)..<((y + 1) * width * 3), with: resized.pixels[src..<(src + width * 3)])
+        }
+        return RGBImage(width: width, height: height, pixels: out)
+    }
+
+    /// The photo fitted to the model's `height`×`width` as `p.fit` says (an image already that size
+    /// is returned unchanged except with `.resizeCrop`).
+    public static func fitted(_ image: RGBImage, _ p: Preprocessing) -> RGBImage {
+        let exact = image.width == p.width && image.height == p.height
+        switch p.fit {
+        case .auto: return exact ? image : centerCrop(image, height: p.height, width: p.width, cropFraction: p.cropFraction, interpolation: p.interpolation)
+        case .resizeCrop: return centerCrop(image, height: p.height, width: p.width, cropFraction: p.cropFraction, interpolation: p.interpolation)
+        case .noCrop: return exact ? image : resize(image, width: p.width, height: p.height, interpolation: p.interpolation)
+        }
     }
 
     /// x' = (x − mean[c]) / std[c] for a [N, 3, H, W] tensor in [0, 1].
@@ -77,9 +117,8 @@ public enum ImagePreprocessing {
         return out
     }
 
-    /// A photo as the model's normalized input [1, 3, S, S] (centre crop, or plain resize with `crop` false).
-    public static func modelInput(_ image: RGBImage, _ p: Preprocessing, crop: Bool = true) -> HostTensor {
-        let fitted = crop ? centerCrop(image, size: p.inputSize) : resize(image, width: p.inputSize, height: p.inputSize)
-        return normalize(fitted.tensor(), p)
+    /// A photo as the model's normalized input [1, 3, H, W], fitted as `p.fit` says.
+    public static func modelInput(_ image: RGBImage, _ p: Preprocessing) -> HostTensor {
+        normalize(fitted(image, p).tensor(), p)
     }
 }

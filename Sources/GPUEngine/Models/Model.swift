@@ -3,11 +3,38 @@ import Foundation
 /// What kind of network a model is; it picks the AM preset and the default objective.
 public enum ModelFamily: String, Codable, Sendable { case cnn, vit }
 
-/// How an image in [0, 1] becomes the model's input: x' = (x − mean[c]) / std[c], at `inputSize`².
+/// How an image in [0, 1] becomes the model's input: fitted to `height`×`width` (`fit`,
+/// `cropFraction`, `interpolation`), then x' = (x − mean[c]) / std[c].
 public struct Preprocessing: Codable, Sendable, Equatable {
-    public var inputSize: Int
+    public var height: Int
+    public var width: Int
     public var mean: [Float]
     public var std: [Float]
+    /// timm crop_pct: the image is resized to cover (height, width) / cropFraction before the centre crop.
+    public var cropFraction: Double
+    public var interpolation: Interpolation
+    public var fit: ImageFit
+
+    public init(height: Int, width: Int, mean: [Float], std: [Float], cropFraction: Double = 0.875,
+                interpolation: Interpolation = .bilinear, fit: ImageFit = .auto) {
+        self.height = height
+        self.width = width
+        self.mean = mean
+        self.std = std
+        self.cropFraction = cropFraction
+        self.interpolation = interpolation
+        self.fit = fit
+    }
+
+    public init(inputSize: Int, mean: [Float], std: [Float]) {
+        self.init(height: inputSize, width: inputSize, mean: mean, std: std)
+    }
+
+    /// The side of a square input (the height when the input is not square).
+    public var inputSize: Int {
+        get { height }
+        set { height = newValue; width = newValue }
+    }
 
     public static func imagenet(_ size: Int = 224) -> Preprocessing {
         Preprocessing(inputSize: size, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
@@ -26,9 +53,18 @@ public final class Model: @unchecked Sendable {
     public let input: ValueID
     public let output: ValueID
     public let family: ModelFamily
-    public var preprocessing: Preprocessing
-    /// Class names when `output` is a classifier's logits (index = class).
-    public var classNames: [String]?
+    /// Preprocessing, labels, input layout and final activation, with where each came from.
+    public var card: ModelCard
+    /// How photos become the input (the card's).
+    public var preprocessing: Preprocessing {
+        get { card.preprocessing }
+        set { card.preprocessing = newValue }
+    }
+    /// Class names when `output` is a classifier's logits (index = class; the card's labels).
+    public var classNames: [String]? {
+        get { card.labels }
+        set { card.labels = newValue }
+    }
     /// Friendly layer names (timm module paths, or module paths recovered from an ONNX export's
     /// node names) → values.
     public var aliases: [String: ValueID]
@@ -47,8 +83,7 @@ public final class Model: @unchecked Sendable {
         self.input = input
         self.output = output
         self.family = family
-        self.preprocessing = preprocessing
-        self.classNames = classNames
+        self.card = ModelCard(preprocessing: preprocessing, labels: classNames)
         self.aliases = aliases
         self.recommended = recommended
         self.source = source

@@ -11,8 +11,10 @@ import SwiftProtobuf
 public enum ONNXImporter {
     /// Loads `path`. `batch` and `imageSize` fix symbolic input dimensions.
     /// `fusePatterns` false keeps written-out patterns unfused (tests compare both).
+    /// `card` holds the model-card values that take precedence over the file's metadata_props
+    /// (flags first); their input size fixes symbolic dimensions like `imageSize`.
     public static func load(path: String, batch: Int = 1, imageSize: Int? = nil, name: String? = nil,
-                            fusePatterns: Bool = true) throws -> Model {
+                            fusePatterns: Bool = true, card: [ModelCardValues] = []) throws -> Model {
         let url = URL(fileURLWithPath: path)
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
             throw EngineError.io("cannot read model '\(path)': no such file; check the path")
@@ -23,13 +25,13 @@ public enum ONNXImporter {
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
             throw EngineError.io("cannot read model '\(path)': \(error.localizedDescription)")
         }
-        return try load(data: data, path: path, batch: batch, imageSize: imageSize, name: name, fusePatterns: fusePatterns)
+        return try load(data: data, path: path, batch: batch, imageSize: imageSize, name: name, fusePatterns: fusePatterns, card: card)
     }
 
     /// Imports the ONNX bytes `data`; `path` names the model in messages and locates external data
     /// (`load(path:)` maps the file and calls this; the fuzz target calls it directly).
     public static func load(data: Data, path: String, batch: Int = 1, imageSize: Int? = nil, name: String? = nil,
-                            fusePatterns: Bool = true) throws -> Model {
+                            fusePatterns: Bool = true, card: [ModelCardValues] = []) throws -> Model {
         let url = URL(fileURLWithPath: path)
         let proto: Onnx_ModelProto
         do {
@@ -42,9 +44,13 @@ public enum ONNXImporter {
         guard proto.hasGraph, !proto.graph.node.isEmpty else {
             throw EngineError.invalidInput("'\(path)' holds no ONNX graph (or an empty one): re-export the model")
         }
+        var layers = card
+        let metadata = try ModelCardValues.onnxMetadata(proto.metadataProps.map { ($0.key, $0.value) })
+        if !metadata.isEmpty { layers.append(metadata) }
         let importer = try Importer(proto: proto.graph, modelDirectory: url.deletingLastPathComponent(),
                                     batch: batch, imageSize: imageSize)
         importer.fusePatterns = fusePatterns
+        importer.cardLayers = layers
         let model: Model
         do {
             model = try importer.run(name: name ?? url.deletingPathExtension().lastPathComponent, source: path)
@@ -53,9 +59,8 @@ public enum ONNXImporter {
             throw error.appendingHint(hasFix(error) ? nil : "re-export the model (static input shape, opset 13 or newer), or open an issue with this message")
         }
         model.filePath = path
-        for entry in proto.metadataProps where entry.key == "amgpu.normalization" && entry.value == "inception" {
-            model.preprocessing = .inception(model.preprocessing.inputSize)
-        }
+        let classes = model.hasClassifier ? model.graph.shape(of: model.output).last : nil
+        model.card = try model.card.resolved(with: layers, classes: classes)
         return model
     }
 }
@@ -68,6 +73,17 @@ final class Importer {
     let imageSize: Int?
     let graph = Graph()
     var fusePatterns = true
+    /// Model-card values, highest precedence first (flags, config.json, metadata_props): their
+    /// input size and layout are used here; `ModelCard.resolved` applies the rest.
+    var cardLayers: [ModelCardValues] = []
+    /// The model's own input layout and channels, and the NCHW value its Transpose prologue cancels to.
+    var layout: InputLayout = .nchw
+    var channels = 3
+    var nchwInput: ValueID?
+    var inputHeight = 224, inputWidth = 224
+    var inputSizeSource = "the model's input shape"
+    var layoutSource = "the model's input shape"
+    var layoutNotes: [String] = []
     /// Constant values by ONNX name (folded or initializers).
     var constants: [String: ConstTensor] = [:]
     /// Runtime values by ONNX name.
@@ -110,37 +126,33 @@ final class Importer {
         guard !dims.isEmpty else {
             throw EngineError.unsupported("input '\(inputProto.name)' has no shape (rank 0); amgpu needs an image input [batch, 3, H, W]: re-export the model with a static or named input shape")
         }
-        guard dims.count == 4 || dims.dropFirst().allSatisfy({ $0.dimValue > 0 }) else {
-            throw EngineError.unsupported("input '\(inputProto.name)' has rank \(dims.count) and symbolic sizes; amgpu needs an image input [batch, 3, H, W]")
-        }
-        var shape: [Int] = []
-        for (i, d) in dims.enumerated() {
-            if d.dimValue > 0 { shape.append(Int(d.dimValue)) } else {
-                switch i {
-                case 0: shape.append(batch)
-                case 1: shape.append(3)
-                default:
-                    guard let imageSize else {
-                        throw EngineError.invalidInput("input '\(inputProto.name)' has a symbolic size; pass the image size (e.g. --size 224)")
-                    }
-                    shape.append(imageSize)
-                }
+        let input: ValueID
+        if dims.count == 4 {
+            let adapted = try addImageInput(inputProto, dims: dims.map { $0.dimValue > 0 ? Int($0.dimValue) : nil })
+            values[inputProto.name] = adapted.value
+            input = adapted.input
+        } else {
+            // Not an image (test graphs on token tensors): static sizes, the batch replaced.
+            guard dims.dropFirst().allSatisfy({ $0.dimValue > 0 }) else {
+                throw EngineError.unsupported("input '\(inputProto.name)' has rank \(dims.count) and symbolic sizes; amgpu needs an image input [batch, 3, H, W] or [batch, H, W, 3]")
             }
+            let shape = [batch] + dims.dropFirst().map { Int($0.dimValue) }
+            input = try graph.addInput(inputProto.name, shape: shape)
+            values[inputProto.name] = input
         }
-        if shape[0] != batch { shape[0] = batch }
-        guard shape.count != 4 || shape[1] == 3 || shape[1] == 1 else {
-            throw EngineError.unsupported("input '\(inputProto.name)' has \(shape[1]) channels; amgpu feeds RGB (3) images")
-        }
-        if let imageSize, dims.count == 4, dims[2].dimValue > 0, Int(dims[2].dimValue) != imageSize {
-            throw EngineError.invalidInput("this model takes \(dims[2].dimValue)×\(dims[3].dimValue) images; --size \(imageSize) does not fit it")
-        }
-        let input = try graph.addInput(inputProto.name, shape: shape)
-        values[inputProto.name] = input
         inputID = input
 
         // 4. Fold every node that depends on constants only (so patterns see constants defined
         //    after the node they start at), then run the nodes in order.
         var folded = Set<Int>()
+        // An NHWC input's Transpose(perm [0,3,1,2]) (tf2onnx's prologue) cancels the one amgpu adds.
+        if layout == .nhwc {
+            for (index, node) in graphProto.node.enumerated() where node.opType == "Transpose" && node.input.first == inputProto.name
+                && ONNXAttributes(node).ints("perm") == [0, 3, 1, 2] && node.output.count == 1 {
+                if let nchwInput { values[node.output[0]] = nchwInput }
+                folded.insert(index)
+            }
+        }
         for (index, node) in graphProto.node.enumerated() where ONNXFolding.foldable.contains(node.opType)
             && node.opType != "Shape" && node.opType != "Size"
             && node.input.allSatisfy({ $0.isEmpty || constants[$0] != nil }) {
@@ -181,9 +193,10 @@ final class Importer {
             try ONNXOpMapping.add(node, importer: self)
         }
         // 5. Output.
-        guard let outName = graphProto.output.first?.name, let output = values[outName] else {
+        guard let outName = graphProto.output.first?.name, let graphOutput = values[outName] else {
             throw EngineError.invalidGraph("the model's output does not depend on its input (nothing to visualize or attack)")
         }
+        let (output, finalActivation) = try logitsBeforeSoftmax(graphOutput)
         // 6. Aliases from torch-export scopes: the last value computed inside each module scope.
         var aliases: [String: ValueID] = [:]
         for node in nodes {
@@ -195,9 +208,16 @@ final class Importer {
                 parts.removeLast()
             }
         }
-        let family: ModelFamily = nodes.contains { $0.opType == "Softmax" } && nodes.contains { $0.opType == "MatMul" } ? .vit : .cnn
+        // A ViT has softmaxes inside (attention); a CNN may end in one.
+        let innerSoftmaxes = nodes.filter { $0.opType == "Softmax" }.count - (finalActivation == .softmax ? 1 : 0)
+        let family: ModelFamily = innerSoftmaxes > 0 && nodes.contains { $0.opType == "MatMul" } ? .vit : .cnn
         let outShape = graph.shape(of: output)
-        let classNames = (outShape.count == 2 && outShape[1] == 1000) ? ImageNetClasses.load() : nil
+        var classNames = (outShape.count == 2 && outShape[1] == 1000) ? ImageNetClasses.load() : nil
+        var notes: [String] = []
+        if outShape.count == 2, outShape[1] == 1001, let imagenet = ImageNetClasses.load() {
+            classNames = ["background"] + imagenet
+            notes.append("1001 outputs: index 0 is taken as the background class and 1…1000 as the ImageNet classes (the TF-slim/TFLite convention); give --labels FILE if the model differs")
+        }
         var recommended = Set<String>()
         for (alias, _) in aliases {
             let last = alias.split(separator: ".").last.map(String.init) ?? ""
@@ -205,9 +225,26 @@ final class Importer {
             if alias.range(of: #"^(blocks|stages|layers?)\.\d+$"#, options: .regularExpression) != nil { recommended.insert(alias) }
         }
         recommended.insert(graph.name(of: output))
-        return Model(name: name, graph: graph, input: input, output: output, family: family,
-                     preprocessing: .imagenet(shape.count == 4 ? shape[2] : 224), classNames: classNames,
-                     aliases: aliases, recommended: recommended, source: source)
+        let model = Model(name: name, graph: graph, input: input, output: output, family: family,
+                          preprocessing: .imagenet(inputHeight), classNames: classNames,
+                          aliases: aliases, recommended: recommended, source: source)
+        model.preprocessing.width = inputWidth
+        model.card.layout = layout
+        model.card.channels = channels
+        model.card.notes = notes + layoutNotes
+        model.card.sources["input_size"] = inputSizeSource
+        model.card.sources["layout"] = layoutSource
+        model.card.sources["labels"] = classNames == nil ? "default: none (the output is not 1000 or 1001 classes)" : "default (ImageNet class names)"
+        model.card.sources["mean"] = "default (ImageNet)"
+        model.card.sources["std"] = "default (ImageNet)"
+        if let finalActivation {
+            model.card.outputActivation = finalActivation
+            model.card.graphOutputName = outName
+            model.card.sources["output"] = "the graph ends in \(finalActivation.rawValue): classify and logit objectives use its input (pre-softmax logits)"
+        } else {
+            model.card.sources["output"] = "the graph's output"
+        }
+        return model
     }
 
     // MARK: helpers for op mapping
