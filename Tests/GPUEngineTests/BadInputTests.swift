@@ -74,6 +74,19 @@ import Testing
         Case(name: "onnx-unsqueeze-repeated-axis-folded", args: layers("unsqueezerepeatconst.onnx"), problem: "repeat an axis", fix: "re-export"),
         Case(name: "onnx-symbolic-size-without-size", args: classify("symbolic.onnx"), problem: "has a symbolic size", fix: "--size 224"),
         Case(name: "onnx-fixed-size-mismatch", args: classify("relu.onnx", ["--size", "64"]), problem: "takes 8×8 images", fix: "--size 64 does not fit"),
+        // model cards
+        Case(name: "card-labels-wrong-count", args: { dir, _ in ["classify", "--model", "random:resnet18", "--size", "32", "--image", dir + "/photo.png", "--labels", dir + "/labels999.txt"] + cpu },
+             problem: "has 999 class names, but the model has 1000 outputs", fix: "give one name per output"),
+        Case(name: "card-mean-two-values", args: classify("random:resnet18", ["--size", "32", "--mean", "0.5,0.5"]),
+             problem: "--mean needs 3 values (R,G,B)", fix: "or 1"),
+        Case(name: "card-std-zero", args: visualize(["--layer", "output", "--unit", "1", "--std", "0.2,0,0.2"]),
+             problem: "--std has a std of 0", fix: "every std must be positive"),
+        Case(name: "card-config-json-not-json", args: layers("badconfig/model.safetensors", ["--arch", "resnet18"]),
+             problem: "is not valid JSON", fix: "fix it, or move it away"),
+        Case(name: "card-labels-missing-file", args: classify("random:resnet18", ["--size", "32", "--labels", "nothere.txt"]),
+             problem: "cannot read the label file", fix: "check the path"),
+        Case(name: "card-size-not-a-size", args: classify("random:resnet18", ["--size", "32x"]),
+             problem: "--size '32x' is not N or H,W", fix: "--size 192,256"),
         // safetensors
         Case(name: "st-shorter-than-header", args: layers("short.safetensors", ["--arch", "resnet18"]), problem: "shorter than its 8-byte header length", fix: "re-download or re-export it"),
         Case(name: "st-header-past-end", args: layers("headerlen.safetensors", ["--arch", "resnet18"]), problem: "the header claims", fix: "re-download or re-export it"),
@@ -279,6 +292,11 @@ extension BadInputTests {
         try write("overflow.safetensors", safetensors(header: #"{"w": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 16]}}"#, payload: 16))
         try write("dtype.safetensors", safetensors(header: #"{"w": {"dtype": "F7", "shape": [4], "data_offsets": [0, 16]}}"#, payload: 16))
         try SafetensorsFile.write(["w": HostTensor(shape: [2, 2], values: [1, -2, 3, 0.5])], to: dir + "/valid.safetensors")
+        // Model cards: a label file one line short of 1000 classes; a config.json that is not JSON beside a checkpoint.
+        try write("labels999.txt", Data((0..<999).map { "class \($0)\n" }.joined().utf8))
+        try fm.createDirectory(atPath: dir + "/badconfig", withIntermediateDirectories: true)
+        try SafetensorsFile.write(["w": HostTensor(shape: [2, 2], values: [1, -2, 3, 0.5])], to: dir + "/badconfig/model.safetensors")
+        try write("badconfig/config.json", Data("{\"pretrained_cfg\": {\"mean\": [0.5, 0.5,".utf8))
     }
 
     static func onnx(inputs: [(String, [Int64])], nodes: [(String, String, [String], [String])],

@@ -192,7 +192,8 @@ public struct ModelCardValues: Sendable, Equatable {
 
     /// Parses "N" (square) or "H,W" (also "HxW").
     public static func parseSize(_ text: String) throws -> (height: Int, width: Int) {
-        let parts = text.split(whereSeparator: { $0 == "," || $0 == "x" || $0 == "×" }).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let parts = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "," || $0 == "x" || $0 == "×" })
+            .map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard (parts.count == 1 || parts.count == 2), parts.allSatisfy({ $0 != nil }) else {
             throw EngineError.invalidInput("--size '\(text)' is not N or H,W: e.g. --size 224 or --size 192,256")
         }
