@@ -158,10 +158,9 @@ struct Adversarial: ParsableCommand {
     /// A photo fitted to the model's input size as its card says (resize + centre crop; an image
     /// already that size as it is), with clear errors for bad files.
     static func loadPhoto(_ path: String, preprocessing p: Preprocessing) throws -> RGBImage {
-        let size = p.height
         let photo = try PNGFile.read(path)
         guard photo.width >= 16, photo.height >= 16 else {
-            throw EngineError.invalidInput("image '\(path)' is \(photo.width)×\(photo.height) pixels; an attack needs a photo of at least 16×16 (it is centre-cropped to \(size)×\(size))")
+            throw EngineError.invalidInput("image '\(path)' is \(photo.width)×\(photo.height) pixels; an attack needs a photo of at least 16×16 (it is fitted to \(p.width)×\(p.height))")
         }
         return ImagePreprocessing.fitted(photo, p)
     }
@@ -219,8 +218,6 @@ struct Adversarial: ParsableCommand {
         let model = try modelOptions.load(batch: max(1, batchSize))
         let backend = try deviceOptions.makeBackend()
         let attacker = try AdversarialAttacker(model: model, backend: backend)
-        let size = attacker.height
-        guard attacker.width == size else { throw EngineError.unsupported("\(model.name) takes non-square input \(attacker.width)×\(attacker.height)") }
         if classifierAttacks && !attacker.hasClassifier {
             throw EngineError.invalidInput("\(model.name) has no classifier: use --attack feature with --guide and --layer")
         }

@@ -101,12 +101,14 @@ public final class Model: @unchecked Sendable {
 
     public var batchSize: Int { graph.shape(of: input)[0] }
 
-    /// The value for a layer name: an alias (module path), a value name, or the special "output".
+    /// The value for a layer name: an alias (module path), a value name, or the special "output"
+    /// (the logits; before a final softmax) and "input" (the normalized NCHW RGB image fed to the graph).
     /// Unknown names throw with the closest matches.
     public func resolve(layer: String) throws -> ValueID {
         if layer == "output" || layer == "logits" { return output }
         if let id = aliases[layer] { return id }
         if let id = graph.value(named: layer), graph.values[id.index].producer != nil || id == input { return id }
+        if layer == "input" { return input }   // the NCHW RGB image amgpu feeds, whatever the model calls it
         let candidates = Array(aliases.keys) + graph.values.filter { $0.producer != nil }.map(\.name)
         let close = closestNames(to: layer, among: candidates, limit: 5)
         throw EngineError.unknownValue("no layer named '\(layer)' in \(name)"
