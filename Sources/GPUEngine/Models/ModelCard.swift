@@ -443,6 +443,7 @@ extension ModelCard {
             }
             card.labels = names
             card.sources["labels"] = src
+            card.notes.removeAll { $0.hasPrefix("1001 outputs:") }   // the default's note no longer applies
             if names.count == 1001 { card.notes.append("1001 classes: index 0 is '\(names[0])' (a background class, as in TF-slim/TFLite ImageNet models)") }
         }
         return card
