@@ -149,6 +149,9 @@ import Testing
         ("image-16-bit-gray", classify("random:resnet18", image: "gray16.png", ["--size", "32"])),
         ("image-palette", classify("random:resnet18", image: "palette.png", ["--size", "32"])),
         ("onnx-minimal-valid", layers("relu.onnx")),
+        ("card-nhwc-softmax-1001-classify", { dir, _ in ["classify", "--model", repoRoot.appendingPathComponent("Tests/GPUEngineTests/Fixtures/layouts/tf_nhwc_prologue.onnx").path,
+                                                    "--image", dir + "/photo.png", "--mean", "0.5", "--std", "0.5", "--no-crop"] + cpu }),
+        ("card-grey-torch-layers", { _, _ in ["layers", repoRoot.appendingPathComponent("Tests/GPUEngineTests/Fixtures/layouts/torch_grey_softmax.onnx").path] }),
     ]
 
     @Test(arguments: cases.map(\.name))

@@ -176,6 +176,22 @@ import Testing
         // Top-level keys (no pretrained_cfg) and label_names.
         let top = try ModelCardValues.fromJSONObject(["mean": [0.5], "std": [0.25], "input_size": [1, 28, 32], "label_names": ["a", "b"]], origin: "t")
         #expect(top.mean == [0.5] && top.height == 28 && top.width == 32 && top.labels == ["a", "b"])
+        // A size that is no size is an error (not a trap converting 1e30 to Int).
+        #expect { _ = try ModelCardValues.fromJSONObject(["input_size": [3, 1e30, 224]], origin: "t") } throws: { "\($0)".contains("not a size in pixels") }
+        #expect { _ = try ModelCardValues.fromJSONObject(["interpolation": "lanczos"], origin: "t") } throws: { "\($0)".contains("bilinear or bicubic") }
+    }
+
+    /// metadata_props: a whole card as one JSON value, single keys overriding it, plain and JSON values.
+    @Test func onnxMetadataKeys() throws {
+        let v = try ModelCardValues.onnxMetadata([
+            ("amgpu.card", #"{"mean": [0.1, 0.2, 0.3], "std": [0.9, 0.9, 0.9], "input_size": [3, 96, 128], "crop_pct": 1.0, "interpolation": "bicubic"}"#),
+            ("amgpu.std", "0.2,0.25,0.3"), ("amgpu.labels", #"["cat", "dog"]"#), ("amgpu.input_layout", "NHWC"), ("amgpu.fit", "no-crop")])
+        #expect(v.mean == [0.1, 0.2, 0.3] && v.keys["mean"] == "amgpu.card.mean")
+        #expect(v.std == [0.2, 0.25, 0.3] && v.keys["std"] == "amgpu.std")
+        #expect(v.height == 96 && v.width == 128 && v.cropFraction == 1.0 && v.interpolation == .bicubic)
+        #expect(v.labels == ["cat", "dog"] && v.layout == .nhwc && v.fit == .noCrop)
+        #expect { _ = try ModelCardValues.onnxMetadata([("amgpu.card", "{not json")]) } throws: { "\($0)".contains("not a JSON object") }
+        #expect { _ = try ModelCardValues.onnxMetadata([("amgpu.mean", "0.5,0.5")]) } throws: { "\($0)".contains("gives 2 mean values") }
     }
 
     /// flags > config.json beside the .safetensors > the builder's defaults; the architecture from config.json.

@@ -274,7 +274,7 @@ public struct ModelCardValues: Sendable, Equatable {
         if let (x, key) = lookup("mean") { v.mean = try floats(x, key); v.keys["mean"] = key }
         if let (x, key) = lookup("std") { v.std = try floats(x, key); v.keys["std"] = key }
         if let (x, key) = lookup("input_size") {
-            let f = try floats(x, key).map { Int($0) }
+            let f = try floats(x, key).map { try sizeValue($0, "\(origin): \(key)") }
             switch f.count {
             case 3: v.height = f[1]; v.width = f[2]
             case 2: v.height = f[0]; v.width = f[1]
@@ -375,7 +375,7 @@ public struct ModelCardValues: Sendable, Equatable {
         if let m = try numbers("amgpu.mean") { v.mean = m; v.keys["mean"] = "amgpu.mean" }
         if let s = try numbers("amgpu.std") { v.std = s; v.keys["std"] = "amgpu.std" }
         if let s = try numbers("amgpu.input_size") {
-            let i = s.map { Int($0) }
+            let i = try s.map { try sizeValue($0, "\(origin): amgpu.input_size") }
             switch i.count {
             case 1: v.height = i[0]; v.width = i[0]
             case 2: v.height = i[0]; v.width = i[1]
@@ -413,6 +413,14 @@ public struct ModelCardValues: Sendable, Equatable {
         try v.validate()
         return v
     }
+}
+
+/// A size read from a file as a number: a whole number 0…65536 (anything else is an error, not a trap).
+private func sizeValue(_ f: Float, _ what: String) throws -> Int {
+    guard f.isFinite, f >= 0, f <= 65536, f == f.rounded() else {
+        throw EngineError.invalidInput("\(what) has \(f), which is not a size in pixels (a whole number)")
+    }
+    return Int(f)
 }
 
 extension ModelCard {
