@@ -309,4 +309,35 @@ import Testing
         let single = try CLITests.run(base + ["--image", dir + "/photos/a.jpg"])
         #expect(single.status == 0 && single.stdout.contains(" 1. ") && single.stdout.contains("logit"))
     }
+
+    /// The JPEG fuzz target's committed inputs (Fuzz/seeds/jpeg, Fuzz/crashers/jpeg) through its entry point:
+    /// the seeds decode, crashers are rejected with an EngineError, nothing traps. Also every single-byte
+    /// corruption of a seed's first 600 bytes (headers and tables) decodes or fails cleanly.
+    @Test func fuzzInputsNeverTrap() throws {
+        let fuzz = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz")
+        func files(_ kind: String) -> [URL] {
+            ((try? FileManager.default.contentsOfDirectory(at: fuzz.appendingPathComponent(kind + "/jpeg"), includingPropertiesForKeys: nil)) ?? []).sorted { $0.path < $1.path }
+        }
+        let seeds = files("seeds")
+        #expect(seeds.count >= 5)
+        for url in seeds {
+            let image = try ImageFile.read(data: Data(contentsOf: url), name: url.lastPathComponent)
+            #expect(image.pixels.count == image.width * image.height * 3)
+        }
+        for url in files("crashers") {
+            #expect(throws: EngineError.self) { try ImageFile.read(data: Data(contentsOf: url), name: url.lastPathComponent) }
+        }
+        var data = try Data(contentsOf: Self.fixtures.appendingPathComponent("progressive.jpg"))
+        var failed = 0
+        for i in stride(from: 2, to: min(600, data.count), by: 3) {
+            let saved = data[i]
+            data[i] = saved ^ 0x5A
+            do {
+                let image = try ImageFile.read(data: data, name: "flip.jpg")
+                #expect(image.pixels.count == image.width * image.height * 3)
+            } catch is EngineError { failed += 1 }
+            data[i] = saved
+        }
+        #expect(failed > 0, "no corruption was detected at all")
+    }
 }
