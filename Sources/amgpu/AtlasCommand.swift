@@ -56,6 +56,7 @@ struct Atlas: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            let background = try imageOptions.backgroundColor()   // a bad --background fails before any rendering
             let model = try modelOptions.load(batch: 1)
             let atlasLayers = try AtlasPlan.layers(layers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, of: model)
             let all = try AtlasPlan.units(of: atlasLayers, selecting: units.map(parseUnitList))
@@ -93,7 +94,7 @@ struct Atlas: ParsableCommand {
             print(Self.describe(summary, shard: slice, total: all.count))
             if index {
                 let result = try buildIndex(layout: layout, probeImages: probeImages, device: deviceList.first ?? .auto,
-                                            background: imageOptions.backgroundColor())
+                                            background: background)
                 print("atlas index: \(result.units) units on \(result.pages.count - 1) layer page(s): \(layout.path("index.html"))")
             }
             if !summary.failed.isEmpty { throw ExitCode(1) }
