@@ -497,13 +497,13 @@ struct AdversarialTests {
     @Test func efficientNetLite0RealPhotos() throws {
         let weights = ModelStore.path("models/efficientnet_lite0.safetensors")
         guard FileManager.default.fileExists(atPath: weights) else {
-            print("amgpu-test: NOTE \(weights) is absent (run scripts/fetch-models): EfficientNet-Lite0 adversarial test skipped")
+            TestEnvironment.skip("efficientNetLite0RealPhotos", because: "\(weights) is absent (run scripts/fetch-models)")
             return
         }
         let batch = 10
         let model = try ModelLoader.load("efficientnet_lite0", batch: batch)
         guard let photos = try Self.realPhotos(size: model.preprocessing.inputSize) else {
-            print("amgpu-test: NOTE photos missing in \(ModelStore.path("photos")) (run scripts/fetch-models): adversarial test skipped")
+            TestEnvironment.skip("efficientNetLite0RealPhotos", because: "photos missing in \(ModelStore.path("photos")) (run scripts/fetch-models)")
             return
         }
         #expect(photos.count >= 10)
