@@ -461,7 +461,7 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
                                       ([1, 3, 32, 32], NeighborDifferences.Kind.allCases, 2),
                                       ([1, 1, 2, 9], [.vertical, .antiDiagonal], 2)] {
             let c = OpCase(NeighborDifferences(kinds: kinds, power: power), [spread(shape)])
-            try c.verify(on: kind, fdTolerance: 3e-2)
+            try c.verify(on: kind)
             try reportMaxError(c, "NeighborDifferences \(shape) p=\(power) \(kinds.count) kinds", on: kind)
         }
     }
@@ -523,12 +523,12 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
                     Regularizer(.l2, weight: 2, center: 0.5)]
         for r in regs {
             try ImageGraphCase(input: x) { g, v in try r.addToGraph(g, image: v, name: "r") }
-                .verify(on: kind, fdTolerance: 3e-2, label: "regularizer \(r.kind)")
+                .verify(on: kind, label: "regularizer \(r.kind)")
         }
         try ImageGraphCase(input: x) { g, v in
             guard let total = try addRegularizers(regs, to: g, image: v) else { throw EngineError.invalidGraph("no penalty") }
             return total
-        }.verify(on: kind, fdTolerance: 3e-2, label: "weighted regularizer sum")
+        }.verify(on: kind, label: "weighted regularizer sum")
     }
 
     @Test(arguments: TestBackend.allCases)
@@ -746,7 +746,7 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
                 return try TransformPipeline.addNodes(to: g, image: x, config: config, step: 5, totalSteps: 20, seed: 77,
                                                       model: spec).output
             }
-            try ImageGraphCase(input: input, build: build).verify(on: kind, atol: 1e-4, rtol: 1e-4, fdTolerance: 3e-2,
+            try ImageGraphCase(input: input, build: build).verify(on: kind, atol: 1e-4, rtol: 1e-4,
                                                                    label: "end to end \(label)")
             // The class API (ImageGenerator + TransformPipeline) gives the same gradient as the single graph.
             guard let backend = Backends.get(kind) else { continue }
