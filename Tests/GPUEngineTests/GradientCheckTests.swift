@@ -75,6 +75,12 @@ import Testing
             #expect(wrong[0] != truth[0], "\(corruption) changed nothing")
             let failures = check.failures(c.name, numeric: numeric, analytic: wrong)
             #expect(!failures.isEmpty, "\(c.name): a \(corruption) gradient passed the check")
+            // Every check set of input 0 must catch it on its own (all positions; or the sampled positions and,
+            // separately, the random directions), except one wrong entry, which only a set containing it can see.
+            let sets = numeric.filter { $0.input == 0 }.count
+            if corruption != .oneEntryZeroed {
+                #expect(failures.count == sets, "\(c.name) \(corruption): \(failures.count) of \(sets) check sets failed: \(failures)")
+            }
             print("amgpu-test: TEETH \(c.name) \(corruption): \(failures.first ?? "PASSED (bad)")")
         }
     }
