@@ -6,7 +6,8 @@ import Testing
     @Test func listsDevicesOrSaysThereAreNone() throws {
         let devices = try OpenCLRuntime.devices()
         if devices.isEmpty {
-            TestEnvironment.skip("listsDevicesOrSaysThereAreNone's device checks", because: "no OpenCL device listed")
+            TestEnvironment.skip("listsDevicesOrSaysThereAreNone's device checks",
+                                 because: "no OpenCL device listed (\(Backends.openclUnavailableReason))")
         }
         for d in devices {
             #expect(d.computeUnits > 0)
