@@ -128,9 +128,13 @@ def main():
                 if v is not None and not np.isfinite(v):
                     sys.exit(f"{entry['function']}: non-finite {key} {v}")
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    # One function per line: small diffs when a table changes.
+    head = {k: v for k, v in data.items() if k not in ("unary", "binary")}
     with open(OUT, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=False)
-        fh.write("\n")
+        fh.write(json.dumps(head)[:-1] + ",\n")
+        for key in ("unary", "binary"):
+            rows = ",\n".join("  " + json.dumps(e) for e in data[key])
+            fh.write(f' "{key}": [\n{rows}\n ]' + (",\n" if key == "unary" else "\n}\n"))
     print(f"wrote {OUT}: {len(data['unary'])} unary functions, {len(data['binary'])} binary ops")
 
 
