@@ -162,8 +162,8 @@ import Testing
     @Test(arguments: cases.map(\.name))
     func badInputFailsCleanly(_ name: String) throws {
         guard let c = Self.cases.first(where: { $0.name == name }) else { Issue.record("no case \(name)"); return }
-        if c.needsOpenCL && ((try? OpenCLRuntime.devices())?.isEmpty ?? true) {
-            print("amgpu-test: SKIPPED bad input \(name): no OpenCL platform")
+        if c.needsOpenCL && Backends.opencl == nil {
+            TestEnvironment.skip("bad input \(name)", because: "OpenCL unavailable: \(Backends.openclUnavailableReason)")
             return
         }
         if c.fileSizeLimitKiB != nil && ProcessInfo.processInfo.environment["AMGPU_SANITIZER"] == "thread" {
@@ -395,10 +395,7 @@ extension BadInputTests {
 /// flat after warm-up and the resident memory within 16 MiB. scripts/soak runs the 1000-step version.
 @Suite struct SoakTests {
     @Test func memoryStaysFlatOver150Steps() throws {
-        guard let devices = try? OpenCLRuntime.devices(), !devices.isEmpty else {
-            print("amgpu-test: SKIPPED memoryStaysFlatOver150Steps: no OpenCL platform")
-            return
-        }
+        guard Backends.requireOpenCL() != nil else { return }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-soak-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: out) }
         let r = try CLITests.run(["visualize", "--model", "random:resnet18", "--size", "32", "--layer", "output", "--unit", "1",
