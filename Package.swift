@@ -17,6 +17,9 @@ let package = Package(
                        providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
+        // libjpeg(-turbo) behind a setjmp (libjpeg reports errors by longjmp, which Swift cannot catch):
+        // Debian/Ubuntu `libjpeg-dev` (pkg-config `libjpeg`), headers in the default include path.
+        .target(name: "CJPEG", path: "Sources/CJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         // Turns every Sources/Kernels/*.cl file into a Swift string constant at build time,
@@ -26,7 +29,7 @@ let package = Package(
         .target(name: "Kernels", path: "Sources/Kernels",
                 exclude: [], plugins: ["EmbedKernels"]),
         .target(name: "GPUEngine",
-                dependencies: ["COpenCL", "CPNG", "COpenBLAS", "Kernels",
+                dependencies: ["COpenCL", "CPNG", "CJPEG", "COpenBLAS", "Kernels",
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .executableTarget(name: "amgpu",
                           dependencies: ["GPUEngine",

@@ -12,7 +12,7 @@ let package = Package(
     name: "amgpu-fuzz",
     platforms: [.macOS(.v13)],
     dependencies: [.package(path: "amgpu")],
-    targets: [.target(name: "FuzzDriver", path: "Sources/FuzzDriver")] + ["FuzzONNX", "FuzzSafetensors", "FuzzPNG"].map { name in
+    targets: [.target(name: "FuzzDriver", path: "Sources/FuzzDriver")] + ["FuzzONNX", "FuzzSafetensors", "FuzzPNG", "FuzzJPEG"].map { name in
         .executableTarget(name: name, dependencies: ["FuzzDriver", .product(name: "GPUEngine", package: "amgpu")],
                           path: "Sources/\(name)")
     },

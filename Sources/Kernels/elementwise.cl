@@ -24,6 +24,10 @@ inline float erf_fast(float x) {
 }
 
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp(-x)); }
+// σ'(x) = σ(x)·σ(−x) = e / (1 + e)², e = exp(−|x|): no cancellation in 1 − σ where σ ≈ 1.
+inline float sigmoid_derivative_f(float x) { float e = exp(-fabs(x)); return e / ((1.0f + e) * (1.0f + e)); }
+// sech²(x) = 1 − tanh²(x) = 4e / (1 + e)², e = exp(−2|x|): 1 − t·t loses everything where |t| ≈ 1.
+inline float sech2_f(float x) { float e = exp(-2.0f * fabs(x)); return 4.0f * e / ((1.0f + e) * (1.0f + e)); }
 
 inline float unary_apply(int op, float x, float alpha, float beta) {
     switch (op) {
@@ -37,7 +41,7 @@ inline float unary_apply(int op, float x, float alpha, float beta) {
     case 7: return x * sigmoid_f(x);                                // silu
     case 8: return 0.5f * x * (1.0f + erf_fast(x * INV_SQRT_2));         // gelu (erf)
     case 9: { float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x);
-              return 0.5f * x * (1.0f + tanh(u)); }                 // gelu (tanh)
+              return x * sigmoid_f(2.0f * u); }                     // gelu (tanh): ½x(1 + tanh u) = x·σ(2u)
     case 10: return erf_fast(x);
     case 11: return exp(x);
     case 12: return log(x);
@@ -55,16 +59,16 @@ inline float unary_apply(int op, float x, float alpha, float beta) {
 inline float unary_derivative(int op, float x, float alpha, float beta) {
     switch (op) {
     case 0: return x > 0.0f ? 1.0f : 0.0f;
-    case 1: { float s = sigmoid_f(x); return s * (1.0f - s); }
-    case 2: { float t = tanh(x); return 1.0f - t * t; }
+    case 1: return sigmoid_derivative_f(x);
+    case 2: return sech2_f(x);
     case 3: return x > 0.0f ? 1.0f : alpha;
     case 4: return (x > alpha && x < beta) ? 1.0f : 0.0f;
     case 5: { float v = alpha * x + beta; return (v > 0.0f && v < 1.0f) ? alpha : 0.0f; }
     case 6: return x < -3.0f ? 0.0f : (x > 3.0f ? 1.0f : (2.0f * x + 3.0f) / 6.0f);
-    case 7: { float s = sigmoid_f(x); return s + x * s * (1.0f - s); }
+    case 7: return sigmoid_f(x) + x * sigmoid_derivative_f(x);
     case 8: return 0.5f * (1.0f + erf_fast(x * INV_SQRT_2)) + x * INV_SQRT_2PI * exp(-0.5f * x * x);
-    case 9: { float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x); float t = tanh(u);
-              return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x); }
+    case 9: { float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x);
+              return sigmoid_f(2.0f * u) + 0.5f * x * sech2_f(u) * SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x); }
     case 10: return TWO_OVER_SQRT_PI * exp(-x * x);
     case 11: return exp(x);
     case 12: return 1.0f / x;

@@ -18,11 +18,12 @@ struct Adversarial: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var deviceOptions: DeviceOptions
+    @OptionGroup var imageOptions: ImageOptions
 
-    @Option(name: .long, help: "The photo to attack (PNG; grayscale and RGBA are converted).")
+    @Option(name: .long, help: "The photo to attack (JPEG or PNG; grayscale and RGBA are converted).")
     var image: String?
 
-    @Option(name: .long, help: "A folder of PNG photos to attack (every *.png, sorted by name).")
+    @Option(name: .long, help: "A folder of photos to attack (every JPEG and PNG in it, by their bytes; sorted by name; other files are skipped).")
     var images: String?
 
     @Option(name: .long, help: "The target class (name or index).")
@@ -157,8 +158,8 @@ struct Adversarial: ParsableCommand {
 
     /// A photo fitted to the model's input size as its card says (resize + centre crop; an image
     /// already that size as it is), with clear errors for bad files.
-    static func loadPhoto(_ path: String, preprocessing p: Preprocessing) throws -> RGBImage {
-        let photo = try PNGFile.read(path)
+    static func loadPhoto(_ path: String, preprocessing p: Preprocessing, background: BackgroundColor = .white) throws -> RGBImage {
+        let photo = try ImageFile.read(path, background: background)
         guard photo.width >= 16, photo.height >= 16 else {
             throw EngineError.invalidInput("image '\(path)' is \(photo.width)×\(photo.height) pixels; an attack needs a photo of at least 16×16 (it is fitted to \(p.width)×\(p.height))")
         }
@@ -182,7 +183,7 @@ struct Adversarial: ParsableCommand {
     func runAttacks() throws {
         let kinds = try attackKinds()
         let configs = try kinds.map(config)
-        if image == nil && images == nil { throw EngineError.invalidInput("give --image PHOTO.png or --images DIR") }
+        if image == nil && images == nil { throw EngineError.invalidInput("give --image PHOTO (JPEG or PNG) or --images DIR") }
         if image != nil && images != nil { throw EngineError.invalidInput("give --image or --images, not both") }
         if let batch, batch < 1 || batch > 256 { throw EngineError.invalidInput("--batch must lie in 1…256, got \(batch)") }
         let hasFeature = kinds.contains(.feature)
@@ -201,13 +202,9 @@ struct Adversarial: ParsableCommand {
         var photoPaths: [String] = []
         if let image { photoPaths = [image] }
         if let images {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: images, isDirectory: &isDir), isDir.boolValue else {
-                throw EngineError.io("--images '\(images)' is not a folder")
-            }
-            let names = try FileManager.default.contentsOfDirectory(atPath: images).filter { $0.lowercased().hasSuffix(".png") && !$0.hasPrefix(".") }.sorted()
-            guard !names.isEmpty else { throw EngineError.io("no .png files in '\(images)'") }
-            photoPaths = names.map { URL(fileURLWithPath: images).appendingPathComponent($0).path }
+            let listing = try ImageFolder.list(images, recursive: false)
+            reportSkipped(listing.skipped)
+            photoPaths = listing.images
         }
         let targetNames: [String] = untargeted ? [] : (targets.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
             ?? target.map { [$0] } ?? [])
@@ -223,13 +220,14 @@ struct Adversarial: ParsableCommand {
         }
         let targetIndices = try targetNames.map { try model.classIndex($0) }
         var guideImage: RGBImage? = nil
-        if let guide { guideImage = try Self.loadPhoto(guide, preprocessing: model.preprocessing) }
+        let background = try imageOptions.backgroundColor()
+        if let guide { guideImage = try Self.loadPhoto(guide, preprocessing: model.preprocessing, background: background) }
 
         try createOutputFolder(out)
         var photos: [(name: String, image: RGBImage)] = []
         for p in photoPaths {
             let stem = URL(fileURLWithPath: p).deletingPathExtension().lastPathComponent
-            photos.append((stem, try Self.loadPhoto(p, preprocessing: model.preprocessing)))
+            photos.append((stem, try Self.loadPhoto(p, preprocessing: model.preprocessing, background: background)))
         }
         let log: (String) -> Void = quiet ? { _ in } : { printError($0) }
         log("amgpu adversarial: \(model.name) on \(backend.name), batch \(model.batchSize), \(photos.count) photo(s) × \(max(targetIndices.count, 1)) target(s) × \(kinds.count) attack(s) → \(out)")

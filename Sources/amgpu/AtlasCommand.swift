@@ -46,14 +46,17 @@ struct Atlas: ParsableCommand {
     @Flag(name: .long, help: "Build the HTML atlas (DIR/index.html) after rendering.")
     var index = false
 
-    @Option(name: .long, help: "With --index: a folder of PNG photos; each unit's page shows the photos that activate it most.")
+    @Option(name: .long, help: "With --index: a folder of photos (JPEG or PNG); each unit's page shows the photos that activate it most.")
     var probeImages: String?
+
+    @OptionGroup var imageOptions: ImageOptions
 
     @Flag(name: .long, help: "No progress bar.")
     var quiet = false
 
     func run() throws {
         try runReportingErrors {
+            let background = try imageOptions.backgroundColor()   // a bad --background fails before any rendering
             let model = try modelOptions.load(batch: 1)
             let atlasLayers = try AtlasPlan.layers(layers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, of: model)
             let all = try AtlasPlan.units(of: atlasLayers, selecting: units.map(parseUnitList))
@@ -91,7 +94,8 @@ struct Atlas: ParsableCommand {
             log.append("summary: rendered \(summary.rendered), skipped \(summary.skipped), failed \(summary.failed.count)")
             print(Self.describe(summary, shard: slice, total: all.count))
             if index {
-                let result = try buildIndex(layout: layout, probeImages: probeImages, device: deviceList.first ?? .auto)
+                let result = try buildIndex(layout: layout, probeImages: probeImages, device: deviceList.first ?? .auto,
+                                            background: background)
                 print("atlas index: \(result.units) units on \(result.pages.count - 1) layer page(s): \(layout.path("index.html"))")
             }
             if !summary.failed.isEmpty { throw ExitCode(1) }
@@ -121,8 +125,10 @@ struct AtlasIndexCommand: ParsableCommand {
     @Argument(help: "The atlas folder (the --out of `amgpu atlas`).")
     var dir: String
 
-    @Option(name: .long, help: "A folder of PNG photos: each unit shows the photos (and patches) that activate it most.")
+    @Option(name: .long, help: "A folder of photos (JPEG or PNG): each unit shows the photos (and patches) that activate it most.")
     var probeImages: String?
+
+    @OptionGroup var imageOptions: ImageOptions
 
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -132,23 +138,22 @@ struct AtlasIndexCommand: ParsableCommand {
             guard FileManager.default.fileExists(atPath: layout.manifestPath) else {
                 throw EngineError.invalidInput("'\(dir)' has no atlas.json: pass the --out folder of `amgpu atlas`")
             }
-            let result = try buildIndex(layout: layout, probeImages: probeImages, device: deviceOptions.selection())
+            let result = try buildIndex(layout: layout, probeImages: probeImages, device: deviceOptions.selection(),
+                                        background: imageOptions.backgroundColor())
             print("atlas index: \(result.units) units on \(result.pages.count - 1) layer page(s), \(result.thumbnails) new thumbnail(s): \(layout.path("index.html"))")
         }
     }
 }
 
 /// Probes the photos (if any) and writes the HTML pages.
-func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelection) throws -> AtlasIndex.Result {
+func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelection,
+                background: BackgroundColor = .white) throws -> AtlasIndex.Result {
     var probes: [String: [[AtlasProbeHit]]]? = nil
     if let probeImages {
         let manifest = try AtlasManifest.read(layout.manifestPath)
         let fm = FileManager.default
-        guard let names = try? fm.contentsOfDirectory(atPath: probeImages) else {
-            throw EngineError.io("cannot list --probe-images '\(probeImages)': pass a folder of PNG photos")
-        }
-        let pngs = names.filter { $0.lowercased().hasSuffix(".png") }.sorted()
-        guard !pngs.isEmpty else { throw EngineError.invalidInput("--probe-images '\(probeImages)' holds no .png photo (convert JPEGs to PNG first)") }
+        let listing = try ImageFolder.list(probeImages, recursive: false)
+        reportSkipped(listing.skipped)
         let model = try ModelLoader.load(manifest.modelReference, batch: 1, architecture: manifest.architecture,
                                          seed: manifest.weightSeed, imageSize: manifest.inputSize)
         if let card = manifest.card { model.preprocessing = card.preprocessing }
@@ -157,9 +162,11 @@ func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelecti
         }
         try fm.createDirectory(atPath: layout.path("probe"), withIntermediateDirectories: true)
         var photos: [(name: String, image: RGBImage)] = []
-        for name in pngs {
-            let image = try PNGFile.read((probeImages as NSString).appendingPathComponent(name))
-            let shown = safeFileName(name)
+        for path in listing.images {
+            let image = try ImageFile.read(path, background: background)
+            // The probe copy is a PNG whatever the photo was (photo.jpg → photo.jpg.png keeps names unique).
+            let name = (path as NSString).lastPathComponent
+            let shown = safeFileName(name.lowercased().hasSuffix(".png") ? name : name + ".png")
             try PNGFile.write(ImagePreprocessing.fitted(image, model.preprocessing), to: layout.path("probe", shown))
             photos.append((shown, image))
         }

@@ -37,7 +37,7 @@ struct ImageStats: ParsableCommand {
                     files.append(path)
                 }
             }
-            let stats = try files.map { try ImageStatistics(image: try PNGFile.read($0), cutoff: cutoff, lags: lags) }
+            let stats = try files.map { try ImageStatistics(image: try ImageFile.read($0), cutoff: cutoff, lags: lags) }
             let summary = try ImageStatisticsSummary(stats)
             if json {
                 struct Entry: Encodable { var file: String; var statistics: ImageStatistics }

@@ -52,35 +52,102 @@ struct Layers: ParsableCommand {
 }
 
 struct Classify: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a model's top classes for a photo.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print a model's top classes for a photo, several photos or a folder of photos.",
+        discussion: """
+            With one --image, prints the top classes as a table (or JSON with --json). With several --image
+            or --images DIR (every JPEG and PNG under DIR, recursively, sorted by path; other files are skipped),
+            the model is loaded once and the images run in batches of --batch, one line per image (--format
+            text, csv or json; --output FILE writes it atomically). Skipped files are listed on stderr.
+            Exit status: 0 when every file was classified, 2 when some were skipped (the others are still
+            printed or written), 1 on an error (nothing is written).
+            """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var deviceOptions: DeviceOptions
+    @OptionGroup var imageOptions: ImageOptions
 
-    @Option(name: .long, help: "The photo (PNG); one already the model's input size is used as it is (see --resize-crop).")
-    var image: String
+    @Option(name: .long, help: "A photo (JPEG or PNG); repeat for several. One already the model's input size is used as it is (see --resize-crop).")
+    var image: [String] = []
+
+    @Option(name: .long, help: "A folder of photos (JPEG and PNG, searched recursively); repeat for several.")
+    var images: [String] = []
 
     @Option(name: .long, help: "How many classes to print.")
     var top: Int = 5
 
-    @Flag(name: .long, help: "Print JSON, with the full logits vector.")
+    @Flag(name: .long, help: "Print JSON, with the full logits vector (with several images: --format json).")
     var json = false
 
+    @Option(name: .long, help: "Images per forward pass with several images.")
+    var batch: Int = 8
+
+    @Option(name: .long, help: "Output format with several images: text, csv or json.")
+    var format: String?
+
+    @Option(name: .long, help: "Write the results to this file (atomically) instead of stdout.")
+    var output: String?
+
     func run() throws {
+        var partial = false
         try runReportingErrors {
-            let model = try modelOptions.load()
-            let backend = try deviceOptions.makeBackend()
-            let result = try classify(model: model, imagePath: image, backend: backend, top: top)
-            if json {
-                let data = try JSONEncoder.pretty.encode(result)
-                print(String(decoding: data, as: UTF8.self))
-            } else {
-                print("\(model.name) on \(backend.name): \(image)")
-                for (rank, p) in result.top.enumerated() {
-                    print(String(format: "%2d. ", rank + 1) + p.name.padding(toLength: max(p.name.count, 32), withPad: " ", startingAt: 0) + String(format: " %6.2f%%  (class %d, logit %.3f)", p.probability * 100, p.index, p.logit))
+            let background = try imageOptions.backgroundColor()
+            if image.count == 1 && images.isEmpty && format == nil && output == nil {
+                let model = try modelOptions.load()
+                let backend = try deviceOptions.makeBackend()
+                let result = try classify(model: model, imagePath: image[0], backend: backend, top: top, background: background)
+                if json {
+                    let data = try JSONEncoder.pretty.encode(result)
+                    print(String(decoding: data, as: UTF8.self))
+                } else {
+                    print("\(model.name) on \(backend.name): \(image[0])")
+                    for (rank, p) in result.top.enumerated() {
+                        print(String(format: "%2d. ", rank + 1) + p.name.padding(toLength: max(p.name.count, 32), withPad: " ", startingAt: 0) + String(format: " %6.2f%%  (class %d, logit %.3f)", p.probability * 100, p.index, p.logit))
+                    }
                 }
+                return
+            }
+            partial = try runBatch(background: background)
+        }
+        if partial { throw ExitCode(2) }
+    }
+
+    /// Several images: one model load, batches, one line per image. Returns whether files were skipped.
+    func runBatch(background: BackgroundColor) throws -> Bool {
+        guard !image.isEmpty || !images.isEmpty else {
+            throw EngineError.invalidInput("give a photo with --image FILE (repeatable) or a folder with --images DIR")
+        }
+        let chosen = format ?? (json ? "json" : "text")
+        guard let outputFormat = BatchClassification.Format(rawValue: chosen) else {
+            throw EngineError.invalidInput("unknown --format '\(chosen)': use text, csv or json")
+        }
+        guard batch >= 1 else { throw EngineError.invalidInput("--batch must be ≥ 1, got \(batch)") }
+        guard top >= 1 else { throw EngineError.invalidInput("--top must be ≥ 1, got \(top)") }
+        if let output {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw EngineError.io("cannot write '\(output)': it is a folder; give a file name with --output")
             }
         }
+        var paths = image
+        var skipped: [ImageFolder.Skipped] = []
+        for dir in images {
+            let listing = try ImageFolder.list(dir)
+            paths += listing.images
+            skipped += listing.skipped
+        }
+        let model = try modelOptions.load(batch: max(1, min(batch, paths.count)))
+        let backend = try deviceOptions.makeBackend()
+        let result = try BatchClassifier(model: model, backend: backend).classify(paths, top: top, background: background, skipped: skipped)
+        let text = try result.formatted(outputFormat)
+        reportSkipped(result.skipped)
+        if let output {
+            try writeAtomically(Data(text.utf8), to: output)
+            printError("wrote \(output): \(result.results.count) image(s) classified, \(result.skipped.count) skipped (\(model.name) on \(backend.name))")
+        } else {
+            print(text, terminator: "")
+        }
+        return !result.skipped.isEmpty
     }
 }
 
@@ -89,8 +156,9 @@ struct Activations: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var deviceOptions: DeviceOptions
+    @OptionGroup var imageOptions: ImageOptions
 
-    @Option(name: .long, help: "The photo (PNG).")
+    @Option(name: .long, help: "The photo (JPEG or PNG).")
     var image: String
 
     @Option(name: .long, help: "The layer (see `amgpu layers`).")
@@ -104,7 +172,7 @@ struct Activations: ParsableCommand {
             let model = try modelOptions.load()
             let backend = try deviceOptions.makeBackend()
             let layerID = try model.resolve(layer: layer)
-            let input = ImagePreprocessing.modelInput(try PNGFile.read(image), model.preprocessing)
+            let input = ImagePreprocessing.modelInput(try imageOptions.read(image), model.preprocessing)
             let values = try ModelRunner(model: model, backend: backend).run(input, layers: [layerID])
             guard let t = values[layerID] else { throw EngineError.invalidGraph("no value for \(layer)") }
             try NPYFile.write(t, to: out)

@@ -25,7 +25,7 @@ struct MontageCommand: ParsableCommand {
             guard captions.isEmpty || captions.count == files.count else {
                 throw EngineError.invalidInput("--captions has \(captions.count) entries for \(files.count) images; give one per image")
             }
-            let images = try files.map { try PNGFile.read($0) }
+            let images = try files.map { try ImageFile.read($0) }
             let lines = captions.isEmpty
                 ? files.map { [(($0 as NSString).lastPathComponent as NSString).deletingPathExtension] }
                 : captions.map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }

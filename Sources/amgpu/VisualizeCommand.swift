@@ -14,6 +14,7 @@ struct Visualize: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var deviceOptions: DeviceOptions
+    @OptionGroup var imageOptions: ImageOptions
 
     @Option(name: .long, help: "Class to visualize (name or index), on the model's logits.")
     var `class`: String?
@@ -33,7 +34,7 @@ struct Visualize: ParsableCommand {
     @Option(name: .long, help: "Neuron position x,y (CNN) or token index (ViT) for --objective neuron.")
     var position: String?
 
-    @Option(name: .long, help: "Direction objective toward this photo's activation at --layer (spatial mean; CLS token for ViTs).")
+    @Option(name: .long, help: "Direction objective toward this photo's activation at --layer (spatial mean; CLS token for ViTs); JPEG or PNG.")
     var toward: String?
 
     @Option(name: .long, help: "Cosine-similarity power of the direction objective.")
@@ -105,7 +106,7 @@ struct Visualize: ParsableCommand {
             // Direction toward a photo.
             var direction: [Float]? = nil
             if let toward {
-                let photo = ImagePreprocessing.modelInput(try PNGFile.read(toward), probe.preprocessing)
+                let photo = ImagePreprocessing.modelInput(try imageOptions.read(toward), probe.preprocessing)
                 let act = try ModelRunner(model: probe, backend: CPUBackend()).run(photo, layers: [layerID])[layerID]!
                 direction = channelSummary(act)
             }

@@ -105,8 +105,25 @@ import Testing
         // images
         Case(name: "image-missing", args: classify("random:resnet18", image: "nothere.png"), problem: "no such file", fix: "check the path"),
         Case(name: "image-empty-file", args: classify("random:resnet18", image: "empty.png"), problem: "the file is empty", fix: "convert"),
-        Case(name: "image-is-text", args: classify("random:resnet18", image: "text.png"), problem: "cannot read image", fix: "convert photo.jpg photo.png"),
-        Case(name: "image-is-jpeg", args: classify("random:resnet18", image: "photo.jpg"), problem: "cannot read image", fix: "convert photo.jpg photo.png"),
+        Case(name: "image-is-text", args: classify("random:resnet18", image: "text.png"), problem: "it looks like text", fix: "convert photo.webp photo.png"),
+        Case(name: "image-jpeg-garbage", args: classify("random:resnet18", image: "photo.jpg"), problem: "cannot read image", fix: "re-export it"),
+        Case(name: "image-jpeg-truncated", args: classify("random:resnet18", image: "truncated.jpg"), problem: "Premature end of JPEG file", fix: "re-export it"),
+        Case(name: "image-jpeg-progressive-corrupt", args: classify("random:resnet18", image: "progressive_corrupt.jpg"), problem: "Invalid progressive parameters", fix: "re-export it"),
+        Case(name: "image-jpeg-60000-by-60000", args: classify("random:resnet18", image: "huge.jpg"), problem: "is 60000×60000 pixels", fix: "downscale it first"),
+        Case(name: "image-jpeg-zero-bytes", args: classify("random:resnet18", image: "empty.jpg"), problem: "the file is empty", fix: "convert"),
+        Case(name: "image-text-named-jpg", args: classify("random:resnet18", image: "notes.jpg"), problem: "not a JPEG or PNG file (it looks like text)", fix: "convert other formats first"),
+        Case(name: "image-gif", args: classify("random:resnet18", image: "anim.gif"), problem: "it looks like GIF", fix: "convert other formats first"),
+        Case(name: "image-jpeg-truncated-adversarial", args: adversarial(["--target", "3"], image: "truncated.jpg"), problem: "Premature end of JPEG file", fix: "re-export it"),
+        Case(name: "image-jpeg-truncated-toward", args: { dir, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "layer1", "--unit", "0", "--toward", dir + "/truncated.jpg", "--out", out] + cpu },
+             problem: "Premature end of JPEG file", fix: "re-export it"),
+        Case(name: "image-bad-background", args: classify("random:resnet18", image: "rgba.png", ["--background", "red"]), problem: "unknown background 'red'", fix: "R,G,B"),
+        Case(name: "image-folder-empty", args: { dir, out in ["classify", "--model", "random:resnet18", "--size", "32", "--images", dir + "/emptyfolder", "--output", out + "/r.csv"] + cpu },
+             problem: "has no JPEG or PNG image: it holds no files", fix: "amgpu reads JPEG and PNG files"),
+        Case(name: "image-folder-all-corrupt", args: { dir, out in ["classify", "--model", "random:resnet18", "--size", "32", "--images", dir + "/badfolder", "--format", "csv", "--output", out + "/r.csv"] + cpu },
+             problem: "no image could be classified (2 skipped)", fix: "re-export it"),
+        Case(name: "image-folder-is-a-file", args: { dir, _ in ["classify", "--model", "random:resnet18", "--size", "32", "--images", dir + "/photo.png"] + cpu },
+             problem: "is a file, not a folder", fix: "--image"),
+        Case(name: "image-classify-bad-format", args: classify("random:resnet18", image: "photo.png", ["--format", "xml"]), problem: "unknown --format 'xml'", fix: "text, csv or json"),
         Case(name: "image-truncated-png", args: classify("random:resnet18", image: "truncated.png"), problem: "cannot decode image", fix: "re-export"),
         Case(name: "image-16k-by-16k", args: classify("random:resnet18", image: "huge.png"), problem: "is 16384×16384 pixels", fix: "downscale it first"),
         Case(name: "image-1x1-adversarial", args: adversarial(["--target", "3"], image: "one.png"), problem: "is 1×1 pixels", fix: "at least 16×16"),
@@ -148,6 +165,10 @@ import Testing
         ("image-rgba", classify("random:resnet18", image: "rgba.png", ["--size", "32"])),
         ("image-16-bit-gray", classify("random:resnet18", image: "gray16.png", ["--size", "32"])),
         ("image-palette", classify("random:resnet18", image: "palette.png", ["--size", "32"])),
+        ("image-jpeg-progressive", classify("random:resnet18", image: "progressive.jpg", ["--size", "32"])),
+        ("image-jpeg-cmyk", classify("random:resnet18", image: "cmyk.jpg", ["--size", "32"])),
+        ("image-jpeg-exif-rotated", classify("random:resnet18", image: "exif_6.jpg", ["--size", "32"])),
+        ("image-png-named-jpg", classify("random:resnet18", image: "png-named.jpg", ["--size", "32", "--background", "0,128,255"])),
         ("onnx-minimal-valid", layers("relu.onnx")),
         ("card-nhwc-softmax-1001-classify", { dir, _ in ["classify", "--model", repoRoot.appendingPathComponent("Tests/GPUEngineTests/Fixtures/layouts/tf_nhwc_prologue.onnx").path,
                                                     "--image", dir + "/photo.png", "--mean", "0.5", "--std", "0.5", "--no-crop"] + cpu }),
@@ -157,8 +178,8 @@ import Testing
     @Test(arguments: cases.map(\.name))
     func badInputFailsCleanly(_ name: String) throws {
         guard let c = Self.cases.first(where: { $0.name == name }) else { Issue.record("no case \(name)"); return }
-        if c.needsOpenCL && ((try? OpenCLRuntime.devices())?.isEmpty ?? true) {
-            print("amgpu-test: SKIPPED bad input \(name): no OpenCL platform")
+        if c.needsOpenCL && Backends.opencl == nil {
+            TestEnvironment.skip("bad input \(name)", because: "OpenCL unavailable: \(Backends.openclUnavailableReason)")
             return
         }
         if c.fileSizeLimitKiB != nil && ProcessInfo.processInfo.environment["AMGPU_SANITIZER"] == "thread" {
@@ -230,6 +251,20 @@ extension BadInputTests {
         try write("text.png", Data("this is not an image\n".utf8))
         try write("photo.jpg", Data([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 0x4A, 0x46, 0x49, 0x46, 0x00, 0x01] + Array(repeating: 0x20, count: 64)))
         try write("huge.png", pngHeaderOnly(width: 16_384, height: 16_384))
+        // JPEG and other formats (the committed fixtures of scripts/tools/image_fixtures.py), folders.
+        let images = repoRoot.appendingPathComponent("Tests/GPUEngineTests/Fixtures/images").path
+        for (from, to) in [("bad_truncated.jpg", "truncated.jpg"), ("bad_progressive_scan.jpg", "progressive_corrupt.jpg"), ("bad_huge.jpg", "huge.jpg"),
+                           ("progressive.jpg", "progressive.jpg"), ("cmyk.jpg", "cmyk.jpg"), ("exif_6.jpg", "exif_6.jpg"), ("rgba.png", "png-named.jpg")] {
+            try? fm.removeItem(atPath: dir + "/" + to)
+            try fm.copyItem(atPath: images + "/" + from, toPath: dir + "/" + to)
+        }
+        try write("empty.jpg", Data())
+        try write("notes.jpg", Data("my holiday photos are in the other folder\n".utf8))
+        try write("anim.gif", Data("GIF89a".utf8) + Data([1, 0, 1, 0, 0x80, 0, 0]))
+        try fm.createDirectory(atPath: dir + "/emptyfolder", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/badfolder", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: images + "/bad_truncated.jpg", toPath: dir + "/badfolder/a.jpg")
+        try fm.copyItem(atPath: images + "/bad_progressive_scan.jpg", toPath: dir + "/badfolder/b.jpg")
         let seeds = repoRoot.appendingPathComponent("Fuzz/seeds/png").path
         for (from, to) in [("gray.png", "gray.png"), ("rgba.png", "rgba.png"), ("gray16.png", "gray16.png"), ("palette.png", "palette.png"), ("bilevel_1x1.png", "one.png")] {
             try? fm.removeItem(atPath: dir + "/" + to)
@@ -381,10 +416,7 @@ extension BadInputTests {
 /// flat after warm-up and the resident memory within 16 MiB. scripts/soak runs the 1000-step version.
 @Suite struct SoakTests {
     @Test func memoryStaysFlatOver150Steps() throws {
-        guard let devices = try? OpenCLRuntime.devices(), !devices.isEmpty else {
-            print("amgpu-test: SKIPPED memoryStaysFlatOver150Steps: no OpenCL platform")
-            return
-        }
+        guard Backends.requireOpenCL() != nil else { return }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-soak-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: out) }
         let r = try CLITests.run(["visualize", "--model", "random:resnet18", "--size", "32", "--layer", "output", "--unit", "1",

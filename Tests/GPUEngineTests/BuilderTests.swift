@@ -371,7 +371,7 @@ struct BuilderTests {
     func matchesIndependentONNXGraph(_ arch: String, _ size: Int, _ family: String) throws {
         let python = ModelStore.path("venv/bin/python")
         guard FileManager.default.isExecutableFile(atPath: python) else {
-            print("amgpu-test: NOTE \(python) absent (run scripts/fetch-models): ONNX parity of \(arch) skipped")
+            TestEnvironment.skip("ONNX parity of \(arch)", because: "\(python) is absent (run scripts/fetch-models)")
             return
         }
         let batch = 2
@@ -432,12 +432,12 @@ struct BuilderTests {
     @Test func realEfficientNetLite0() throws {
         let weightsPath = ModelStore.path("models/efficientnet_lite0.safetensors")
         guard FileManager.default.fileExists(atPath: weightsPath) else {
-            print("amgpu-test: NOTE \(weightsPath) is absent (run scripts/fetch-models): real-weights test skipped")
+            TestEnvironment.skip("realEfficientNetLite0", because: "\(weightsPath) is absent (run scripts/fetch-models)")
             return
         }
         let photos = Self.expectedTop1.map { ModelStore.path("photos/\($0.photo).png") }
         guard photos.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) else {
-            print("amgpu-test: NOTE photos missing in \(ModelStore.path("photos")) (run scripts/fetch-models): real-weights test skipped")
+            TestEnvironment.skip("realEfficientNetLite0", because: "photos missing in \(ModelStore.path("photos")) (run scripts/fetch-models)")
             return
         }
         let file = try SafetensorsFile(path: weightsPath)
@@ -484,7 +484,7 @@ struct BuilderTests {
                 #expect(rel <= 1e-4, "builder vs onnxruntime: relative max-abs error \(rel)")
             }
         } else {
-            print("amgpu-test: NOTE \(onnx) or \(python) absent: onnxruntime parity skipped")
+            TestEnvironment.skip("EfficientNet-Lite0 onnxruntime parity", because: "\(onnx) or \(python) is absent (run scripts/fetch-models)")
         }
 
         // OpenCL vs CPU on the same batch.

@@ -26,34 +26,20 @@ private struct ImageGraphCase {
         return g.shape(of: try build(g, id))
     }
 
-    /// Maximum |analytic − numeric| / (atol/rtol-scaled) check at `samples` positions.
-    func checkGradients(h: Float = 1e-2, atol: Double = 2e-3, rtol: Double = 2e-2, samples: Int = 24,
+    /// The CPU backward against finite differences of L = Σ out ⊙ seed with `GradientCheck`'s
+    /// norm-relative criterion (`rtol`: its tolerance; `atol`, when given, replaces the noise floor).
+    func checkGradients(h: Float = 1e-2, atol: Double? = nil, rtol: Double = 1e-2, samples: Int = 32,
                         sourceLocation: SourceLocation = #_sourceLocation) throws {
         var rng = SeededRandom(seed: 17)
         let seed = rng.tensor(try outputShape())
         let cpu = Backends.cpu
-        guard let analytic = try run(on: cpu, x: input, seed: seed).grad else {
-            Issue.record("no gradient", sourceLocation: sourceLocation); return
+        let analytic = try run(on: cpu, x: input, seed: seed).grad
+        let check = GradientCheck(h: Double(h), tolerance: rtol, samples: samples, rngSeed: 18, absoluteFloor: atol)
+        let numeric = try check.numeric(inputs: [input], differentiable: [true], seed: seed) { xs in
+            try run(on: cpu, x: xs[0], seed: nil).output
         }
-        func loss(_ x: HostTensor) throws -> Double {
-            let out = try run(on: cpu, x: x, seed: nil).output
-            var s = 0.0
-            for i in 0..<out.count { s += Double(out.values[i]) * Double(seed.values[i]) }
-            return s
-        }
-        let positions: [Int] = input.count <= samples ? Array(0..<input.count)
-            : (0..<samples).map { _ in Int(rng.next() % UInt64(input.count)) }
-        for p in positions {
-            var plus = input, minus = input
-            plus.values[p] += h
-            minus.values[p] -= h
-            let numeric = (try loss(plus) - loss(minus)) / (2 * Double(h))
-            let a = Double(analytic.values[p])
-            if !(abs(numeric - a) <= atol + rtol * max(abs(numeric), abs(a))) {
-                Issue.record("gradient at \(p) \(unravel(p, input.shape)): analytic \(a), finite difference \(numeric)",
-                             sourceLocation: sourceLocation)
-                return
-            }
+        for failure in check.failures("image graph", numeric: numeric, analytic: [analytic]) {
+            Issue.record("\(failure)", sourceLocation: sourceLocation)
         }
     }
 
@@ -73,13 +59,13 @@ private struct ImageGraphCase {
         return (maxAbsDiff(a.output, e.output), 0)
     }
 
-    func verify(on kind: TestBackend, atol: Float = 1e-4, rtol: Float = 1e-4, fdTolerance: Double = 2e-2, label: String,
+    func verify(on kind: TestBackend, atol: Float = 1e-4, rtol: Float = 1e-4, fdTolerance: Double = 1e-2, label: String,
                 test: String = #function, sourceLocation: SourceLocation = #_sourceLocation) throws {
         switch kind {
         case .cpu:
             try checkGradients(rtol: fdTolerance, sourceLocation: sourceLocation)
         case .opencl:
-            guard let backend = Backends.get(.opencl, test: test) else { return }
+            guard let backend = Backends.get(.opencl, test: test, sourceLocation: sourceLocation) else { return }
             let err = try compare(on: backend, atol: atol, rtol: rtol, sourceLocation: sourceLocation)
             print("amgpu-test: MAXERR \(label): forward \(err.forward), backward \(err.backward)")
         }
@@ -475,7 +461,7 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
                                       ([1, 3, 32, 32], NeighborDifferences.Kind.allCases, 2),
                                       ([1, 1, 2, 9], [.vertical, .antiDiagonal], 2)] {
             let c = OpCase(NeighborDifferences(kinds: kinds, power: power), [spread(shape)])
-            try c.verify(on: kind, fdTolerance: 3e-2)
+            try c.verify(on: kind)
             try reportMaxError(c, "NeighborDifferences \(shape) p=\(power) \(kinds.count) kinds", on: kind)
         }
     }
@@ -537,12 +523,12 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
                     Regularizer(.l2, weight: 2, center: 0.5)]
         for r in regs {
             try ImageGraphCase(input: x) { g, v in try r.addToGraph(g, image: v, name: "r") }
-                .verify(on: kind, fdTolerance: 3e-2, label: "regularizer \(r.kind)")
+                .verify(on: kind, label: "regularizer \(r.kind)")
         }
         try ImageGraphCase(input: x) { g, v in
             guard let total = try addRegularizers(regs, to: g, image: v) else { throw EngineError.invalidGraph("no penalty") }
             return total
-        }.verify(on: kind, fdTolerance: 3e-2, label: "weighted regularizer sum")
+        }.verify(on: kind, label: "weighted regularizer sum")
     }
 
     @Test(arguments: TestBackend.allCases)
@@ -760,7 +746,7 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
                 return try TransformPipeline.addNodes(to: g, image: x, config: config, step: 5, totalSteps: 20, seed: 77,
                                                       model: spec).output
             }
-            try ImageGraphCase(input: input, build: build).verify(on: kind, atol: 1e-4, rtol: 1e-4, fdTolerance: 3e-2,
+            try ImageGraphCase(input: input, build: build).verify(on: kind, atol: 1e-4, rtol: 1e-4,
                                                                    label: "end to end \(label)")
             // The class API (ImageGenerator + TransformPipeline) gives the same gradient as the single graph.
             guard let backend = Backends.get(kind) else { continue }

@@ -51,26 +51,28 @@ public enum PNGFile {
     /// The largest image amgpu accepts in pixels (8192 × 8192): its fp32 tensor alone takes 768 MiB.
     public static let maxPixels = 8_192 * 8_192
 
-    /// Reads any PNG (gray, RGB, RGBA, palette, 16-bit) as 8-bit RGB; alpha is composited on white.
-    public static func read(_ path: String) throws -> RGBImage {
+    /// Reads any PNG (gray, RGB, RGBA, palette, 16-bit) as 8-bit RGB; alpha is composited over
+    /// `background` (see `composite(rgba:over:)`). Input images are read through `ImageFile.read`,
+    /// which also takes JPEG; this reads amgpu's own PNG outputs.
+    public static func read(_ path: String, background: BackgroundColor = .white) throws -> RGBImage {
         guard FileManager.default.fileExists(atPath: path) else {
             throw EngineError.io("cannot read image '\(path)': no such file; check the path")
         }
         // An empty file never reaches Data(contentsOf:): mapping one leaks a 4 KiB buffer inside
         // Foundation (LeakSanitizer, swift 6.3.1), and there is nothing to decode anyway.
         if (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue == 0 {
-            return try read(data: Data(), name: path)
+            return try read(data: Data(), name: path, background: background)
         }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw EngineError.io("cannot read image '\(path)': \(error.localizedDescription)")
         }
-        return try read(data: data, name: path)
+        return try read(data: data, name: path, background: background)
     }
 
-    /// Decodes the PNG bytes `data` as 8-bit RGB; `name` only names the image in messages.
-    /// (`read(_:)` maps the file and calls this; the fuzz target calls it directly.)
-    public static func read(data: Data, name path: String) throws -> RGBImage {
+    /// Decodes the PNG bytes `data` as 8-bit RGB, alpha over `background`; `name` only names the image in messages.
+    /// (`read(_:)` and `ImageFile.read` call this; the fuzz target calls it directly.)
+    public static func read(data: Data, name path: String, background: BackgroundColor = .white) throws -> RGBImage {
         // libpng keeps the pointer from begin_read until finish_read, so both run inside one closure.
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> RGBImage in
             var image = png_image()
@@ -78,7 +80,7 @@ public enum PNGFile {
             guard let base = raw.baseAddress, raw.count > 0, png_image_begin_read_from_memory(&image, base, raw.count) != 0 else {
                 let message = raw.count == 0 ? "the file is empty" : libpngMessage(&image)
                 png_image_free(&image)
-                throw EngineError.io("cannot read image '\(path)': \(message) (amgpu reads PNG files; convert other formats first, e.g. `convert photo.jpg photo.png`)")
+                throw EngineError.io("cannot read image '\(path)': \(message) (amgpu reads \(ImageFile.formats) files; convert other formats first, e.g. `convert photo.webp photo.png`)")
             }
             guard image.width > 0, image.height > 0, Int(image.width) <= maxSide, Int(image.height) <= maxSide,
                   Int(image.width) * Int(image.height) <= maxPixels else {
@@ -86,20 +88,40 @@ public enum PNGFile {
                 png_image_free(&image)
                 throw EngineError.invalidInput("image '\(path)' is \(size) pixels; amgpu accepts 1 to \(maxSide) pixels per side and at most \(maxPixels / 1_000_000) megapixels: downscale it first (e.g. `convert big.png -resize 2048x2048 small.png`)")
             }
-            image.format = png_uint_32(AMGPU_PNG_FORMAT_RGB)
+            // 16-bit samples without gAMA/sRGB are sRGB-encoded, as in every viewer (libpng would otherwise
+            // take them as linear and brighten them): 16-bit v reads as 8-bit round(v / 257).
+            image.flags |= png_uint_32(PNG_IMAGE_FLAG_16BIT_sRGB)
+            let hasAlpha = image.format & png_uint_32(PNG_FORMAT_FLAG_ALPHA) != 0
+            let channels = hasAlpha ? 4 : 3
+            image.format = png_uint_32(hasAlpha ? AMGPU_PNG_FORMAT_RGBA : AMGPU_PNG_FORMAT_RGB)
             let width = Int(image.width), height = Int(image.height)
-            var pixels = [UInt8](repeating: 0, count: width * height * 3)
-            var background = png_color(red: 255, green: 255, blue: 255)
-            let ok = pixels.withUnsafeMutableBytes { out in
-                png_image_finish_read(&image, &background, out.baseAddress, png_int_32(width * 3), nil)
+            var decoded = [UInt8](repeating: 0, count: width * height * channels)
+            let ok = decoded.withUnsafeMutableBytes { out in
+                png_image_finish_read(&image, nil, out.baseAddress, png_int_32(width * channels), nil)
             }
             if ok == 0 {
                 let message = libpngMessage(&image)
                 png_image_free(&image)
                 throw EngineError.io("cannot decode image '\(path)': \(message); the file is truncated or corrupt: re-export it as PNG")
             }
-            return RGBImage(width: width, height: height, pixels: pixels)
+            guard hasAlpha else { return RGBImage(width: width, height: height, pixels: decoded) }
+            return RGBImage(width: width, height: height, pixels: composite(rgba: decoded, over: background))
         }
+    }
+
+    /// RGBA (8-bit, straight alpha) over an opaque background, in the sRGB-encoded values as browsers and
+    /// Pillow do: out = round((c·α + bg·(255 − α)) / 255) per channel. α = 0 gives the background, α = 255 the colour.
+    static func composite(rgba: [UInt8], over background: BackgroundColor) -> [UInt8] {
+        let bg = [UInt32(background.red), UInt32(background.green), UInt32(background.blue)]
+        let count = rgba.count / 4
+        var out = [UInt8](repeating: 0, count: count * 3)
+        for i in 0..<count {
+            let a = UInt32(rgba[i * 4 + 3])
+            for c in 0..<3 {
+                out[i * 3 + c] = UInt8((UInt32(rgba[i * 4 + c]) * a + bg[c] * (255 - a) + 127) / 255)
+            }
+        }
+        return out
     }
 
     /// Writes `image` as an 8-bit RGB PNG, atomically: to a temporary file in the same folder,

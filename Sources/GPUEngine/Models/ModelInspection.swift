@@ -56,21 +56,33 @@ public struct Classification: Codable, Sendable {
     public var logits: [Float]
 }
 
-/// Classifies a photo (centre crop and normalization as the model expects).
-public func classify(model: Model, imagePath: String, backend: any Backend, top: Int) throws -> Classification {
+/// Classifies a photo (JPEG or PNG, alpha over `background`; centre crop and normalization as the model expects).
+public func classify(model: Model, imagePath: String, backend: any Backend, top: Int,
+                     background: BackgroundColor = .white) throws -> Classification {
+    try checkClassifier(model)
+    let input = ImagePreprocessing.modelInput(try ImageFile.read(imagePath, background: background), model.preprocessing)
+    let out = try ModelRunner(model: model, backend: backend).run(input, layers: [model.output])
+    guard let logits = out[model.output]?.values else { throw EngineError.invalidGraph("no logits") }
+    return classification(model: model, image: imagePath, device: backend.name, logits: logits, top: top)
+}
+
+/// Throws unless the model's output is a [B, K] classifier with K > 1.
+func checkClassifier(_ model: Model) throws {
     let shape = model.graph.shape(of: model.output)
     guard shape.count == 2, shape[1] > 1 else {
         throw EngineError.invalidInput("\(model.name) has no classifier (its output is \(shape)); use `amgpu activations` or a feature objective instead")
     }
-    let input = ImagePreprocessing.modelInput(try PNGFile.read(imagePath), model.preprocessing)
-    let out = try ModelRunner(model: model, backend: backend).run(input, layers: [model.output])
-    guard let logits = out[model.output]?.values else { throw EngineError.invalidGraph("no logits") }
+}
+
+/// The top `top` classes of one image's logits (probabilities p = softmax(logits)).
+/// (`classify` and `BatchClassifier` both go through here.)
+func classification(model: Model, image: String, device: String, logits: [Float], top: Int) -> Classification {
     let probabilities = softmax(logits)
     let order = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }
     let scores = order.prefix(max(1, top)).map {
         ClassScore(index: $0, name: model.className($0), probability: probabilities[$0], logit: logits[$0])
     }
-    return Classification(model: model.name, image: imagePath, device: backend.name, top: scores, logits: logits)
+    return Classification(model: model.name, image: image, device: device, top: scores, logits: logits)
 }
 
 /// Numerically stable softmax, in Double.

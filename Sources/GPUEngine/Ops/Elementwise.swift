@@ -57,10 +57,10 @@ public struct Unary: Operator {
         case .hardSigmoid: return min(max(a * x + b, 0), 1)
         case .hardSwish: return x * min(max(x + 3, 0), 6) / 6
         case .silu: return x / (1 + Foundation.exp(-x))
-        case .geluErf: return 0.5 * x * (1 + Foundation.erf(x / 2.0.squareRoot()))
+        case .geluErf: return 0.5 * x * Foundation.erfc(-x / 2.0.squareRoot())   // 1 + erf(z) = erfc(−z)
         case .geluTanh:
             let u = (2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)
-            return 0.5 * x * (1 + Foundation.tanh(u))
+            return x / (1 + Foundation.exp(-2 * u))                          // ½x(1 + tanh u) = x·σ(2u)
         case .erf: return Foundation.erf(x)
         case .exp: return Foundation.exp(x)
         case .log: return Foundation.log(x)
@@ -73,24 +73,27 @@ public struct Unary: Operator {
         }
     }
 
-    /// f'(x), in double precision (the CPU reference).
+    /// f'(x), in double precision (the CPU reference). Written without cancellation where f′ is tiny:
+    /// σ′ = e/(1 + e)² with e = exp(−|x|), 1 − tanh² = sech², 1 + erf(z) = erfc(−z).
     func derivative(_ x: Double) -> Double {
+        func sigmoidDerivative(_ x: Double) -> Double { let e = Foundation.exp(-Swift.abs(x)); return e / ((1 + e) * (1 + e)) }
+        func sech2(_ x: Double) -> Double { let e = Foundation.exp(-2 * Swift.abs(x)); return 4 * e / ((1 + e) * (1 + e)) }
         let a = Double(alpha), b = Double(beta)
         switch function {
         case .relu: return x > 0 ? 1 : 0
-        case .sigmoid: let s = 1 / (1 + Foundation.exp(-x)); return s * (1 - s)
-        case .tanh: let t = Foundation.tanh(x); return 1 - t * t
+        case .sigmoid: return sigmoidDerivative(x)
+        case .tanh: return sech2(x)
         case .leakyRelu: return x > 0 ? 1 : a
         case .clip: return x > a && x < b ? 1 : 0
         case .hardSigmoid: let v = a * x + b; return v > 0 && v < 1 ? a : 0
         case .hardSwish: return x < -3 ? 0 : (x > 3 ? 1 : (2 * x + 3) / 6)
-        case .silu: let s = 1 / (1 + Foundation.exp(-x)); return s + x * s * (1 - s)
+        case .silu: return 1 / (1 + Foundation.exp(-x)) + x * sigmoidDerivative(x)
         case .geluErf:
-            return 0.5 * (1 + Foundation.erf(x / 2.0.squareRoot())) + x * Foundation.exp(-0.5 * x * x) / (2 * Double.pi).squareRoot()
+            return 0.5 * Foundation.erfc(-x / 2.0.squareRoot()) + x * Foundation.exp(-0.5 * x * x) / (2 * Double.pi).squareRoot()
         case .geluTanh:
             let c = (2 / Double.pi).squareRoot()
-            let t = Foundation.tanh(c * (x + 0.044715 * x * x * x))
-            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+            let u = c * (x + 0.044715 * x * x * x)
+            return 1 / (1 + Foundation.exp(-2 * u)) + 0.5 * x * sech2(u) * c * (1 + 3 * 0.044715 * x * x)
         case .erf: return 2 / Double.pi.squareRoot() * Foundation.exp(-x * x)
         case .exp: return Foundation.exp(x)
         case .log: return 1 / x
