@@ -172,4 +172,43 @@ attn_inits = [init("wq", w((D, D))), init("wk", w((D, D))), init("wv", w((D, D))
               init("sc", np.float32(np.sqrt(D // HEADS))), init("rs", np.float32((D // HEADS) ** -0.25))]
 save("attention", attention_nodes(False), attn_inits, (1, T, D), None, opset=14)
 save("attention_sdpa", attention_nodes(True), attn_inits, (1, T, D), None, opset=14)
+
+# Operators of timm exports (issue 18): Split (opset 13 `split` input; opset 18 `num_outputs`),
+# Cos/Sin, Mod (runtime fmod=1; integer fmod=0 folded on shapes), ReduceL2 (opset 18 axes input),
+# InstanceNormalization (4-D, and PoolFormer's GroupNorm(1, C) over a reshaped [N, 1, C·H·W]).
+save("split_trig", [helper.make_node("Split", ["x", "sp"], ["a", "b"], axis=1),
+                    helper.make_node("Cos", ["a"], ["ca"]), helper.make_node("Sin", ["b"], ["sb"]),
+                    helper.make_node("Concat", ["sb", "ca"], ["j"], axis=1),
+                    helper.make_node("Split", ["j"], ["p", "q", "r"], axis=3, num_outputs=3),
+                    helper.make_node("Concat", ["r", "p", "q"], ["y"], axis=3)],
+     [init("sp", np.array([1, 2], dtype=np.int64))], (N, C, H, W), None, opset=18)
+save("mod_reduce_l2", [helper.make_node("Shape", ["x"], ["s"]),
+                       helper.make_node("Slice", ["s", "s2", "s4"], ["hw"]),
+                       helper.make_node("Mod", ["hw", "four"], ["rem"]),          # [9 % 4, 11 % 4] = [1, 3]
+                       helper.make_node("Sub", ["four", "rem"], ["need"]),         # pad to a multiple of 4: [3, 1]
+                       helper.make_node("Mod", ["need", "four"], ["padhw"]),
+                       helper.make_node("Split", ["padhw"], ["ph", "pw"], axis=0, num_outputs=2),
+                       helper.make_node("Concat", ["z2", "z1", "z1", "z2", "ph", "pw"], ["pads"], axis=0),
+                       helper.make_node("Pad", ["x", "pads"], ["xp"]),
+                       helper.make_node("Mod", ["xp", "m"], ["xm"], fmod=1),
+                       helper.make_node("ReduceL2", ["xm", "ax1"], ["n"], keepdims=1),
+                       helper.make_node("Cos", ["k"], ["ck"]),
+                       helper.make_node("ReduceL2", ["ck"], ["nk"], keepdims=0),
+                       helper.make_node("Div", ["ck", "nk"], ["unit"]),
+                       helper.make_node("Mul", ["n", "unit"], ["y"])],
+     [init("s2", np.array([2], dtype=np.int64)), init("s4", np.array([4], dtype=np.int64)),
+      init("four", np.array([4], dtype=np.int64)), init("z1", np.array([0], dtype=np.int64)),
+      init("z2", np.array([0, 0], dtype=np.int64)), init("m", np.float32(0.7)),
+      init("ax1", np.array([1], dtype=np.int64)), init("k", w((12, 1)))], (N, C, H, W), None, opset=18,
+     # x = 0.7·k + f with f in [0.1, 0.6]: at least 0.1 from every jump of fmod(x, 0.7).
+     x=(rng.integers(-4, 4, (N, C, H, W)) * 0.7 + rng.uniform(0.1, 0.6, (N, C, H, W))).astype(np.float32))
+save("instancenorm", [helper.make_node("InstanceNormalization", ["x", "sc", "bi"], ["i"], epsilon=1e-5),
+                      helper.make_node("Reshape", ["x", "flat"], ["xf"]),
+                      helper.make_node("InstanceNormalization", ["xf", "one", "zero"], ["gf"], epsilon=1e-5),
+                      helper.make_node("Reshape", ["gf", "shape"], ["g"]),
+                      helper.make_node("Mul", ["g", "cw"], ["gw"]),
+                      helper.make_node("Add", ["i", "gw"], ["y"])],
+     [init("sc", w((C,)) + 1), init("bi", w((C,))), init("flat", np.array([N, 1, -1], dtype=np.int64)),
+      init("one", np.ones(1, np.float32)), init("zero", np.zeros(1, np.float32)),
+      init("shape", np.array([N, C, H, W], dtype=np.int64)), init("cw", w((C, 1, 1)) + 1)], (N, C, H, W), None)
 print("wrote test models to", OUT)

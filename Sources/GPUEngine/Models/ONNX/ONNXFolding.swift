@@ -32,7 +32,33 @@ enum ONNXFolding {
         "Equal", "Less", "Greater", "Not", "And", "Or", "Where", "Expand", "Cast", "Range",
         "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Min", "Max", "Reciprocal", "Exp", "Erf",
         "Reshape", "Flatten", "Slice", "Transpose", "Resize", "ReduceProd", "ReduceSum", "ReduceMean", "Tile",
+        "Mod", "Cos", "Sin", "ReduceL2", "Split",
     ]
+
+    /// The sizes of ONNX Split's outputs along an axis of length `dimension`: the `split` input
+    /// (opset 13+) or attribute (before 13); else opset 18's `num_outputs` (chunks of ⌈d/n⌉, the
+    /// last one smaller); else equal parts, one per output.
+    static func splitSizes(_ node: Onnx_NodeProto, _ attr: ONNXAttributes, dimension: Int, split: ConstTensor?) throws -> [Int] {
+        let outputs = node.output.count
+        var sizes: [Int]
+        if let given = split?.ints ?? attr.ints("split") {
+            sizes = given
+        } else {
+            let n = attr.values["num_outputs"] != nil ? attr.int("num_outputs", outputs) : outputs
+            guard n > 0, n == outputs else {
+                throw EngineError.invalidGraph("Split '\(node.name)': num_outputs \(n) does not match its \(outputs) outputs")
+            }
+            let chunk = (dimension + n - 1) / n
+            if attr.values["num_outputs"] == nil, dimension % n != 0 {
+                throw EngineError.invalidGraph("Split '\(node.name)': axis of size \(dimension) does not split into \(n) equal parts")
+            }
+            sizes = (0..<n).map { max(0, min(chunk, dimension - $0 * chunk)) }
+        }
+        guard sizes.count == outputs, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == dimension else {
+            throw EngineError.invalidGraph("Split '\(node.name)': sizes \(sizes) do not split an axis of size \(dimension) into \(outputs) outputs")
+        }
+        return sizes
+    }
 
     static func broadcastBinary(_ a: ConstTensor, _ b: ConstTensor, isInteger: Bool,
                                 _ f: (Double, Double) -> Double) throws -> ConstTensor {
@@ -212,6 +238,24 @@ enum ONNXFolding {
             guard length <= Double(maxFoldedElements) else { throw EngineError.invalidGraph("Range '\(node.name)' is too long (\(length) elements)") }
             let n = Int(length)
             return [ConstTensor(shape: [n], values: (0..<n).map { start + Double($0) * delta }, isInteger: try input(0).isInteger)]
+        case "Split":
+            let x = try input(0)
+            let axis = try normalizeAxis(attr.int("axis", 0), rank: x.shape.count, op: "Split")
+            let sizes = try splitSizes(node, attr, dimension: x.shape[axis], split: optional(1))
+            var start = 0
+            return try sizes.map { size in
+                defer { start += size }
+                let l = try Slice(starts: [start], ends: [start + size], axes: [axis]).layout(x.shape)
+                return ConstTensor(shape: l.dims, values: try gather(x, shape: l.dims, strides: l.strides, offset: l.offset), isInteger: x.isInteger)
+            }
+        case "Mod":
+            let a = try input(0), b = try input(1)
+            let isInt = a.isInteger && b.isInteger, truncated = attr.int("fmod", 0) != 0
+            return [try broadcastBinary(a, b, isInteger: isInt) { x, y in
+                if isInt && y == 0 { return 0 }
+                let q = x / y
+                return x - y * (truncated ? q.rounded(.towardZero) : q.rounded(.down))
+            }]
         case "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max":
             let a = try input(0), b = try input(1)
             let isInt = a.isInteger && b.isInteger
@@ -226,10 +270,12 @@ enum ONNXFolding {
                 default: return Swift.max(x, y)
                 }
             }]
-        case "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Reciprocal", "Exp", "Erf":
+        case "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Reciprocal", "Exp", "Erf", "Cos", "Sin":
             var x = try input(0)
             x.values = x.values.map { v in
                 switch op {
+                case "Cos": return Foundation.cos(v)
+                case "Sin": return Foundation.sin(v)
                 case "Sqrt": return v.squareRoot()
                 case "Neg": return -v
                 case "Abs": return Swift.abs(v)
@@ -266,9 +312,11 @@ enum ONNXFolding {
             let shape = try t.outputShape([x.shape])
             let strides = contiguousStrides(x.shape)
             return [ConstTensor(shape: shape, values: try gather(x, shape: shape, strides: perm.map { strides[$0] }), isInteger: x.isInteger)]
-        case "ReduceProd", "ReduceSum", "ReduceMean":
+        case "ReduceProd", "ReduceSum", "ReduceMean", "ReduceL2":
             let x = try input(0)
-            let axes = (op == "ReduceSum" ? optional(1)?.ints : nil) ?? attr.ints("axes") ?? Array(0..<x.shape.count)
+            // Axes: input 1 from opset 18 (ReduceSum from 13), else the attribute; none: all axes.
+            var axes = optional(1)?.ints ?? attr.ints("axes") ?? []
+            if axes.isEmpty && attr.int("noop_with_empty_axes", 0) == 0 { axes = Array(0..<x.shape.count) }
             let keep = attr.int("keepdims", 1) != 0
             let reduce = Reduce(.sum, axes: axes, keepDims: keep)
             let outShape = try reduce.outputShape([x.shape])
@@ -283,8 +331,13 @@ enum ONNXFolding {
                     let c = rem / xs[axis]; rem %= xs[axis]
                     if !norm.contains(axis) { o += c * keptStrides[axis] }
                 }
-                if op == "ReduceProd" { out[o] *= x.values[i] } else { out[o] += x.values[i] }
+                switch op {
+                case "ReduceProd": out[o] *= x.values[i]
+                case "ReduceL2": out[o] += x.values[i] * x.values[i]
+                default: out[o] += x.values[i]
+                }
             }
+            if op == "ReduceL2" { out = out.map { $0.squareRoot() } }
             if op == "ReduceMean" {
                 let n = Double(norm.map { x.shape[$0] }.reduce(1, *))
                 out = out.map { $0 / n }
