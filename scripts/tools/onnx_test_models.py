@@ -211,4 +211,12 @@ save("instancenorm", [helper.make_node("InstanceNormalization", ["x", "sc", "bi"
      [init("sc", w((C,)) + 1), init("bi", w((C,))), init("flat", np.array([N, 1, -1], dtype=np.int64)),
       init("one", np.ones(1, np.float32)), init("zero", np.zeros(1, np.float32)),
       init("shape", np.array([N, C, H, W], dtype=np.int64)), init("cw", w((C, 1, 1)) + 1)], (N, C, H, W), None)
+# CumSum of a constant (EdgeNeXt's position encoding: a cumulative sum over a mask of ones), folded.
+save("cumsum_folded", [helper.make_node("ConstantOfShape", ["cs_shape"], ["ones"], value=numpy_helper.from_array(np.ones(1, np.float32))),
+                       helper.make_node("CumSum", ["ones", "cs_ax"], ["ramp"]),
+                       helper.make_node("CumSum", ["ramp", "cs_ax2"], ["ramp2"], exclusive=1, reverse=1),
+                       helper.make_node("Mul", ["x", "ramp"], ["xr"]),
+                       helper.make_node("Add", ["xr", "ramp2"], ["y"])],
+     [init("cs_shape", np.array([1, 1, H, W], dtype=np.int64)), init("cs_ax", np.array(2, dtype=np.int64)),
+      init("cs_ax2", np.array(-1, dtype=np.int64))], (N, C, H, W), None)
 print("wrote test models to", OUT)

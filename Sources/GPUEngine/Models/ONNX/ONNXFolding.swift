@@ -32,7 +32,7 @@ enum ONNXFolding {
         "Equal", "Less", "Greater", "Not", "And", "Or", "Where", "Expand", "Cast", "Range",
         "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Min", "Max", "Reciprocal", "Exp", "Erf",
         "Reshape", "Flatten", "Slice", "Transpose", "Resize", "ReduceProd", "ReduceSum", "ReduceMean", "Tile",
-        "Mod", "Cos", "Sin", "ReduceL2", "Split",
+        "Mod", "Cos", "Sin", "ReduceL2", "Split", "CumSum",
     ]
 
     /// The sizes of ONNX Split's outputs along an axis of length `dimension`: the `split` input
@@ -248,6 +248,27 @@ enum ONNXFolding {
                 let l = try Slice(starts: [start], ends: [start + size], axes: [axis]).layout(x.shape)
                 return ConstTensor(shape: l.dims, values: try gather(x, shape: l.dims, strides: l.strides, offset: l.offset), isInteger: x.isInteger)
             }
+        case "CumSum":
+            // Running sums along an axis (EdgeNeXt's Fourier position encoding sums a mask of ones):
+            // y[…, i, …] = Σ_{j ≤ i} x[…, j, …]; `exclusive` drops the j = i term, `reverse` runs from the end.
+            var x = try input(0)
+            guard let axisValue = try input(1).ints.first else { throw EngineError.invalidGraph("CumSum '\(node.name)' needs an axis") }
+            let axis = try normalizeAxis(axisValue, rank: x.shape.count, op: "CumSum")
+            let exclusive = attr.int("exclusive", 0) != 0, reverse = attr.int("reverse", 0) != 0
+            let n = x.shape[axis], inner = x.shape[(axis + 1)...].reduce(1, *), outer = x.shape[..<axis].reduce(1, *)
+            var out = x.values
+            for o in 0..<outer {
+                for k in 0..<inner {
+                    var sum = 0.0
+                    for step in 0..<n {
+                        let i = reverse ? n - 1 - step : step
+                        let at = (o * n + i) * inner + k
+                        if exclusive { out[at] = sum; sum += x.values[at] } else { sum += x.values[at]; out[at] = sum }
+                    }
+                }
+            }
+            x.values = out
+            return [x]
         case "Mod":
             let a = try input(0), b = try input(1)
             let isInt = a.isInteger && b.isInteger, truncated = attr.int("fmod", 0) != 0
