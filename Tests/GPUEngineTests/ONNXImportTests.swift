@@ -30,7 +30,7 @@ import Testing
 
     static let caseNames = ["conv", "conv_bn_relu", "conv_same_depthwise", "conv_transpose", "maxpool", "avgpool",
                             "batchnorm_activations", "resize_pad", "shape_subgraph", "layernorm_gelu", "attention", "attention_sdpa",
-                            "split_trig", "mod_reduce_l2", "instancenorm", "cumsum_folded"]
+                            "split_trig", "mod_reduce_l2", "instancenorm", "cumsum_folded", "gathernd_folded", "conv_constant_input"]
 
     /// max|a − e| / max|e| — the relative error used throughout (a norm over the whole tensor).
     static func relativeError(_ a: HostTensor, _ e: HostTensor) -> Float {

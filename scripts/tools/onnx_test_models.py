@@ -219,4 +219,14 @@ save("cumsum_folded", [helper.make_node("ConstantOfShape", ["cs_shape"], ["ones"
                        helper.make_node("Add", ["xr", "ramp2"], ["y"])],
      [init("cs_shape", np.array([1, 1, H, W], dtype=np.int64)), init("cs_ax", np.array(2, dtype=np.int64)),
       init("cs_ax2", np.array(-1, dtype=np.int64))], (N, C, H, W), None)
+# GatherND of constants (LeViT's attention biases as exported by dynamo), folded.
+save("gathernd_folded", [helper.make_node("GatherND", ["gn_data", "gn_idx"], ["gb"]),
+                         helper.make_node("Add", ["x", "gb"], ["y"])],
+     [init("gn_data", w((4, 5, W))), init("gn_idx", np.stack([rng.integers(0, 4, (C, H)), rng.integers(-5, 5, (C, H))], axis=-1).astype(np.int64))],
+     (N, C, H, W), None)
+# A Conv whose input is a constant (EdgeNeXt projects its Fourier position encoding this way).
+save("conv_constant_input", [helper.make_node("Cos", ["pe"], ["pc"]),
+                             helper.make_node("Conv", ["pc", "pw", "pb"], ["pp"], pads=[1, 1, 1, 1]),
+                             helper.make_node("Add", ["x", "pp"], ["y"])],
+     [init("pe", w((1, C, H, W), 2)), init("pw", w((C, C, 3, 3))), init("pb", w((C,)))], (N, C, H, W), None)
 print("wrote test models to", OUT)

@@ -32,7 +32,7 @@ enum ONNXFolding {
         "Equal", "Less", "Greater", "Not", "And", "Or", "Where", "Expand", "Cast", "Range",
         "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Min", "Max", "Reciprocal", "Exp", "Erf",
         "Reshape", "Flatten", "Slice", "Transpose", "Resize", "ReduceProd", "ReduceSum", "ReduceMean", "Tile",
-        "Mod", "Cos", "Sin", "ReduceL2", "Split", "CumSum",
+        "Mod", "Cos", "Sin", "ReduceL2", "Split", "CumSum", "GatherND",
     ]
 
     /// The sizes of ONNX Split's outputs along an axis of length `dimension`: the `split` input
@@ -248,6 +248,34 @@ enum ONNXFolding {
                 let l = try Slice(starts: [start], ends: [start + size], axes: [axis]).layout(x.shape)
                 return ConstTensor(shape: l.dims, values: try gather(x, shape: l.dims, strides: l.strides, offset: l.offset), isInteger: x.isInteger)
             }
+        case "GatherND":
+            // out[i…] = data[indices[i…, 0], …, indices[i…, k−1], :…] (batch_dims 0): the dynamo
+            // exporter's form of `attention_biases[:, attention_bias_idxs]` (LeViT), on constants.
+            let data = try input(0), indices = try input(1)
+            guard attr.int("batch_dims", 0) == 0 else {
+                throw EngineError.unsupported("GatherND '\(node.name)' with batch_dims \(attr.int("batch_dims", 0)) (only 0 is supported)")
+            }
+            guard let k = indices.shape.last, k >= 1, k <= data.shape.count else {
+                throw EngineError.invalidGraph("GatherND '\(node.name)': indices \(indices.shape) do not index data \(data.shape)")
+            }
+            let sliceShape = Array(data.shape[k...]), sliceSize = sliceShape.reduce(1, *)
+            let strides = contiguousStrides(data.shape)
+            let tuples = indices.count / k
+            let outShape = Array(indices.shape.dropLast()) + sliceShape
+            _ = try checkedElementCount(outShape, what: "GatherND '\(node.name)'", limit: maxFoldedElements)
+            var out: [Double] = []
+            out.reserveCapacity(tuples * sliceSize)
+            for t in 0..<tuples {
+                var offset = 0
+                for j in 0..<k {
+                    let raw = Int(indices.values[t * k + j]), dim = data.shape[j]
+                    let i = raw < 0 ? raw + dim : raw
+                    guard i >= 0, i < dim else { throw EngineError.invalidGraph("GatherND '\(node.name)': index \(raw) out of range for axis \(j) of size \(dim)") }
+                    offset += i * strides[j]
+                }
+                out.append(contentsOf: data.values[offset..<(offset + sliceSize)])
+            }
+            return [ConstTensor(shape: outShape, values: out, isInteger: data.isInteger)]
         case "CumSum":
             // Running sums along an axis (EdgeNeXt's Fourier position encoding sums a mask of ones):
             // y[…, i, …] = Σ_{j ≤ i} x[…, j, …]; `exclusive` drops the j = i term, `reverse` runs from the end.
