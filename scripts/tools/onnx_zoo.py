@@ -76,6 +76,16 @@ def rel_err(a, e):
     return float(np.max(np.abs(a - e)) / max(float(np.max(np.abs(e))), 1e-12))
 
 
+def randomize_zero_weights(model):
+    """timm zero-initialises some weight matrices (MLP-Mixer's head): logits and gradients would be 0.
+    Those get N(0, 0.02²) values (seeded), so every family has non-trivial outputs to compare."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2 and not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+
+
 def torch_fd64(m64, x, r, d, h=1e-5):
     """Σ r ⊙ (f(x + h d) − f(x − h d)) / 2h with the float64 model."""
     with torch.no_grad():
@@ -95,6 +105,7 @@ def refresh_fd(args):
             _, name, _, size, kwargs = spec[row["model"]]
             torch.manual_seed(0)
             model = timm.create_model(name, pretrained=False, **kwargs).eval()
+            randomize_zero_weights(model)
             rng = np.random.default_rng(0)
             x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
             with torch.no_grad():
@@ -204,6 +215,7 @@ def main():
             torch.manual_seed(0)
             try:
                 model = timm.create_model(name, pretrained=False, **kwargs).eval()
+                randomize_zero_weights(model)
             except Exception as e:  # noqa: BLE001
                 row = dict(family=family, model=name, kind=kind, size=size, exporter="-", opset=0,
                            status="timm: " + str(e).splitlines()[0][:120])
@@ -260,7 +272,7 @@ def main():
                     else:
                         row["logits_rel_err"] = rel_err(y.reshape(y_ort.shape), y_ort)
                         dd = float(np.sum(g.astype(np.float64) * d.astype(np.float64)))
-                        scale = max(abs(dd_torch), float(np.linalg.norm(g)) * float(np.linalg.norm(d)) * 1e-3)
+                        scale = max(abs(dd_torch), float(np.linalg.norm(g)) * float(np.linalg.norm(d)) * 1e-3, 1e-30)
                         row["dd_amgpu"], row["dd_torch"], row["dd_fd64"] = dd, dd_torch, dd_fd64
                         row["grad_scale"] = scale
                         row["grad_rel_err"] = abs(dd - dd_fd64) / max(scale, abs(dd_fd64))
@@ -295,6 +307,33 @@ def write_table(rows, args, seconds):
         ge = f"{r['grad_rel_err']:.1e}" if "grad_rel_err" in r else ""
         ae = f"{r['autograd_rel_err']:.1e}" if "autograd_rel_err" in r else ""
         lines.append(f"| {r['family']} | {r['model']} | {r['size']} | {r['exporter']} | {r['opset']} | {r.get('status', '?')} | {le} | {ge} | {ae} | {r.get('amgpu_s', '')} |")
+    # One line per family: each exporter × opset as ✓ (logits err / grad err) or what stopped it.
+    combos = [(e, o) for e in ("torchscript", "dynamo") for o in (17, 18)]
+    lines += ["", "Per family (✓ = imports and matches; logits rel. err / grad rel. err of the worst cell):", "",
+              "| family | model | kind | input | " + " | ".join(f"{'TS' if e == 'torchscript' else 'dynamo'} {o}" for e, o in combos) + " | worst logits | worst grad |",
+              "|---|---|---|---|" + "---|" * (len(combos) + 2)]
+    seen = []
+    for r in rows:
+        if r["model"] not in seen:
+            seen.append(r["model"])
+    for model in seen:
+        fam = [r for r in rows if r["model"] == model]
+        cells = []
+        for e, o in combos:
+            c = next((r for r in fam if r["exporter"] == e and r["opset"] == o), None)
+            if c is None:
+                cells.append(fam[0].get("status", "—") if fam[0]["exporter"] == "-" else "—")
+            elif c.get("status") == "match":
+                cells.append("✓")
+            else:
+                st = c.get("status", "?")
+                st = "PyTorch export failed" if st.startswith("export failed") else st
+                cells.append(st.replace("|", "/")[:90])
+        le = max((r["logits_rel_err"] for r in fam if "logits_rel_err" in r), default=None)
+        ge = max((r["grad_rel_err"] for r in fam if "grad_rel_err" in r), default=None)
+        f0 = fam[0]
+        lines.append(f"| {f0['family']} | {model} | {f0['kind']} | {f0['size']} | " + " | ".join(cells)
+                     + f" | {'' if le is None else f'{le:.1e}'} | {'' if ge is None else f'{ge:.1e}'} |")
     ok = sum(1 for r in rows if r.get("status") == "match")
     lines += ["", f"{ok} of {len(rows)} exports import and match."]
     missing = {}
