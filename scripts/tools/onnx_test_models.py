@@ -225,8 +225,13 @@ save("gathernd_folded", [helper.make_node("GatherND", ["gn_data", "gn_idx"], ["g
      [init("gn_data", w((4, 5, W))), init("gn_idx", np.stack([rng.integers(0, 4, (C, H)), rng.integers(-5, 5, (C, H))], axis=-1).astype(np.int64))],
      (N, C, H, W), None)
 # A Conv whose input is a constant (EdgeNeXt projects its Fourier position encoding this way).
+# Then Tile of that (now runtime) value, as XCiT's TorchScript export does, and Tile of the image path.
 save("conv_constant_input", [helper.make_node("Cos", ["pe"], ["pc"]),
                              helper.make_node("Conv", ["pc", "pw", "pb"], ["pp"], pads=[1, 1, 1, 1]),
-                             helper.make_node("Add", ["x", "pp"], ["y"])],
-     [init("pe", w((1, C, H, W), 2)), init("pw", w((C, C, 3, 3))), init("pb", w((C,)))], (N, C, H, W), None)
+                             helper.make_node("Tile", ["pp", "rep_n"], ["ppn"]),
+                             helper.make_node("Add", ["x", "ppn"], ["s"]),
+                             helper.make_node("Tile", ["s", "rep_cw"], ["y"])],
+     [init("pe", w((1, C, H, W), 2)), init("pw", w((C, C, 3, 3))), init("pb", w((C,))),
+      init("rep_n", np.array([N, 1, 1, 1], dtype=np.int64)), init("rep_cw", np.array([1, 2, 1, 3], dtype=np.int64))],
+     (N, C, H, W), None)
 print("wrote test models to", OUT)

@@ -10,7 +10,7 @@ enum ONNXOpMapping {
         "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "MatMul", "Gemm",
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Slice", "Gather", "Expand",
         "ReduceMean", "ReduceSum", "ReduceL2", "Softmax", "LogSoftmax", "LayerNormalization", "Resize", "Pad",
-        "Cos", "Sin", "Mod", "Split", "InstanceNormalization",
+        "Cos", "Sin", "Mod", "Split", "InstanceNormalization", "Tile",
     ]
 
     static func add(_ node: Onnx_NodeProto, importer im: Importer) throws {
@@ -156,6 +156,18 @@ enum ONNXOpMapping {
             let joined = picks.count == 1 ? picks[0] : try im.emitInternal(Concat(axis: axis), picks, name: output + "/concat")
             let outShape = Array(shape[..<axis]) + idx.shape + Array(shape[(axis + 1)...])
             try im.emit(Reshape(shape: outShape), [joined], output: output, node: node)
+        case "Tile":
+            // out[k·s + j] = x[j] per axis (repeats r, size s): x as [1, s0, 1, s1, …] broadcast to
+            // [r0, s0, r1, s1, …], then merged to [r0·s0, r1·s1, …]. Backward sums the copies (Expand).
+            let x = try input(0)
+            let shape = im.graph.shape(of: x)
+            let reps = try constInput(1, "the repeats").ints
+            guard reps.count == shape.count, reps.allSatisfy({ $0 >= 1 }) else {
+                throw EngineError.invalidGraph("Tile '\(node.name)': repeats \(reps) do not fit input shape \(shape)")
+            }
+            let split = try im.emitInternal(Reshape(shape: shape.flatMap { [1, $0] }), [x], name: output + "/split")
+            let wide = try im.emitInternal(Expand(shape: zip(reps, shape).flatMap { [$0, $1] }), [split], name: output + "/expand")
+            try im.emit(Reshape(shape: zip(reps, shape).map { $0 * $1 }), [wide], output: output, node: node)
         case "Expand":
             let target = try constInput(1, "the shape").ints
             try im.emit(Expand(shape: target), [input(0)], output: output, node: node)
