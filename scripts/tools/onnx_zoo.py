@@ -298,6 +298,8 @@ def main():
 
 
 def write_table(rows, args, seconds):
+    order = {f[1]: i for i, f in enumerate(FAMILIES)}
+    rows = sorted(rows, key=lambda r: order.get(r["model"], len(order)))
     lines = ["# ONNX zoo sweep (scripts/onnx-zoo)", "",
              f"torch {torch.__version__}, timm {timm.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}; "
              f"amgpu device `{args.device}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {seconds / 60:.1f} min.", "",
