@@ -302,7 +302,8 @@ def write_table(rows, args, seconds):
     rows = sorted(rows, key=lambda r: order.get(r["model"], len(order)))
     lines = ["# ONNX zoo sweep (scripts/onnx-zoo)", "",
              f"torch {torch.__version__}, timm {timm.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}; "
-             f"amgpu device `{args.device}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {seconds / 60:.1f} min.", "",
+             f"amgpu device `{args.device}`; table written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+             + (f" after a {seconds / 60:.1f} min run." if seconds else " from the .jsonl rows (--update / --refresh-fd reruns)."), "",
              "Random weights (seed 0), eval mode; input N(0,1) of the size shown (the same .npy for onnxruntime and amgpu). "
              "logits: max|amgpu − onnxruntime| / max|onnxruntime| (pass ≤ 1e-4). grad: |<∇ₓ(r·f), d> − D| / |D| for a "
              "random seed r and direction d, with D from PyTorch in float64: autograd, or the central difference (h = 1e-5); "
