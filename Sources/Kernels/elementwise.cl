@@ -51,6 +51,8 @@ inline float unary_apply(int op, float x, float alpha, float beta) {
     case 16: return alpha * x + beta;                               // affine
     case 17: return 1.0f / x;                                       // reciprocal
     case 18: return x * x;                                          // square
+    case 19: return cos(x);
+    case 20: return sin(x);
     }
     return NAN;
 }
@@ -78,6 +80,8 @@ inline float unary_derivative(int op, float x, float alpha, float beta) {
     case 16: return alpha;
     case 17: return -1.0f / (x * x);
     case 18: return 2.0f * x;
+    case 19: return -sin(x);
+    case 20: return cos(x);
     }
     return NAN;
 }
@@ -104,6 +108,8 @@ inline float binary_apply(int op, float a, float b) {
     case 4: return pow(a, b);
     case 5: return fmax(a, b);
     case 6: return fmin(a, b);
+    case 7: return a - b * floor(a / b);                            // mod (divisor's sign)
+    case 8: return fmod(a, b);                                      // fmod (dividend's sign)
     }
     return NAN;
 }
@@ -118,6 +124,8 @@ inline float binary_partial(int op, int which, float a, float b) {
     case 4: return which == 0 ? b * pow(a, b - 1.0f) : pow(a, b) * log(a);
     case 5: return which == 0 ? (a >= b ? 1.0f : 0.0f) : (a >= b ? 0.0f : 1.0f);
     case 6: return which == 0 ? (a <= b ? 1.0f : 0.0f) : (a <= b ? 0.0f : 1.0f);
+    case 7: return which == 0 ? 1.0f : -floor(a / b);
+    case 8: return which == 0 ? 1.0f : -trunc(a / b);
     }
     return NAN;
 }

@@ -1,4 +1,4 @@
-// reduce.cl — sums over axes.
+// reduce.cl — sums over axes; the backward of the L2 norm.
 
 // out[j] = scale * sum_r x[kept_off(j) + red_off(r)], j in [0, n_out), r in [0, n_red).
 // kept: index_map over the kept axes (s0 = strides in x); red: over the reduced axes (s0 = strides in x).
@@ -26,4 +26,12 @@ __kernel void reduce_sum(__global float* out, __global const float* x, int n_out
         }
     }
     out[j] = scale * sum;
+}
+
+// Backward of y = ‖x‖₂ over some axes, with dy and y already broadcast to x's shape:
+// dx[i] = dy[i] * x[i] / y[i], and 0 where y[i] = 0. Global size: n.
+__kernel void reduce_l2_backward_x(__global float* dx, __global const float* dy, __global const float* x,
+                                   __global const float* y, int n) {
+    int i = get_global_id(0);
+    if (i < n) dx[i] = y[i] > 0.0f ? dy[i] * x[i] / y[i] : 0.0f;
 }

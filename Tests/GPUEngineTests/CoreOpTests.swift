@@ -75,6 +75,11 @@ import Testing
                     a = rng.tensor(sa); b = rng.tensor(sb)
                     a.values = a.values.map { ($0 * 10).rounded() / 10 + 0.05 }
                     b.values = b.values.map { ($0 * 10).rounded() / 10 }
+                case .mod, .fmod:
+                    // |a| in [0.1, 1], |b| in [1.2, 2] with either sign: |a/b| < 0.84, so the quotient
+                    // is 0 or ±1 and a stays ≥ 0.1 from the jumps (a = 0 for mod, none for fmod).
+                    a = rng.tensorAwayFromZero(sa); b = rng.tensor(sb, 1.2, 2)
+                    b.values = b.values.enumerated().map { $0.offset % 3 == 1 ? -$0.element : $0.element }
                 default: a = rng.tensor(sa); b = rng.tensor(sb)
                 }
                 try OpCase(Binary(function), [a, b]).verify(on: backend, atol: 2e-4, rtol: 2e-4)
@@ -113,13 +118,53 @@ import Testing
         }
     }
 
+    /// Mod's two conventions on known values, over several periods (the gradient test above keeps |a/b| < 1).
+    @Test(arguments: TestBackend.allCases)
+    func modForwardValues(_ kind: TestBackend) throws {
+        guard let b = Backends.get(kind) else { return }
+        let a = HostTensor(shape: [6], values: [7, -7, 7, -7, 5.5, -0.25])
+        let d = HostTensor(shape: [6], values: [3, 3, -3, -3, 2, 0.75])
+        let mod = try b.download(b.run(Binary(.mod), b.tensor(a), b.tensor(d)))
+        let fmod = try b.download(b.run(Binary(.fmod), b.tensor(a), b.tensor(d)))
+        expectClose(mod, HostTensor(shape: [6], values: [1, 2, -2, -1, 1.5, 0.5]), atol: 1e-6, rtol: 0, "mod (divisor's sign)")
+        expectClose(fmod, HostTensor(shape: [6], values: [1, -1, 1, -1, 1.5, -0.25]), atol: 1e-6, rtol: 0, "fmod (dividend's sign)")
+    }
+
+    /// Cos and Sin over several periods, on a power-of-two shape and an awkward one.
+    @Test(arguments: TestBackend.allCases)
+    func trigonometry(_ backend: TestBackend) throws {
+        var rng = SeededRandom(seed: 11)
+        for function in [UnaryFunction.cos, .sin] {
+            for shape in [[4, 8, 16], [3, 7, 5]] {
+                try OpCase(Unary(function), [rng.tensor(shape, -7, 7)]).verify(on: backend, atol: 1e-5, rtol: 1e-4)
+            }
+        }
+        let x = HostTensor(shape: [3], values: [0, Float.pi / 3, -Float.pi / 2])
+        let cpu = Backends.cpu
+        expectClose(try cpu.download(cpu.run(Unary(.cos), cpu.tensor(x))), HostTensor(shape: [3], values: [1, 0.5, 0]), atol: 1e-6, "cos values")
+        expectClose(try cpu.download(cpu.run(Unary(.sin), cpu.tensor(x))), HostTensor(shape: [3], values: [0, 0.8660254, -1]), atol: 1e-6, "sin values")
+    }
+
+    /// ReduceL2: values, and the gradient x/‖x‖ with 0 (not NaN) where the norm is 0.
+    @Test(arguments: TestBackend.allCases)
+    func reduceL2ZeroNormGradient(_ kind: TestBackend) throws {
+        guard let b = Backends.get(kind) else { return }
+        let x = HostTensor(shape: [3, 2], values: [3, -4, 0, 0, 0.6, 0.8])
+        let seed = HostTensor(shape: [3, 1], values: [2, 5, -1])
+        let (y, grads) = try OpCase(Reduce(.l2, axes: [1], keepDims: true), [x]).run(on: b, seed: seed)
+        expectClose(y, HostTensor(shape: [3, 1], values: [5, 0, 1]), atol: 1e-6, rtol: 1e-6, "ReduceL2 values")
+        let g = try #require(grads[0])
+        expectClose(g, HostTensor(shape: [3, 2], values: [1.2, -1.6, 0, 0, -0.6, -0.8]), atol: 1e-6, rtol: 1e-6, "ReduceL2 gradient")
+    }
+
     @Test(arguments: TestBackend.allCases)
     func reductions(_ backend: TestBackend) throws {
         var rng = SeededRandom(seed: 6)
         let cases: [([Int], [Int], Bool)] = [([3, 5, 7], [1], false), ([3, 5, 7], [0, 2], true), ([4, 8, 16], [-1], true),
                                               ([2, 3, 5], [0, 1, 2], false), ([6, 1, 9], [1], false), ([5, 7], [], false)]
-        for kind in [Reduce.Kind.sum, .mean] {
-            for (shape, axes, keep) in cases {
+        for kind in [Reduce.Kind.sum, .mean, .l2] {
+            // l2 over no axes is |x|, whose kink at 0 the random inputs may straddle: sum and mean only.
+            for (shape, axes, keep) in cases where kind != .l2 || !axes.isEmpty {
                 try OpCase(Reduce(kind, axes: axes, keepDims: keep), [rng.tensor(shape)]).verify(on: backend, atol: 1e-4, rtol: 1e-4)
             }
         }

@@ -29,7 +29,8 @@ import Testing
     }()
 
     static let caseNames = ["conv", "conv_bn_relu", "conv_same_depthwise", "conv_transpose", "maxpool", "avgpool",
-                            "batchnorm_activations", "resize_pad", "shape_subgraph", "layernorm_gelu", "attention", "attention_sdpa"]
+                            "batchnorm_activations", "resize_pad", "shape_subgraph", "layernorm_gelu", "attention", "attention_sdpa",
+                            "split_trig", "mod_reduce_l2", "instancenorm", "cumsum_folded", "gathernd_folded", "conv_constant_input"]
 
     /// max|a − e| / max|e| — the relative error used throughout (a norm over the whole tensor).
     static func relativeError(_ a: HostTensor, _ e: HostTensor) -> Float {
@@ -151,6 +152,29 @@ import Testing
             try good.prefix(good.count * 2 / 3).write(to: truncated)
             #expect(throws: EngineError.self) { try ONNXImporter.load(path: truncated.path) }
         }
+    }
+
+    /// `TensorCheck` (behind `amgpu run-tensor` and scripts/onnx-zoo): the output and the input gradient
+    /// of r·f on a raw tensor match onnxruntime; a tensor of the wrong shape or with NaN is refused.
+    @Test func tensorCheckMatchesOnnxruntime() throws {
+        guard let dir = Self.casesFolder else { Issue.record("no ONNX test models"); return }
+        let path = (dir as NSString).appendingPathComponent("split_trig")
+        let x = try NPYFile.read(path + ".input.npy"), expected = try NPYFile.read(path + ".output.npy")
+        let seed = try NPYFile.read(path + ".seed.npy"), direction = try NPYFile.read(path + ".direction.npy")
+        let dd = Double(try NPYFile.read(path + ".dd.npy").values[0])
+        let model = try ONNXImporter.load(path: path + ".onnx", batch: x.shape[0])
+        let result = try TensorCheck.run(model: model, input: x, seed: seed, backend: Backends.cpu)
+        #expect(Self.relativeError(HostTensor(shape: expected.shape, values: result.output.values), expected) < 1e-4)
+        let g = try #require(result.inputGradient)
+        let analytic = zip(g.values, direction.values).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(analytic - dd) <= 5e-3 + 3e-3 * abs(dd), "<grad, d> = \(analytic), onnxruntime \(dd)")
+        #expect(try TensorCheck.run(model: model, input: x, seed: nil, backend: Backends.cpu).inputGradient == nil)
+        #expect(throws: EngineError.self) {
+            try TensorCheck.run(model: model, input: HostTensor(shape: [1, 3, 9, 11], values: Array(x.values[..<297])), seed: nil, backend: Backends.cpu)
+        }
+        var bad = x
+        bad.values[5] = .nan
+        #expect(throws: EngineError.self) { try TensorCheck.run(model: model, input: bad, seed: nil, backend: Backends.cpu) }
     }
 
     @Test func unsupportedOperatorsAreListedBeforeWork() throws {

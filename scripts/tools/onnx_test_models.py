@@ -172,4 +172,66 @@ attn_inits = [init("wq", w((D, D))), init("wk", w((D, D))), init("wv", w((D, D))
               init("sc", np.float32(np.sqrt(D // HEADS))), init("rs", np.float32((D // HEADS) ** -0.25))]
 save("attention", attention_nodes(False), attn_inits, (1, T, D), None, opset=14)
 save("attention_sdpa", attention_nodes(True), attn_inits, (1, T, D), None, opset=14)
+
+# Operators of timm exports (issue 18): Split (opset 13 `split` input; opset 18 `num_outputs`),
+# Cos/Sin, Mod (runtime fmod=1; integer fmod=0 folded on shapes), ReduceL2 (opset 18 axes input),
+# InstanceNormalization (4-D, and PoolFormer's GroupNorm(1, C) over a reshaped [N, 1, C·H·W]).
+save("split_trig", [helper.make_node("Split", ["x", "sp"], ["a", "b"], axis=1),
+                    helper.make_node("Cos", ["a"], ["ca"]), helper.make_node("Sin", ["b"], ["sb"]),
+                    helper.make_node("Concat", ["sb", "ca"], ["j"], axis=1),
+                    helper.make_node("Split", ["j"], ["p", "q", "r"], axis=3, num_outputs=3),
+                    helper.make_node("Concat", ["r", "p", "q"], ["y"], axis=3)],
+     [init("sp", np.array([1, 2], dtype=np.int64))], (N, C, H, W), None, opset=18)
+save("mod_reduce_l2", [helper.make_node("Shape", ["x"], ["s"]),
+                       helper.make_node("Slice", ["s", "s2", "s4"], ["hw"]),
+                       helper.make_node("Mod", ["hw", "four"], ["rem"]),          # [9 % 4, 11 % 4] = [1, 3]
+                       helper.make_node("Sub", ["four", "rem"], ["need"]),         # pad to a multiple of 4: [3, 1]
+                       helper.make_node("Mod", ["need", "four"], ["padhw"]),
+                       helper.make_node("Split", ["padhw"], ["ph", "pw"], axis=0, num_outputs=2),
+                       helper.make_node("Concat", ["z2", "z1", "z1", "z2", "ph", "pw"], ["pads"], axis=0),
+                       helper.make_node("Pad", ["x", "pads"], ["xp"]),
+                       helper.make_node("Mod", ["xp", "m"], ["xm"], fmod=1),
+                       helper.make_node("ReduceL2", ["xm", "ax1"], ["n"], keepdims=1),
+                       helper.make_node("Cos", ["k"], ["ck"]),
+                       helper.make_node("ReduceL2", ["ck"], ["nk"], keepdims=0),
+                       helper.make_node("Div", ["ck", "nk"], ["unit"]),
+                       helper.make_node("Mul", ["n", "unit"], ["y"])],
+     [init("s2", np.array([2], dtype=np.int64)), init("s4", np.array([4], dtype=np.int64)),
+      init("four", np.array([4], dtype=np.int64)), init("z1", np.array([0], dtype=np.int64)),
+      init("z2", np.array([0, 0], dtype=np.int64)), init("m", np.float32(0.7)),
+      init("ax1", np.array([1], dtype=np.int64)), init("k", w((12, 1)))], (N, C, H, W), None, opset=18,
+     # x = 0.7·k + f with f in [0.1, 0.6]: at least 0.1 from every jump of fmod(x, 0.7).
+     x=(rng.integers(-4, 4, (N, C, H, W)) * 0.7 + rng.uniform(0.1, 0.6, (N, C, H, W))).astype(np.float32))
+save("instancenorm", [helper.make_node("InstanceNormalization", ["x", "sc", "bi"], ["i"], epsilon=1e-5),
+                      helper.make_node("Reshape", ["x", "flat"], ["xf"]),
+                      helper.make_node("InstanceNormalization", ["xf", "one", "zero"], ["gf"], epsilon=1e-5),
+                      helper.make_node("Reshape", ["gf", "shape"], ["g"]),
+                      helper.make_node("Mul", ["g", "cw"], ["gw"]),
+                      helper.make_node("Add", ["i", "gw"], ["y"])],
+     [init("sc", w((C,)) + 1), init("bi", w((C,))), init("flat", np.array([N, 1, -1], dtype=np.int64)),
+      init("one", np.ones(1, np.float32)), init("zero", np.zeros(1, np.float32)),
+      init("shape", np.array([N, C, H, W], dtype=np.int64)), init("cw", w((C, 1, 1)) + 1)], (N, C, H, W), None)
+# CumSum of a constant (EdgeNeXt's position encoding: a cumulative sum over a mask of ones), folded.
+save("cumsum_folded", [helper.make_node("ConstantOfShape", ["cs_shape"], ["ones"], value=numpy_helper.from_array(np.ones(1, np.float32))),
+                       helper.make_node("CumSum", ["ones", "cs_ax"], ["ramp"]),
+                       helper.make_node("CumSum", ["ramp", "cs_ax2"], ["ramp2"], exclusive=1, reverse=1),
+                       helper.make_node("Mul", ["x", "ramp"], ["xr"]),
+                       helper.make_node("Add", ["xr", "ramp2"], ["y"])],
+     [init("cs_shape", np.array([1, 1, H, W], dtype=np.int64)), init("cs_ax", np.array(2, dtype=np.int64)),
+      init("cs_ax2", np.array(-1, dtype=np.int64))], (N, C, H, W), None)
+# GatherND of constants (LeViT's attention biases as exported by dynamo), folded.
+save("gathernd_folded", [helper.make_node("GatherND", ["gn_data", "gn_idx"], ["gb"]),
+                         helper.make_node("Add", ["x", "gb"], ["y"])],
+     [init("gn_data", w((4, 5, W))), init("gn_idx", np.stack([rng.integers(0, 4, (C, H)), rng.integers(-5, 5, (C, H))], axis=-1).astype(np.int64))],
+     (N, C, H, W), None)
+# A Conv whose input is a constant (EdgeNeXt projects its Fourier position encoding this way).
+# Then Tile of that (now runtime) value, as XCiT's TorchScript export does, and Tile of the image path.
+save("conv_constant_input", [helper.make_node("Cos", ["pe"], ["pc"]),
+                             helper.make_node("Conv", ["pc", "pw", "pb"], ["pp"], pads=[1, 1, 1, 1]),
+                             helper.make_node("Tile", ["pp", "rep_n"], ["ppn"]),
+                             helper.make_node("Add", ["x", "ppn"], ["s"]),
+                             helper.make_node("Tile", ["s", "rep_cw"], ["y"])],
+     [init("pe", w((1, C, H, W), 2)), init("pw", w((C, C, 3, 3))), init("pb", w((C,))),
+      init("rep_n", np.array([N, 1, 1, 1], dtype=np.int64)), init("rep_cw", np.array([1, 2, 1, 3], dtype=np.int64))],
+     (N, C, H, W), None)
 print("wrote test models to", OUT)

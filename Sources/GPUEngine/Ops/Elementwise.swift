@@ -3,12 +3,12 @@ import Foundation
 /// Pointwise functions y = f(x). Raw values are the op codes of `Sources/Kernels/elementwise.cl`.
 public enum UnaryFunction: Int32, Sendable, CaseIterable {
     case relu = 0, sigmoid, tanh, leakyRelu, clip, hardSigmoid, hardSwish, silu, geluErf, geluTanh
-    case erf, exp, log, sqrt, neg, abs, affine, reciprocal, square
+    case erf, exp, log, sqrt, neg, abs, affine, reciprocal, square, cos, sin
 }
 
 /// y = f(x) elementwise. `alpha`/`beta` parameterise some functions:
 /// leakyRelu slope alpha; clip to [alpha, beta] (ReLU6 = clip 0…6); hardSigmoid max(0, min(1, alpha·x + beta));
-/// affine alpha·x + beta. Backward: dx = dy · f'(x) (keeps x).
+/// affine alpha·x + beta; cos and sin in radians (sinusoidal position embeddings of XCiT, EdgeNeXt). Backward: dx = dy · f'(x) (keeps x).
 public struct Unary: Operator {
     public var function: UnaryFunction
     public var alpha: Float
@@ -70,6 +70,8 @@ public struct Unary: Operator {
         case .affine: return a * x + b
         case .reciprocal: return 1 / x
         case .square: return x * x
+        case .cos: return Foundation.cos(x)
+        case .sin: return Foundation.sin(x)
         }
     }
 
@@ -103,13 +105,18 @@ public struct Unary: Operator {
         case .affine: return a
         case .reciprocal: return -1 / (x * x)
         case .square: return 2 * x
+        case .cos: return -Foundation.sin(x)
+        case .sin: return Foundation.cos(x)
         }
     }
 }
 
 /// Binary operators with numpy broadcasting. Raw values are the op codes of elementwise.cl.
 public enum BinaryFunction: Int32, Sendable, CaseIterable {
-    case add = 0, sub, mul, div, pow, max, min
+    /// `mod`: a − b·⌊a/b⌋ (the result takes the divisor's sign: ONNX Mod fmod=0, Python's %);
+    /// `fmod`: a − b·trunc(a/b) (the dividend's sign: ONNX Mod fmod=1, C's fmod).
+    /// Both are piecewise a − k·b, so ∂/∂a = 1 and ∂/∂b = −k (k the floor or truncated quotient).
+    case add = 0, sub, mul, div, pow, max, min, mod, fmod
 }
 
 /// out = a ∘ b with numpy broadcasting; out shape = broadcast(a.shape, b.shape).
@@ -185,6 +192,8 @@ public struct Binary: Operator {
         case .pow: return Foundation.pow(a, b)
         case .max: return Swift.max(a, b)
         case .min: return Swift.min(a, b)
+        case .mod: return a - b * (a / b).rounded(.down)
+        case .fmod: return Foundation.fmod(a, b)
         }
     }
 
@@ -197,6 +206,8 @@ public struct Binary: Operator {
         case .pow: return which == 0 ? b * Foundation.pow(a, b - 1) : Foundation.pow(a, b) * Foundation.log(a)
         case .max: return which == 0 ? (a >= b ? 1 : 0) : (a >= b ? 0 : 1)
         case .min: return which == 0 ? (a <= b ? 1 : 0) : (a <= b ? 0 : 1)
+        case .mod: return which == 0 ? 1 : -(a / b).rounded(.down)
+        case .fmod: return which == 0 ? 1 : -(a / b).rounded(.towardZero)
         }
     }
 }

@@ -1,8 +1,14 @@
-/// Sum or mean over `axes` (negative axes count from the end). `keepDims` keeps reduced axes as 1.
-/// Empty `axes` reduces nothing (identity). Backward: broadcast dy back over the reduced axes
-/// (times 1/count for the mean).
+/// Sum, mean or Euclidean norm over `axes` (negative axes count from the end). `keepDims` keeps
+/// reduced axes as 1. Empty `axes` reduces nothing (identity for sum and mean, |x| for l2).
+///
+///     sum: y = Σ_r x[r]      mean: y = Σ_r x[r] / R      l2: y = √(Σ_r x[r]²)   (ONNX ReduceL2)
+///
+/// Backward: broadcast dy back over the reduced axes (times 1/R for the mean); for l2,
+/// dx = dy · x / y with dx = 0 where y = 0 (the subgradient of ‖·‖ at 0 chosen by PyTorch).
+/// Kernels: `reduce.cl` (`reduce_sum`; l2 runs square, `reduce_sum`, sqrt forward and
+/// `reduce_l2_backward_x` backward); CPU reference in `Backends/CPU/CPUKernels.swift`.
 public struct Reduce: Operator {
-    public enum Kind: String, Sendable { case sum, mean }
+    public enum Kind: String, Sendable { case sum, mean, l2 }
     public var kind: Kind
     public var axes: [Int]
     public var keepDims: Bool
@@ -13,7 +19,13 @@ public struct Reduce: Operator {
         self.keepDims = keepDims
     }
 
-    public var typeName: String { kind == .sum ? "ReduceSum" : "ReduceMean" }
+    public var typeName: String {
+        switch kind {
+        case .sum: return "ReduceSum"
+        case .mean: return "ReduceMean"
+        case .l2: return "ReduceL2"
+        }
+    }
 
     func normalizedAxes(rank: Int) throws -> [Int] {
         let a = try axes.map { try normalizeAxis($0, rank: rank, op: typeName) }
@@ -32,9 +44,16 @@ public struct Reduce: Operator {
         return out
     }
 
-    public func backwardUses(needsGrad: [Bool]) -> (inputs: [Bool], output: Bool) { ([false], false) }
+    public func backwardUses(needsGrad: [Bool]) -> (inputs: [Bool], output: Bool) {
+        kind == .l2 ? ([needsGrad[0]], needsGrad[0]) : ([false], false)
+    }
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
+        if kind == .l2 {
+            let squares = try backend.run(Unary(.square), inputs[0])
+            let sum = try Reduce(.sum, axes: axes, keepDims: keepDims).forward([squares], on: backend).output
+            return OpResult(try backend.run(Unary(.sqrt), sum))
+        }
         let x = inputs[0]
         let reduced = Set(try normalizedAxes(rank: x.rank))
         let strides = contiguousStrides(x.shape)
@@ -59,6 +78,15 @@ public struct Reduce: Operator {
         let reduced = Set(try normalizedAxes(rank: inShape.count))
         let keptShape = inShape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
         var g = try context.gradOutput.reshaped(keptShape)
+        if kind == .l2 {
+            let x = try context.input(0)
+            let norm = try backend.run(Expand(shape: inShape), context.requireOutput().reshaped(keptShape))
+            let gFull = try backend.run(Expand(shape: inShape), g)
+            switch backend.kind {
+            case .cpu(let cpu): return [try cpu.reduceL2Backward(gradOutput: gFull, input: x, norm: norm)]
+            case .opencl(let cl): return [try cl.reduceL2Backward(gradOutput: gFull, input: x, norm: norm)]
+            }
+        }
         if kind == .mean {
             let n = reduced.map { inShape[$0] }.reduce(1, *)
             g = try backend.run(Unary.scale(1 / Float(max(n, 1))), g)

@@ -55,6 +55,15 @@ extension CPUBackend {
         return out
     }
 
+    /// dx = dy · x / n, 0 where n = 0 (all three shaped like x; dy and n broadcast by the caller).
+    func reduceL2Backward(gradOutput: Tensor, input: Tensor, norm: Tensor) throws -> Tensor {
+        let out = make(input.shape)
+        let gp = try gradOutput.host().pointer, xp = try input.host().pointer, np = try norm.host().pointer
+        let dp = try out.host().pointer
+        for i in 0..<input.count { dp[i] = np[i] > 0 ? gp[i] * xp[i] / np[i] : 0 }
+        return out
+    }
+
     func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, plan p: MatMul.Plan) throws -> Tensor {
         let out = make([p.batch, p.m, p.n])
         let ap = try a.host().pointer, bp = try b.host().pointer, cp = try out.host().pointer

@@ -73,6 +73,17 @@ extension OpenCLBackend {
         return out
     }
 
+    /// dx = dy · x / n, 0 where n = 0 (`reduce_l2_backward_x`; all shaped like x).
+    func reduceL2Backward(gradOutput: Tensor, input: Tensor, norm: Tensor) throws -> Tensor {
+        let out = try make(input.shape)
+        let n = input.count
+        try launch("reduce", "reduce_l2_backward_x",
+                   [.buffer(out.device()), .buffer(gradOutput.device()), .buffer(input.device()), .buffer(norm.device()),
+                    .int(Int32(n))],
+                   global: [n])
+        return out
+    }
+
     func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, plan p: MatMul.Plan) throws -> Tensor {
         let out = try make([p.batch, p.m, p.n])
         guard p.m > 0, p.n > 0 else { return out }

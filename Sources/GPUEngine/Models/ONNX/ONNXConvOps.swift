@@ -3,7 +3,10 @@ extension ONNXPatterns {
     /// Conv (→ BatchNormalization folded into its weights) (→ Relu/Clip/… fused as its epilogue).
     func convolution(_ i: Int, _ im: Importer) throws -> Match? {
         let node = nodes[i]
-        guard node.input.count >= 2, im.isRuntime(node.input[0]), var w = constants(node.input[1])?.host,
+        // The input may be a folded constant too (EdgeNeXt projects its Fourier position encoding
+        // with a Conv): it then enters the graph as a constant and the Conv runs on it.
+        guard node.input.count >= 2, im.isRuntime(node.input[0]) || constants(node.input[0]) != nil,
+              var w = constants(node.input[1])?.host,
               var out = node.output.first else { return nil }
         let attr = ONNXAttributes(node)
         let x = try im.value(node.input[0], node: node)

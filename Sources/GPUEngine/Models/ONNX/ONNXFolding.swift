@@ -32,7 +32,33 @@ enum ONNXFolding {
         "Equal", "Less", "Greater", "Not", "And", "Or", "Where", "Expand", "Cast", "Range",
         "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Min", "Max", "Reciprocal", "Exp", "Erf",
         "Reshape", "Flatten", "Slice", "Transpose", "Resize", "ReduceProd", "ReduceSum", "ReduceMean", "Tile",
+        "Mod", "Cos", "Sin", "ReduceL2", "Split", "CumSum", "GatherND",
     ]
+
+    /// The sizes of ONNX Split's outputs along an axis of length `dimension`: the `split` input
+    /// (opset 13+) or attribute (before 13); else opset 18's `num_outputs` (chunks of ⌈d/n⌉, the
+    /// last one smaller); else equal parts, one per output.
+    static func splitSizes(_ node: Onnx_NodeProto, _ attr: ONNXAttributes, dimension: Int, split: ConstTensor?) throws -> [Int] {
+        let outputs = node.output.count
+        var sizes: [Int]
+        if let given = split?.ints ?? attr.ints("split") {
+            sizes = given
+        } else {
+            let n = attr.values["num_outputs"] != nil ? attr.int("num_outputs", outputs) : outputs
+            guard n > 0, n == outputs else {
+                throw EngineError.invalidGraph("Split '\(node.name)': num_outputs \(n) does not match its \(outputs) outputs")
+            }
+            let chunk = (dimension + n - 1) / n
+            if attr.values["num_outputs"] == nil, dimension % n != 0 {
+                throw EngineError.invalidGraph("Split '\(node.name)': axis of size \(dimension) does not split into \(n) equal parts")
+            }
+            sizes = (0..<n).map { max(0, min(chunk, dimension - $0 * chunk)) }
+        }
+        guard sizes.count == outputs, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == dimension else {
+            throw EngineError.invalidGraph("Split '\(node.name)': sizes \(sizes) do not split an axis of size \(dimension) into \(outputs) outputs")
+        }
+        return sizes
+    }
 
     static func broadcastBinary(_ a: ConstTensor, _ b: ConstTensor, isInteger: Bool,
                                 _ f: (Double, Double) -> Double) throws -> ConstTensor {
@@ -212,6 +238,73 @@ enum ONNXFolding {
             guard length <= Double(maxFoldedElements) else { throw EngineError.invalidGraph("Range '\(node.name)' is too long (\(length) elements)") }
             let n = Int(length)
             return [ConstTensor(shape: [n], values: (0..<n).map { start + Double($0) * delta }, isInteger: try input(0).isInteger)]
+        case "Split":
+            let x = try input(0)
+            let axis = try normalizeAxis(attr.int("axis", 0), rank: x.shape.count, op: "Split")
+            let sizes = try splitSizes(node, attr, dimension: x.shape[axis], split: optional(1))
+            var start = 0
+            return try sizes.map { size in
+                defer { start += size }
+                let l = try Slice(starts: [start], ends: [start + size], axes: [axis]).layout(x.shape)
+                return ConstTensor(shape: l.dims, values: try gather(x, shape: l.dims, strides: l.strides, offset: l.offset), isInteger: x.isInteger)
+            }
+        case "GatherND":
+            // out[i…] = data[indices[i…, 0], …, indices[i…, k−1], :…] (batch_dims 0): the dynamo
+            // exporter's form of `attention_biases[:, attention_bias_idxs]` (LeViT), on constants.
+            let data = try input(0), indices = try input(1)
+            guard attr.int("batch_dims", 0) == 0 else {
+                throw EngineError.unsupported("GatherND '\(node.name)' with batch_dims \(attr.int("batch_dims", 0)) (only 0 is supported)")
+            }
+            guard let k = indices.shape.last, k >= 1, k <= data.shape.count else {
+                throw EngineError.invalidGraph("GatherND '\(node.name)': indices \(indices.shape) do not index data \(data.shape)")
+            }
+            let sliceShape = Array(data.shape[k...]), sliceSize = sliceShape.reduce(1, *)
+            let strides = contiguousStrides(data.shape)
+            let tuples = indices.count / k
+            let outShape = Array(indices.shape.dropLast()) + sliceShape
+            _ = try checkedElementCount(outShape, what: "GatherND '\(node.name)'", limit: maxFoldedElements)
+            var out: [Double] = []
+            out.reserveCapacity(tuples * sliceSize)
+            for t in 0..<tuples {
+                var offset = 0
+                for j in 0..<k {
+                    let raw = Int(indices.values[t * k + j]), dim = data.shape[j]
+                    let i = raw < 0 ? raw + dim : raw
+                    guard i >= 0, i < dim else { throw EngineError.invalidGraph("GatherND '\(node.name)': index \(raw) out of range for axis \(j) of size \(dim)") }
+                    offset += i * strides[j]
+                }
+                out.append(contentsOf: data.values[offset..<(offset + sliceSize)])
+            }
+            return [ConstTensor(shape: outShape, values: out, isInteger: data.isInteger)]
+        case "CumSum":
+            // Running sums along an axis (EdgeNeXt's Fourier position encoding sums a mask of ones):
+            // y[…, i, …] = Σ_{j ≤ i} x[…, j, …]; `exclusive` drops the j = i term, `reverse` runs from the end.
+            var x = try input(0)
+            guard let axisValue = try input(1).ints.first else { throw EngineError.invalidGraph("CumSum '\(node.name)' needs an axis") }
+            let axis = try normalizeAxis(axisValue, rank: x.shape.count, op: "CumSum")
+            let exclusive = attr.int("exclusive", 0) != 0, reverse = attr.int("reverse", 0) != 0
+            let n = x.shape[axis], inner = x.shape[(axis + 1)...].reduce(1, *), outer = x.shape[..<axis].reduce(1, *)
+            var out = x.values
+            for o in 0..<outer {
+                for k in 0..<inner {
+                    var sum = 0.0
+                    for step in 0..<n {
+                        let i = reverse ? n - 1 - step : step
+                        let at = (o * n + i) * inner + k
+                        if exclusive { out[at] = sum; sum += x.values[at] } else { sum += x.values[at]; out[at] = sum }
+                    }
+                }
+            }
+            x.values = out
+            return [x]
+        case "Mod":
+            let a = try input(0), b = try input(1)
+            let isInt = a.isInteger && b.isInteger, truncated = attr.int("fmod", 0) != 0
+            return [try broadcastBinary(a, b, isInteger: isInt) { x, y in
+                if isInt && y == 0 { return 0 }
+                let q = x / y
+                return x - y * (truncated ? q.rounded(.towardZero) : q.rounded(.down))
+            }]
         case "Add", "Sub", "Mul", "Div", "Pow", "Min", "Max":
             let a = try input(0), b = try input(1)
             let isInt = a.isInteger && b.isInteger
@@ -226,10 +319,12 @@ enum ONNXFolding {
                 default: return Swift.max(x, y)
                 }
             }]
-        case "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Reciprocal", "Exp", "Erf":
+        case "Sqrt", "Neg", "Abs", "Floor", "Ceil", "Reciprocal", "Exp", "Erf", "Cos", "Sin":
             var x = try input(0)
             x.values = x.values.map { v in
                 switch op {
+                case "Cos": return Foundation.cos(v)
+                case "Sin": return Foundation.sin(v)
                 case "Sqrt": return v.squareRoot()
                 case "Neg": return -v
                 case "Abs": return Swift.abs(v)
@@ -266,9 +361,11 @@ enum ONNXFolding {
             let shape = try t.outputShape([x.shape])
             let strides = contiguousStrides(x.shape)
             return [ConstTensor(shape: shape, values: try gather(x, shape: shape, strides: perm.map { strides[$0] }), isInteger: x.isInteger)]
-        case "ReduceProd", "ReduceSum", "ReduceMean":
+        case "ReduceProd", "ReduceSum", "ReduceMean", "ReduceL2":
             let x = try input(0)
-            let axes = (op == "ReduceSum" ? optional(1)?.ints : nil) ?? attr.ints("axes") ?? Array(0..<x.shape.count)
+            // Axes: input 1 from opset 18 (ReduceSum from 13), else the attribute; none: all axes.
+            var axes = optional(1)?.ints ?? attr.ints("axes") ?? []
+            if axes.isEmpty && attr.int("noop_with_empty_axes", 0) == 0 { axes = Array(0..<x.shape.count) }
             let keep = attr.int("keepdims", 1) != 0
             let reduce = Reduce(.sum, axes: axes, keepDims: keep)
             let outShape = try reduce.outputShape([x.shape])
@@ -283,8 +380,13 @@ enum ONNXFolding {
                     let c = rem / xs[axis]; rem %= xs[axis]
                     if !norm.contains(axis) { o += c * keptStrides[axis] }
                 }
-                if op == "ReduceProd" { out[o] *= x.values[i] } else { out[o] += x.values[i] }
+                switch op {
+                case "ReduceProd": out[o] *= x.values[i]
+                case "ReduceL2": out[o] += x.values[i] * x.values[i]
+                default: out[o] += x.values[i]
+                }
             }
+            if op == "ReduceL2" { out = out.map { $0.squareRoot() } }
             if op == "ReduceMean" {
                 let n = Double(norm.map { x.shape[$0] }.reduce(1, *))
                 out = out.map { $0 / n }

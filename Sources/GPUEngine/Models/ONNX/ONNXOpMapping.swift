@@ -9,7 +9,8 @@ enum ONNXOpMapping {
         "HardSigmoid", "HardSwish", "Gelu", "Identity", "Dropout",
         "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "MatMul", "Gemm",
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Slice", "Gather", "Expand",
-        "ReduceMean", "ReduceSum", "Softmax", "LogSoftmax", "LayerNormalization", "Resize", "Pad",
+        "ReduceMean", "ReduceSum", "ReduceL2", "Softmax", "LogSoftmax", "LayerNormalization", "Resize", "Pad",
+        "Cos", "Sin", "Mod", "Split", "InstanceNormalization", "Tile",
     ]
 
     static func add(_ node: Onnx_NodeProto, importer im: Importer) throws {
@@ -45,6 +46,10 @@ enum ONNXOpMapping {
         case "Neg": try unary(Unary(.neg))
         case "Abs": try unary(Unary(.abs))
         case "Reciprocal": try unary(Unary(.reciprocal))
+        case "Cos": try unary(Unary(.cos))
+        case "Sin": try unary(Unary(.sin))
+        case "Mod":
+            try im.emit(Binary(attr.int("fmod", 0) != 0 ? .fmod : .mod), [input(0), input(1)], output: output, node: node)
         case "LeakyRelu": try unary(Unary(.leakyRelu, alpha: attr.float("alpha", 0.01)))
         case "HardSigmoid": try unary(Unary(.hardSigmoid, alpha: attr.float("alpha", 0.2), beta: attr.float("beta", 0.5)))
         case "HardSwish": try unary(Unary(.hardSwish))
@@ -151,17 +156,49 @@ enum ONNXOpMapping {
             let joined = picks.count == 1 ? picks[0] : try im.emitInternal(Concat(axis: axis), picks, name: output + "/concat")
             let outShape = Array(shape[..<axis]) + idx.shape + Array(shape[(axis + 1)...])
             try im.emit(Reshape(shape: outShape), [joined], output: output, node: node)
+        case "Tile":
+            // out[k·s + j] = x[j] per axis (repeats r, size s): x as [1, s0, 1, s1, …] broadcast to
+            // [r0, s0, r1, s1, …], then merged to [r0·s0, r1·s1, …]. Backward sums the copies (Expand).
+            let x = try input(0)
+            let shape = im.graph.shape(of: x)
+            let reps = try constInput(1, "the repeats").ints
+            guard reps.count == shape.count, reps.allSatisfy({ $0 >= 1 }) else {
+                throw EngineError.invalidGraph("Tile '\(node.name)': repeats \(reps) do not fit input shape \(shape)")
+            }
+            let split = try im.emitInternal(Reshape(shape: shape.flatMap { [1, $0] }), [x], name: output + "/split")
+            let wide = try im.emitInternal(Expand(shape: zip(reps, shape).flatMap { [$0, $1] }), [split], name: output + "/expand")
+            try im.emit(Reshape(shape: zip(reps, shape).map { $0 * $1 }), [wide], output: output, node: node)
         case "Expand":
             let target = try constInput(1, "the shape").ints
             try im.emit(Expand(shape: target), [input(0)], output: output, node: node)
-        case "ReduceMean", "ReduceSum":
+        case "ReduceMean", "ReduceSum", "ReduceL2":
             let x = try input(0)
             let r = im.graph.shape(of: x).count
+            // Opset 18 moved `axes` from an attribute to input 1 (ReduceSum did so at opset 13).
+            if node.input.count > 1, !node.input[1].isEmpty, im.constant(node.input[1]) == nil {
+                throw EngineError.unsupported("node '\(node.name)' (\(node.opType)): the axes must be a constant (they depend on the image)")
+            }
             let axesInput = node.opType == "ReduceSum" || attr.values["axes"] == nil ? optionalConst(1)?.ints : nil
             var axes = attr.ints("axes") ?? axesInput ?? []
             if axes.isEmpty && attr.int("noop_with_empty_axes", 0) == 0 { axes = Array(0..<r) }
-            try im.emit(Reduce(node.opType == "ReduceMean" ? .mean : .sum, axes: axes, keepDims: attr.int("keepdims", 1) != 0),
-                        [x], output: output, node: node)
+            let kind: Reduce.Kind = ["ReduceMean": .mean, "ReduceL2": .l2][node.opType] ?? .sum
+            try im.emit(Reduce(kind, axes: axes, keepDims: attr.int("keepdims", 1) != 0), [x], output: output, node: node)
+        case "Split":
+            // Each output is a Slice of the input along `axis` (PyTorch exports `qkv.unbind(0)` and
+            // `torch.split`/`chunk` this way).
+            let x = try input(0)
+            let shape = im.graph.shape(of: x)
+            let axis = try normalizeAxis(attr.int("axis", 0), rank: shape.count, op: "Split")
+            if node.input.count > 1, !node.input[1].isEmpty, im.constant(node.input[1]) == nil {
+                throw EngineError.unsupported("Split '\(node.name)': the split sizes must be a constant (they depend on the image)")
+            }
+            let sizes = try ONNXFolding.splitSizes(node, attr, dimension: shape[axis], split: optionalConst(1))
+            var start = 0
+            for (name, size) in zip(node.output, sizes) {
+                defer { start += size }
+                guard !name.isEmpty else { continue }
+                try im.emit(Slice(starts: [start], ends: [start + size], axes: [axis]), [x], output: name, node: node)
+            }
         default:
             try ONNXOpMapping.addNetworkOp(node, attr: attr, importer: im)
         }
