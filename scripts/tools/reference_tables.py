@@ -91,6 +91,8 @@ def tables():
               alpha=P(1.7), beta=P(-0.3)),
         unary("reciprocal", NONZERO, lambda x: 1 / x, lambda x: -1 / (x * x)),
         unary("square", [v for v in COMMON if abs(v) <= 20] + [1e4, -1e4, 1e15], np.square, lambda x: 2 * x),
+        unary("cos", COMMON, np.cos, lambda x: -np.sin(x)),
+        unary("sin", COMMON, np.sin, np.cos),
     ]
 
     grid = [-1e4, -37.5, -1.0, -1e-3, -1e-7, 1e-7, 1e-3, 0.5, 1.0, 3.25, 1e4]
@@ -106,6 +108,21 @@ def tables():
                 "y": [float(v) for v in out], "dyda": ga, "dydb": gb}
 
     one = lambda a, b: np.ones_like(a)
+
+    # ONNX Mod: fmod=0 takes the divisor's sign (a − b·⌊a/b⌋, numpy's mod), fmod=1 the dividend's (C's fmod).
+    # ∂/∂a = 1, ∂/∂b = −⌊a/b⌋ (or −trunc(a/b)); at an integer ratio ∂/∂b does not exist (null). Inputs are short
+    # dyadic numbers with moderate ratios, so the float32 results are exact and any formula error shows.
+    mod_a = [-7.75, -3.25, -0.625, 0.375, 1.625, 5.125, 6.0]
+    mod_b = [-2.5, -0.75, 0.5, 1.25, 3.0]
+    mod_pairs = [(a, b) for a in mod_a for b in mod_b]
+
+    def remainder(name, f, rounding):
+        a = f32([p[0] for p in mod_pairs]); b = f32([p[1] for p in mod_pairs])
+        q = a / b
+        integral = [float(v).is_integer() for v in q]
+        return {"function": name, "a": [float(v) for v in a], "b": [float(v) for v in b],
+                "y": [float(v) for v in f(a, b)], "dyda": [1.0] * len(a),
+                "dydb": [None if i else float(-rounding(v)) for i, v in zip(integral, q)]}
     bt = [
         binary("add", pairs, lambda a, b: a + b, one, one),
         binary("sub", pairs, lambda a, b: a - b, one, lambda a, b: -np.ones_like(a)),
@@ -114,6 +131,8 @@ def tables():
         binary("pow", pow_pairs, np.power, lambda a, b: b * np.power(a, b - 1), lambda a, b: np.power(a, b) * np.log(a)),
         binary("max", pairs, np.maximum, lambda a, b: (a > b).astype(float), lambda a, b: (b > a).astype(float), tie=True),
         binary("min", pairs, np.minimum, lambda a, b: (a < b).astype(float), lambda a, b: (b < a).astype(float), tie=True),
+        remainder("mod", np.mod, np.floor),
+        remainder("fmod", np.fmod, np.trunc),
     ]
     return {"generator": "scripts/tools/reference_tables.py",
             "numpy": np.__version__, "scipy": __import__("scipy").__version__,
