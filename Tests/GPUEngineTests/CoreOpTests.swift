@@ -163,8 +163,9 @@ import Testing
         let cases: [([Int], [Int], Bool)] = [([3, 5, 7], [1], false), ([3, 5, 7], [0, 2], true), ([4, 8, 16], [-1], true),
                                               ([2, 3, 5], [0, 1, 2], false), ([6, 1, 9], [1], false), ([5, 7], [], false)]
         for kind in [Reduce.Kind.sum, .mean, .l2] {
-            // l2 over no axes is |x|, whose kink at 0 the random inputs may straddle: sum and mean only.
-            for (shape, axes, keep) in cases where kind != .l2 || !axes.isEmpty {
+            // l2 over no axes, or over axes of extent 1 only ([6, 1, 9] over axis 1), is |x|, whose kink at 0 the
+            // random inputs straddle (the norm-relative checker caught it: 0.022 > 0.01): sum and mean only.
+            for (shape, axes, keep) in cases where kind != .l2 || axes.contains(where: { shape[($0 + shape.count) % shape.count] > 1 }) {
                 try OpCase(Reduce(kind, axes: axes, keepDims: keep), [rng.tensor(shape)]).verify(on: backend, atol: 1e-4, rtol: 1e-4)
             }
         }

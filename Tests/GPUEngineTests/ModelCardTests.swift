@@ -23,6 +23,11 @@ import Testing
         LayoutCase(name: "grey_nhwc", layout: .nhwc, channels: 1, activation: nil),
         LayoutCase(name: "torch_grey_softmax", layout: .nchw, channels: 1, activation: .softmax),
         LayoutCase(name: "timm_test_resnet", layout: .nchw, channels: 3, activation: nil),
+        // Exported by the real TensorFlow toolchain (scripts/tools/tf_keras_models.py: tensorflow-cpu 2.21.0,
+        // Keras 3.15.1, tf2onnx 1.17.0): a Keras MobileNet-style NHWC classifier ending in Softmax, through
+        // tf2onnx.convert.from_keras and through TFLite + `tf2onnx.convert --tflite`.
+        LayoutCase(name: "tf2onnx_keras_mobilenet", layout: .nhwc, channels: 3, activation: .softmax),
+        LayoutCase(name: "tflite_keras_mobilenet", layout: .nhwc, channels: 3, activation: .softmax),
     ]
 
     /// max|a − e| / max|e|.
