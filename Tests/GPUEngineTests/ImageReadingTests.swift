@@ -79,7 +79,7 @@ import Testing
         #expect(!Self.segments("cmyk_no_adobe.jpg").contains(0xEE), "cmyk_no_adobe.jpg still has an Adobe APP14 segment")
     }
 
-    /// Junk between the last scan and EOI ("Corrupt JPEG data: 5 extraneous bytes before marker 0xd9") is
+    /// Junk between the last scan and EOI ("Corrupt JPEG data: 4 extraneous bytes before marker 0xd9") is
     /// ignored, as Pillow and browsers do: the pixels equal the clean file's. Junk before any other marker
     /// is still an error.
     @Test func extraneousBytesBeforeEOIAreIgnored() throws {
