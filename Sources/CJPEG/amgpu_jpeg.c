@@ -13,6 +13,7 @@ typedef struct {
     char *message;
     size_t message_size;
     int max_scans;
+    int *code;   ///< receives libjpeg's msg_code on an error (-1 for amgpu's own errors)
 } amgpu_error_mgr;
 
 static void amgpu_set_message(char *message, size_t size, const char *text) {
@@ -26,11 +27,13 @@ static void amgpu_error_exit(j_common_ptr cinfo) {
     char text[JMSG_LENGTH_MAX];
     (*cinfo->err->format_message)(cinfo, text);
     amgpu_set_message(err->message, err->message_size, text);
+    if (err->code != NULL) *err->code = cinfo->err->msg_code;
     longjmp(err->jump, 1);
 }
 
-/// Warnings (level −1) that mean corrupt or truncated data are errors; trace messages (level ≥ 0)
-/// and the harmless warnings are dropped. Nothing is printed.
+/// Warnings (level −1) that mean corrupt or truncated data are errors (JWRN_JPEG_EOF, JWRN_HIT_MARKER,
+/// JWRN_MUST_RESYNC, the Huffman warnings, …); trace messages (level ≥ 0) and the harmless warnings are
+/// dropped. Nothing is printed.
 static void amgpu_emit_message(j_common_ptr cinfo, int level) {
     if (level >= 0) return;
     switch (cinfo->err->msg_code) {
@@ -38,8 +41,27 @@ static void amgpu_emit_message(j_common_ptr cinfo, int level) {
     case JWRN_JFIF_MAJOR:   // unknown JFIF version: the data is still baseline/progressive JPEG
     case JWRN_BOGUS_ICC:    // amgpu ignores ICC profiles
         return;
+    case JWRN_EXTRANEOUS_DATA:
+        // "Corrupt JPEG data: N extraneous bytes before marker 0xd9": junk after the last scan, before
+        // EOI (camera and ImageNet files have it; Pillow and browsers open them). Every pixel is decoded
+        // by then. Junk before any other marker is still an error.
+        if (cinfo->err->msg_parm.i[1] == 0xD9) return;
+        amgpu_error_exit(cinfo);
+        break;
     default:
         amgpu_error_exit(cinfo);
+    }
+}
+
+int amgpu_jpeg_unsupported(int code) {
+    switch (code) {
+    case JERR_BAD_PRECISION:
+    case JERR_CONVERSION_NOTIMPL:
+    case JERR_NOT_COMPILED:
+    case JERR_ARITH_NOTIMPL:
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -102,22 +124,24 @@ static void amgpu_begin(struct jpeg_decompress_struct *cinfo, amgpu_error_mgr *e
     jpeg_read_header(cinfo, TRUE);
 }
 
-static void amgpu_init_error(amgpu_error_mgr *err, char *message, size_t message_size, int max_scans) {
+static void amgpu_init_error(amgpu_error_mgr *err, char *message, size_t message_size, int max_scans, int *code) {
     jpeg_std_error(&err->base);
     err->base.error_exit = amgpu_error_exit;
     err->base.emit_message = amgpu_emit_message;
     err->message = message;
     err->message_size = message_size;
     err->max_scans = max_scans;
+    err->code = code;
+    if (code != NULL) *code = -1;
     amgpu_set_message(message, message_size, "");
 }
 
 int amgpu_jpeg_read_info(const unsigned char *data, size_t size, amgpu_jpeg_info *info,
-                         char *message, size_t message_size) {
+                         char *message, size_t message_size, int *code) {
     struct jpeg_decompress_struct cinfo;
     amgpu_error_mgr err;
     memset(&cinfo, 0, sizeof cinfo);
-    amgpu_init_error(&err, message, message_size, 0);
+    amgpu_init_error(&err, message, message_size, 0, code);
     cinfo.err = &err.base;
     if (data == NULL || size == 0) {
         amgpu_set_message(message, message_size, "the file is empty");
@@ -150,12 +174,12 @@ static unsigned char mul255(unsigned a, unsigned b) {
 }
 
 int amgpu_jpeg_decode_rgb(const unsigned char *data, size_t size, unsigned char *rgb, size_t rgb_size,
-                          int max_scans, char *message, size_t message_size) {
+                          int max_scans, char *message, size_t message_size, int *code) {
     struct jpeg_decompress_struct cinfo;
     struct jpeg_progress_mgr progress;
     amgpu_error_mgr err;
     memset(&cinfo, 0, sizeof cinfo);
-    amgpu_init_error(&err, message, message_size, max_scans);
+    amgpu_init_error(&err, message, message_size, max_scans, code);
     cinfo.err = &err.base;
     if (data == NULL || size == 0) {
         amgpu_set_message(message, message_size, "the file is empty");
@@ -175,7 +199,10 @@ int amgpu_jpeg_decode_rgb(const unsigned char *data, size_t size, unsigned char 
         return -1;
     }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
-    int inverted = cmyk && cinfo.saw_Adobe_marker;
+    // CMYK is always taken as stored inverted (Photoshop's convention, which libjpeg and Pillow write),
+    // also without an Adobe APP14 marker: Pillow and Firefox assume the same, and a CMYK JPEG stored
+    // the other way round is very rare.
+    int inverted = cmyk;
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     if (cinfo.output_width != width || cinfo.output_height != height || cinfo.output_components != (cmyk ? 4 : 3)) {

@@ -166,6 +166,19 @@ struct Adversarial: ParsableCommand {
         return ImagePreprocessing.fitted(photo, p)
     }
 
+    /// Output files are named after each photo's name without its extension: refuses two photos
+    /// (e.g. cat.jpg and cat.png) that would write the same files, naming both, before any work.
+    static func checkDistinctStems(_ paths: [String]) throws {
+        var seen: [String: String] = [:]
+        for p in paths {
+            let stem = URL(fileURLWithPath: p).deletingPathExtension().lastPathComponent
+            if let first = seen[stem] {
+                throw EngineError.invalidInput("'\(first)' and '\(p)' would write the same output files (both are named '\(stem)' without their extension): rename one of them")
+            }
+            seen[stem] = p
+        }
+    }
+
     static func slug(_ text: String) -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-")
         let s = String(text.lowercased().map { allowed.contains($0) ? $0 : "-" })
@@ -206,6 +219,7 @@ struct Adversarial: ParsableCommand {
             reportSkipped(listing.skipped)
             photoPaths = listing.images
         }
+        try Self.checkDistinctStems(photoPaths)
         let targetNames: [String] = untargeted ? [] : (targets.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
             ?? target.map { [$0] } ?? [])
 

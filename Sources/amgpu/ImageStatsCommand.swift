@@ -2,19 +2,19 @@ import ArgumentParser
 import Foundation
 import GPUEngine
 
-/// `amgpu image-stats`: spatial-coherence numbers of PNG images (see `ImageStatistics`).
+/// `amgpu image-stats`: spatial-coherence numbers of JPEG and PNG images (see `ImageStatistics`).
 struct ImageStats: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image-stats",
-        abstract: "Spatial-coherence statistics of PNG images: low-frequency power fraction and autocorrelation.",
+        abstract: "Spatial-coherence statistics of images (JPEG or PNG): low-frequency power fraction and autocorrelation.",
         discussion: """
         For each image: the share of the luminance power spectrum at frequencies ≤ --cutoff cycles/pixel
         (white noise ≈ π·cutoff², large smooth structure ≈ 1) and the autocorrelation at the given lags.
-        The last line summarizes all images (mean ± std). Folders are expanded to their *.png files,
-        grid.png excluded.
+        The last line summarizes all images (mean ± std). Folders are expanded to the JPEG and PNG files
+        directly in them (by their bytes, sorted by name; other files are skipped), grid.png excluded.
         """)
 
-    @Argument(help: "PNG files or folders of PNG files.") var paths: [String]
+    @Argument(help: "Image files (JPEG or PNG) or folders of them.") var paths: [String]
     @Option(name: .long, help: "Cut-off frequency in cycles per pixel (default 1/16: periods of 16 px and longer).")
     var cutoff: Double = ImageStatistics.defaultCutoff
     @Option(name: .long, parsing: .upToNextOption, help: "Autocorrelation lags in pixels.") var lags: [Int] = [1, 4, 16]
@@ -29,10 +29,11 @@ struct ImageStats: ParsableCommand {
                     throw EngineError.io("no such file or folder: '\(path)'")
                 }
                 if isDirectory.boolValue {
-                    let names = try FileManager.default.contentsOfDirectory(atPath: path)
-                        .filter { $0.hasSuffix(".png") && $0 != "grid.png" }.sorted()
-                    guard !names.isEmpty else { throw EngineError.io("folder '\(path)' holds no .png files") }
-                    files += names.map { (path as NSString).appendingPathComponent($0) }
+                    // Every JPEG and PNG directly in the folder (by their bytes), except its own grid.png.
+                    let listing = try ImageFolder.list(path, recursive: false)
+                    let images = listing.images.filter { ($0 as NSString).lastPathComponent != "grid.png" }
+                    guard !images.isEmpty else { throw EngineError.io("folder '\(path)' holds no JPEG or PNG image other than grid.png") }
+                    files += images
                 } else {
                     files.append(path)
                 }

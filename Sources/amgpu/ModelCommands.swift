@@ -79,7 +79,10 @@ struct Classify: ParsableCommand {
     @Flag(name: .long, help: "Print JSON, with the full logits vector (with several images: --format json).")
     var json = false
 
-    @Option(name: .long, help: "Images per forward pass with several images.")
+    /// The largest --batch (as for `adversarial`).
+    static let maxBatch = 256
+
+    @Option(name: .long, help: "Images per forward pass with several images (1…256).")
     var batch: Int = 8
 
     @Option(name: .long, help: "Output format with several images: text, csv or json.")
@@ -91,6 +94,10 @@ struct Classify: ParsableCommand {
     func run() throws {
         var partial = false
         try runReportingErrors {
+            // Before anything is loaded: a model built at a huge batch would allocate batch × 3 × S × S and more.
+            guard (1...Self.maxBatch).contains(batch) else {
+                throw EngineError.invalidInput("--batch must lie in 1…\(Self.maxBatch), got \(batch)")
+            }
             let background = try imageOptions.backgroundColor()
             if image.count == 1 && images.isEmpty && format == nil && output == nil {
                 let model = try modelOptions.load()
@@ -121,7 +128,6 @@ struct Classify: ParsableCommand {
         guard let outputFormat = BatchClassification.Format(rawValue: chosen) else {
             throw EngineError.invalidInput("unknown --format '\(chosen)': use text, csv or json")
         }
-        guard batch >= 1 else { throw EngineError.invalidInput("--batch must be ≥ 1, got \(batch)") }
         guard top >= 1 else { throw EngineError.invalidInput("--top must be ≥ 1, got \(top)") }
         if let output {
             var isDirectory: ObjCBool = false

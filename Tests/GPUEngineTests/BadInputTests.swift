@@ -126,6 +126,10 @@ import Testing
         Case(name: "image-classify-bad-format", args: classify("random:resnet18", image: "photo.png", ["--format", "xml"]), problem: "unknown --format 'xml'", fix: "text, csv or json"),
         Case(name: "image-truncated-png", args: classify("random:resnet18", image: "truncated.png"), problem: "cannot decode image", fix: "re-export"),
         Case(name: "image-16k-by-16k", args: classify("random:resnet18", image: "huge.png"), problem: "is 16384×16384 pixels", fix: "downscale it first"),
+        Case(name: "image-adversarial-same-stem", args: { dir, out in ["adversarial"] + tinyModel + ["--steps", "2", "--quiet", "--out", out, "--images", dir + "/samestem", "--target", "3"] + cpu },
+             problem: "samestem/cat.jpg' and '", fix: "samestem/cat.png' would write the same output files (both are named 'cat' without their extension): rename one of them"),
+        Case(name: "image-classify-batch-too-big", args: { dir, _ in ["classify", "--model", "random:resnet18", "--size", "32", "--image", dir + "/photo.png", "--image", dir + "/rgba.png", "--batch", "100000"] + cpu },
+             problem: "got 100000", fix: "--batch must lie in 1…256"),
         Case(name: "image-1x1-adversarial", args: adversarial(["--target", "3"], image: "one.png"), problem: "is 1×1 pixels", fix: "at least 16×16"),
         // outputs
         Case(name: "out-folder-is-a-file", args: { dir, _ in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--out", dir + "/text.png/sub"] + cpu },
@@ -263,6 +267,11 @@ extension BadInputTests {
         try write("anim.gif", Data("GIF89a".utf8) + Data([1, 0, 1, 0, 0x80, 0, 0]))
         try fm.createDirectory(atPath: dir + "/emptyfolder", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: dir + "/badfolder", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/samestem", withIntermediateDirectories: true)
+        for (from, to) in [(images + "/baseline_420.jpg", "cat.jpg"), (dir + "/photo.png", "cat.png")] {
+            try? fm.removeItem(atPath: dir + "/samestem/" + to)
+            try fm.copyItem(atPath: from, toPath: dir + "/samestem/" + to)
+        }
         try fm.copyItem(atPath: images + "/bad_truncated.jpg", toPath: dir + "/badfolder/a.jpg")
         try fm.copyItem(atPath: images + "/bad_progressive_scan.jpg", toPath: dir + "/badfolder/b.jpg")
         let seeds = repoRoot.appendingPathComponent("Fuzz/seeds/png").path

@@ -29,7 +29,7 @@ import Testing
     /// IDCT, fancy upsampling): Debian's 2.1.5 here, Pillow 13.0's bundled 3.2. Measured max: see
     /// docs/models.md ("Images") — 0 on every fixture, CMYK included.
     static let pillowBound = [
-        "baseline_420": 0, "baseline_444": 0, "progressive": 0, "gray": 0, "cmyk": 0,
+        "baseline_420": 0, "baseline_444": 0, "progressive": 0, "gray": 0, "cmyk": 0, "cmyk_no_adobe": 0, "junk_before_eoi": 0,
         "exif_1": 0, "exif_2": 0, "exif_3": 0, "exif_4": 0, "exif_5": 0, "exif_6": 0, "exif_7": 0, "exif_8": 0,
     ]
 
@@ -44,6 +44,70 @@ import Testing
         #expect(worst <= Self.pillowBound[name] ?? 0, "\(name): max difference \(worst) at byte \(at) (pixel \(at / 3))")
         // Not a constant image: the scene's channels span most of 0…255.
         #expect((ours.pixels.max() ?? 0) - (ours.pixels.min() ?? 0) > 150)
+    }
+
+    /// The markers of a fixture's segments from SOI up to the first SOS (walked by their lengths).
+    static func segments(_ name: String) -> [UInt8] {
+        guard let data = try? [UInt8](Data(contentsOf: fixtures.appendingPathComponent(name))) else { return [] }
+        var markers: [UInt8] = [], i = 2
+        while i + 4 <= data.count, data[i] == 0xFF {
+            markers.append(data[i + 1])
+            if data[i + 1] == 0xDA { break }
+            i += 2 + Int(data[i + 2]) << 8 + Int(data[i + 3])
+        }
+        return markers
+    }
+
+    /// The CMYK fixtures hold explicit inks with K ramping 0 → 255 across x (so the (255 − K) factor is
+    /// exercised): the right column (K = 255) is black, the left one (K = 0) is not, and the copy without
+    /// the Adobe APP14 segment decodes the same (CMYK is taken as inverted either way, as Pillow does).
+    @Test func cmykKeyDarkensAndAdobeMarkerIsOptional() throws {
+        let cmyk = try ImageFile.read(Self.fixture("cmyk.jpg"))
+        #expect(cmyk.width == 48 && cmyk.height == 32)
+        var left = 0, right = 0
+        for y in 0..<32 {
+            for c in 0..<3 {
+                left = max(left, Int(cmyk.pixels[(y * 48) * 3 + c]))
+                right = max(right, Int(cmyk.pixels[(y * 48 + 47) * 3 + c]))
+            }
+        }
+        #expect(right <= 8, "K = 255 column is not black: max channel \(right)")
+        #expect(left >= 200, "K = 0 column is dark: max channel \(left)")
+        let plain = try ImageFile.read(Self.fixture("cmyk_no_adobe.jpg"))
+        #expect(plain.width == cmyk.width && plain.height == cmyk.height)
+        if plain.pixels.count == cmyk.pixels.count {
+            let (worst, at) = Self.maxDifference(plain, cmyk)
+            #expect(worst == 0, "without APP14: max difference \(worst) at byte \(at)")
+        }
+        #expect(Self.segments("cmyk.jpg").contains(0xEE), "cmyk.jpg has no Adobe APP14 segment")
+        #expect(!Self.segments("cmyk_no_adobe.jpg").contains(0xEE), "cmyk_no_adobe.jpg still has an Adobe APP14 segment")
+    }
+
+    /// Junk between the last scan and EOI ("Corrupt JPEG data: 4 extraneous bytes before marker 0xd9") is
+    /// ignored, as Pillow and browsers do: the pixels equal the clean file's. Junk before any other marker
+    /// is still an error.
+    @Test func extraneousBytesBeforeEOIAreIgnored() throws {
+        #expect(try ImageFile.read(Self.fixture("junk_before_eoi.jpg")) == ImageFile.read(Self.fixture("baseline_420.jpg")))
+        let base = [UInt8](try Data(contentsOf: Self.fixtures.appendingPathComponent("baseline_420.jpg")))
+        guard let dqt = (0..<(base.count - 1)).first(where: { base[$0] == 0xFF && base[$0 + 1] == 0xDB }) else {
+            Issue.record("no DQT marker in baseline_420.jpg"); return
+        }
+        let junk = Data(base[..<dqt] + Array("junk!".utf8) + base[dqt...])
+        let message = Self.message { try ImageFile.read(data: junk, name: "junk.jpg") }
+        #expect(message.contains("junk.jpg") && message.contains("extraneous bytes before marker 0xdb") && message.contains("re-export"), "\(message)")
+    }
+
+    /// A 12-bit JPEG (the baseline's SOF precision patched 8 → 12) is an unsupported variant, not damage.
+    @Test func unsupportedVariantIsNamed() throws {
+        var data = [UInt8](try Data(contentsOf: Self.fixtures.appendingPathComponent("baseline_420.jpg")))
+        guard let sof = (0..<(data.count - 4)).first(where: { data[$0] == 0xFF && data[$0 + 1] == 0xC0 }) else {
+            Issue.record("no SOF0 marker in baseline_420.jpg"); return
+        }
+        #expect(data[sof + 4] == 8)
+        data[sof + 4] = 12
+        let message = Self.message { try ImageFile.read(data: Data(data), name: "twelve.jpg") }
+        #expect(message.contains("twelve.jpg") && message.contains("unsupported JPEG variant") && message.contains("precision 12")
+                && message.contains("convert it to an 8-bit baseline JPEG or PNG") && !message.contains("corrupt"), "\(message)")
     }
 
     /// The scene is 48×32 with a red block in its top-left corner (x < 10, y < 8); after EXIF
@@ -167,7 +231,7 @@ import Testing
         let truncated = Self.message { try ImageFile.read(Self.fixture("bad_truncated.jpg")) }
         #expect(truncated.contains("bad_truncated.jpg") && truncated.contains("Premature end of JPEG file") && truncated.contains("re-export"), "\(truncated)")
         let corrupt = Self.message { try ImageFile.read(Self.fixture("bad_progressive_scan.jpg")) }
-        #expect(corrupt.contains("bad_progressive_scan.jpg") && corrupt.contains("progressive") && corrupt.contains("re-export"), "\(corrupt)")
+        #expect(corrupt.contains("bad_progressive_scan.jpg") && corrupt.contains("Invalid progressive parameters") && corrupt.contains("re-export"), "\(corrupt)")
         // Every prefix of a good progressive file fails with a message (never a crash, never a partial image).
         let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("progressive.jpg"))
         for cut in stride(from: 0, to: data.count - 2, by: 37) {
@@ -181,7 +245,8 @@ import Testing
         let seconds = Date().timeIntervalSince(start)
         #expect(message.contains("is 60000×60000 pixels") && message.contains("16384 pixels per side") && message.contains("downscale"), "\(message)")
         // 60000² RGB would be 10.8 GB to allocate and seconds to decode: refusing it takes a header read.
-        #expect(seconds < 0.5, "took \(seconds) s")
+        // (The guarantee is the size check above, before allocation; the bound is loose for loaded machines and ASan.)
+        #expect(seconds < 5, "took \(seconds) s")
         let info = try JPEGFile.info(data: Data(contentsOf: Self.fixtures.appendingPathComponent("bad_huge.jpg")), name: "huge")
         #expect(info.width == 60000 && info.height == 60000)
     }
@@ -245,7 +310,7 @@ import Testing
         let result = try BatchClassifier(model: batched, backend: CPUBackend()).classify(paths + [Self.fixture("bad_truncated.jpg")], top: 3)
         #expect(result.results.map(\.image) == paths)
         #expect(result.skipped.map(\.path) == [Self.fixture("bad_truncated.jpg")])
-        #expect(result.skipped.first?.reason.contains("Premature end of JPEG file") == true)
+        #expect(result.skipped.first?.reason.hasPrefix("cannot decode image: Premature end of JPEG file") == true, "\(result.skipped)")
         for (path, r) in zip(paths, result.results) {
             let one = try classify(model: single, imagePath: path, backend: CPUBackend(), top: 3)
             let worst = zip(one.logits, r.logits).map { abs($0 - $1) }.max() ?? .infinity
@@ -287,7 +352,9 @@ import Testing
         let lines = text.stdout.split(separator: "\n").map(String.init)
         #expect(lines.map { $0.split(separator: "\t").first.map(String.init) ?? "" } == ["a.jpg", "c.png", "more/b.jpg"].map { dir + "/photos/" + $0 })
         #expect(lines.allSatisfy { $0.contains("% (class ") })
-        #expect(text.stderr.contains("amgpu: skipped \(dir)/photos/broken.jpg: cannot decode image") && text.stderr.contains("Premature end of JPEG file"), "\(text.stderr)")
+        #expect(text.stderr.contains("amgpu: skipped \(dir)/photos/broken.jpg: cannot decode image: Premature end of JPEG file"), "\(text.stderr)")
+        // The path is printed once per skipped file, not repeated in its reason.
+        #expect(text.stderr.components(separatedBy: "broken.jpg").count == 2, "\(text.stderr)")
         #expect(text.stderr.contains("amgpu: skipped \(dir)/photos/notes.txt: not a JPEG or PNG file (it looks like text)"), "\(text.stderr)")
         #expect(!text.stderr.contains("amgpu: error:"))
 
@@ -308,6 +375,23 @@ import Testing
         // One --image keeps the table output.
         let single = try CLITests.run(base + ["--image", dir + "/photos/a.jpg"])
         #expect(single.status == 0 && single.stdout.contains(" 1. ") && single.stdout.contains("logit"))
+    }
+
+    /// `amgpu image-stats FOLDER` takes the JPEG and PNG files directly in it (by their bytes), except its grid.png.
+    @Test func imageStatsFolderReadsJPEG() throws {
+        let dir = try Self.temporaryFolder()
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+        for (from, to) in [("baseline_420.jpg", "a.jpg"), ("baseline_444.ref.png", "b.png"), ("exif_1.ref.png", "grid.png"), ("gray.jpg", "sub/c.jpg")] {
+            try fm.copyItem(atPath: Self.fixture(from), toPath: dir + "/" + to)
+        }
+        try Data("notes\n".utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
+        let run = try CLITests.run(["image-stats", dir, "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        struct Entry: Decodable { var file: String }
+        struct Output: Decodable { var images: [Entry] }
+        let files = try JSONDecoder().decode(Output.self, from: Data(run.stdout.utf8)).images.map(\.file)
+        #expect(files == [dir + "/a.jpg", dir + "/b.png"], "\(files)")
     }
 
     /// The JPEG fuzz target's committed inputs (Fuzz/seeds/jpeg, Fuzz/crashers/jpeg) through its entry point:

@@ -6,8 +6,9 @@ Each JPEG NAME.jpg has NAME.ref.png beside it: Pillow's own decode of it (throug
 libjpeg-turbo), turned upright with ImageOps.exif_transpose and converted to RGB, which
 Tests/GPUEngineTests/ImageReadingTests.swift compares amgpu's decode with.
 
-Good JPEGs (48x32 unless said): baseline 4:2:0 and 4:4:4, progressive, greyscale, CMYK (Adobe
-marker, inverted as Photoshop writes it), EXIF orientation 1-8 (odd values little-endian "II",
+Good JPEGs (48x32 unless said): baseline 4:2:0 and 4:4:4, progressive, greyscale, CMYK from explicit
+ink values with a K gradient (Adobe marker, inverted as Photoshop writes it) and the same file without
+its Adobe APP14 segment, the baseline with 5 junk bytes before EOI, EXIF orientation 1-8 (odd values little-endian "II",
 even values big-endian "MM" TIFF headers, same pixel data as baseline 4:2:0).
 Bad JPEGs: truncated (cut at 60 %), progressive with a corrupt scan header (the second SOS's
 spectral selection set to Ss=63 Se=1), and huge (the baseline's SOF patched to 60000x60000).
@@ -55,11 +56,25 @@ def save_jpeg(name, im, **kw):
     buf = io.BytesIO()
     im.save(buf, "JPEG", **kw)
     data = buf.getvalue()
+    write_jpeg(name, data)
+    return data
+
+
+def write_jpeg(name, data):
+    """Writes JPEG bytes `data` as NAME.jpg and Pillow's upright RGB decode of them as NAME.ref.png."""
     with open(os.path.join(OUT, name + ".jpg"), "wb") as f:
         f.write(data)
     ref = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
     ref.save(os.path.join(OUT, name + ".ref.png"))
-    return data
+
+
+def cmyk_scene(w=48, h=32):
+    """CMYK ink values (0 = no ink): C ramps down x, M down y, Y a diagonal pattern, K ramps 0..255 across x."""
+    data = bytearray()
+    for y in range(h):
+        for x in range(w):
+            data += bytes((255 * y // (h - 1), 200 - 200 * x // (w - 1), (x * 11 + y * 5) % 256, 255 * x // (w - 1)))
+    return Image.frombytes("CMYK", (w, h), bytes(data))
 
 
 def markers(data):
@@ -100,7 +115,18 @@ def main():
     save_jpeg("baseline_444", im, quality=90, subsampling=0)
     prog = save_jpeg("progressive", im, quality=90, progressive=True)
     save_jpeg("gray", im.convert("L"), quality=90)
-    save_jpeg("cmyk", im.convert("CMYK"), quality=90)
+    # CMYK from explicit ink values with K ramping 0 -> 255 across x (Pillow's RGB->CMYK would set K = 0);
+    # Pillow writes it inverted with an Adobe APP14 marker. cmyk_no_adobe is the same file without APP14.
+    cmyk = save_jpeg("cmyk", cmyk_scene(), quality=90)
+    adobe = [off for off, m in markers(cmyk) if m == 0xEE]
+    assert len(adobe) == 1, "Pillow wrote no Adobe APP14 segment"
+    off = adobe[0]
+    seg = 2 + struct.unpack(">H", cmyk[off + 2:off + 4])[0]
+    write_jpeg("cmyk_no_adobe", cmyk[:off] + cmyk[off + seg:])
+    # Junk after the last scan, before EOI: libjpeg warns "Corrupt JPEG data: 4 extraneous bytes before
+    # marker 0xd9" (Debian's libjpeg-turbo 2.1.5 counts 4 of the 5 bytes); Pillow and browsers open it.
+    assert base[-2:] == b"\xff\xd9"
+    write_jpeg("junk_before_eoi", base[:-2] + b"junk!" + base[-2:])
     for o in range(1, 9):
         save_jpeg("exif_%d" % o, im, quality=90, subsampling=2, exif=exif_orientation(o, big_endian=(o % 2 == 0)))
 

@@ -3,8 +3,9 @@ import Foundation
 
 /// JPEG reading through libjpeg(-turbo) (the `CJPEG` C target holds libjpeg's setjmp/longjmp).
 ///
-/// Baseline, progressive and arithmetic-coded files; grey, YCbCr, RGB, CMYK and YCCK (Adobe-inverted
-/// CMYK is undone) all decode to 8-bit RGB. The EXIF orientation (APP1 tag 0x0112) is applied, so the
+/// Baseline, progressive and arithmetic-coded files; grey, YCbCr, RGB, CMYK and YCCK (CMYK is taken as
+/// stored inverted, Photoshop's convention, with or without an Adobe marker, as Pillow does) all decode
+/// to 8-bit RGB. The EXIF orientation (APP1 tag 0x0112) is applied, so the
 /// image is upright as a photo viewer shows it. The size is checked against `PNGFile.maxSide` and
 /// `PNGFile.maxPixels` from the header, before anything image-sized is allocated.
 public enum JPEGFile {
@@ -26,10 +27,11 @@ public enum JPEGFile {
     public static func info(data: Data, name: String) throws -> Info {
         var info = amgpu_jpeg_info()
         var message = [CChar](repeating: 0, count: 256)
+        var code: Int32 = -1
         let status = data.withUnsafeBytes { raw in
-            amgpu_jpeg_read_info(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, &info, &message, message.count)
+            amgpu_jpeg_read_info(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, &info, &message, message.count, &code)
         }
-        guard status == 0 else { throw EngineError.io("cannot read image '\(name)': \(text(message)); the JPEG file is corrupt or truncated: re-export it") }
+        guard status == 0 else { throw failure("cannot read image", name: name, message: message, code: code) }
         return Info(width: Int(info.width), height: Int(info.height), components: Int(info.components),
                     progressive: info.progressive != 0, orientation: Int(info.orientation))
     }
@@ -40,15 +42,14 @@ public enum JPEGFile {
         try checkSize(width: header.width, height: header.height, name: name)
         var pixels = [UInt8](repeating: 0, count: header.width * header.height * 3)
         var message = [CChar](repeating: 0, count: 256)
+        var code: Int32 = -1
         let status = data.withUnsafeBytes { raw in
             pixels.withUnsafeMutableBytes { out in
                 amgpu_jpeg_decode_rgb(raw.bindMemory(to: UInt8.self).baseAddress, raw.count,
-                                      out.bindMemory(to: UInt8.self).baseAddress, out.count, Int32(maxScans), &message, message.count)
+                                      out.bindMemory(to: UInt8.self).baseAddress, out.count, Int32(maxScans), &message, message.count, &code)
             }
         }
-        guard status == 0 else {
-            throw EngineError.io("cannot decode image '\(name)': \(text(message)); the JPEG file is truncated or corrupt: re-export it")
-        }
+        guard status == 0 else { throw failure("cannot decode image", name: name, message: message, code: code) }
         return RGBImage(width: header.width, height: header.height, pixels: pixels).applyingEXIFOrientation(header.orientation)
     }
 
@@ -62,6 +63,15 @@ public enum JPEGFile {
         guard width > 0, height > 0, width <= PNGFile.maxSide, height <= PNGFile.maxSide, width * height <= PNGFile.maxPixels else {
             throw EngineError.invalidInput("image '\(name)' is \(width)×\(height) pixels; amgpu accepts 1 to \(PNGFile.maxSide) pixels per side and at most \(PNGFile.maxPixels / 1_000_000) megapixels: downscale it first (e.g. `convert big.jpg -resize 2048x2048 small.jpg`)")
         }
+    }
+
+    /// The error for a failed libjpeg call: an unsupported variant (12-bit, arithmetic coding where not
+    /// compiled in, an unimplemented colour conversion) says so; anything else is damage.
+    static func failure(_ what: String, name: String, message: [CChar], code: Int32) -> EngineError {
+        if code >= 0 && amgpu_jpeg_unsupported(code) != 0 {
+            return .unsupported("\(what) '\(name)': unsupported JPEG variant (\(text(message))): convert it to an 8-bit baseline JPEG or PNG")
+        }
+        return .io("\(what) '\(name)': \(text(message)); the JPEG file is corrupt or truncated: re-export it")
     }
 
     static func text(_ message: [CChar]) -> String {

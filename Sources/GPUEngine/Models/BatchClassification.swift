@@ -6,7 +6,9 @@ public struct BatchClassification: Codable, Sendable {
     public var device: String
     /// One entry per image that was read and classified, in input order.
     public var results: [Classification]
-    /// Files that were not classified (not JPEG/PNG, unreadable, corrupt), with the reason, in input order.
+    /// Files that were not classified (not JPEG/PNG, unreadable, corrupt), with the reason: first the ones
+    /// passed to `BatchClassifier.classify` as already skipped (a folder listing's non-image files, in its
+    /// order), then those that could not be decoded, in input order.
     public var skipped: [ImageFolder.Skipped]
 
     /// How the results are written.
@@ -65,7 +67,8 @@ public final class BatchClassifier {
     }
 
     /// Classifies `paths` in order. A file that cannot be read as an image is skipped with the reason
-    /// (the run goes on); `skipped` is passed through to the result first (e.g. a folder's non-image files).
+    /// (without its path; the run goes on); `skipped` is passed through to the result first (e.g. a
+    /// folder's non-image files), so the result's `skipped` lists those, then the undecodable files in order.
     /// Throws only for errors that are not about one file (the device, the model), or when no image could be read.
     public func classify(_ paths: [String], top: Int, background: BackgroundColor = .white,
                          skipped alreadySkipped: [ImageFolder.Skipped] = [],
@@ -97,7 +100,8 @@ public final class BatchClassifier {
                 let image = try ImageFile.read(path, background: background)
                 pending.append((path, ImagePreprocessing.modelInput(image, model.preprocessing)))
             } catch let error as EngineError {
-                skipped.append(ImageFolder.Skipped(path: path, reason: "\(error)"))
+                // The reason without the path, which `Skipped` already holds ("cannot decode image: …").
+                skipped.append(ImageFolder.Skipped(path: path, reason: "\(error)".replacingOccurrences(of: " '\(path)'", with: "")))
             }
             if pending.count == batch { try flush() }
             progress?(n + 1, paths.count)
