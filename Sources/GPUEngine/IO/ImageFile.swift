@@ -75,16 +75,19 @@ public enum ImageFile {
         guard !isDirectory.boolValue else {
             throw EngineError.io("cannot read image '\(path)': it is a folder; give a file, or use `amgpu classify --images \(path)` for a folder")
         }
+        return try read(data: fileBytes(path), name: path, background: background)
+    }
+
+    /// The bytes of an existing image file, memory-mapped (empty for an empty file).
+    static func fileBytes(_ path: String) throws -> Data {
         // An empty file never reaches Data(contentsOf:): mapping one leaks a 4 KiB buffer inside
         // Foundation (LeakSanitizer, swift 6.3.1), and there is nothing to decode anyway.
         if (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue == 0 {
-            return try read(data: Data(), name: path, background: background)
+            return Data()
         }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+        do { return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw EngineError.io("cannot read image '\(path)': \(error.localizedDescription)")
         }
-        return try read(data: data, name: path, background: background)
     }
 
     /// Decodes image bytes `data`; `name` only names the image in messages.

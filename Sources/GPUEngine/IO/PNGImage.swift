@@ -58,16 +58,7 @@ public enum PNGFile {
         guard FileManager.default.fileExists(atPath: path) else {
             throw EngineError.io("cannot read image '\(path)': no such file; check the path")
         }
-        // An empty file never reaches Data(contentsOf:): mapping one leaks a 4 KiB buffer inside
-        // Foundation (LeakSanitizer, swift 6.3.1), and there is nothing to decode anyway.
-        if (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue == 0 {
-            return try read(data: Data(), name: path, background: background)
-        }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw EngineError.io("cannot read image '\(path)': \(error.localizedDescription)")
-        }
-        return try read(data: data, name: path, background: background)
+        return try read(data: ImageFile.fileBytes(path), name: path, background: background)
     }
 
     /// Decodes the PNG bytes `data` as 8-bit RGB, alpha over `background`; `name` only names the image in messages.
