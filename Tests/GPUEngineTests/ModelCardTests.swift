@@ -249,6 +249,49 @@ import Testing
         #expect(f.width == 64 && f.height == 48)
     }
 
+    /// The resize before the centre crop against timm 1.0.31's `transforms_imagenet_eval` (sizes
+    /// printed from its Resize / ResizeKeepRatio steps on 500×375 and 375×500 photos): ⌊224/0.95⌋ =
+    /// 235 (rounding would give 236), the longer side truncated; non-square inputs keep the aspect
+    /// ratio; crop_mode 'squash' ignores it. Offsets are torchvision CenterCrop's (halves to even).
+    @Test func resizeBeforeCropMatchesTimm() throws {
+        // (H, W, crop_pct, squash, photo w×h, resized w×h)
+        let cases: [(Int, Int, Double, Bool, (Int, Int), (Int, Int))] = [
+            (224, 224, 0.95, false, (500, 375), (313, 235)), (224, 224, 0.95, false, (375, 500), (235, 313)),
+            (224, 224, 0.9, false, (500, 375), (330, 248)), (224, 224, 0.9, false, (375, 500), (248, 330)),
+            (224, 224, 0.875, false, (500, 375), (341, 256)), (224, 224, 0.875, false, (375, 500), (256, 341)),
+            (192, 256, 0.9, false, (500, 375), (284, 213)), (192, 256, 0.9, false, (375, 500), (284, 379)),
+            (192, 256, 0.9, true, (500, 375), (284, 213)), (192, 256, 0.9, true, (375, 500), (284, 213)),
+            (224, 224, 0.9, true, (500, 375), (248, 248)), (224, 224, 0.9, true, (375, 500), (248, 248)),
+        ]
+        for (h, w, pct, squash, photo, want) in cases {
+            let got = ImagePreprocessing.resizedSize(imageWidth: photo.0, imageHeight: photo.1, height: h, width: w,
+                                                     cropFraction: pct, squash: squash)
+            #expect(got.width == want.0 && got.height == want.1, "\(h)×\(w) / \(pct) squash \(squash) on \(photo): \(got)")
+        }
+        #expect(ImagePreprocessing.cropOffset(379, 192) == 94 && ImagePreprocessing.cropOffset(313, 224) == 44)
+        // The crop itself: a photo whose pixel value is its column shows which columns were kept.
+        var pixels = [UInt8](repeating: 0, count: 40 * 30 * 3)
+        for y in 0..<30 { for x in 0..<40 { for c in 0..<3 { pixels[(y * 40 + x) * 3 + c] = UInt8(x * 6) } } }
+        let photo = RGBImage(width: 40, height: 30, pixels: pixels)
+        var p = Preprocessing(height: 16, width: 16, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropFraction: 0.5)
+        p.fit = .squash   // 32×32 squashed (aspect lost), centre 16×16: columns 12…27 of 40 scaled by 32/40
+        let squashed = ImagePreprocessing.fitted(photo, p)
+        p.fit = .noCrop
+        let whole = ImagePreprocessing.fitted(photo, p)
+        #expect(squashed.width == 16 && squashed.height == 16)
+        #expect(Int(whole.pixels[0]) < 12 && Int(squashed.pixels[0]) > 40, "squash crops (first column \(squashed.pixels[0])), no-crop does not (\(whole.pixels[0]))")
+    }
+
+    @Test func timmSquashCropModeIsNotNoCrop() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-squash-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("config.json").path
+        try #"{"pretrained_cfg": {"crop_pct": 0.9, "crop_mode": "squash"}}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        let v = try ModelCardValues.configJSON(path: path)
+        #expect(v.fit == .squash && v.cropFraction == 0.9)
+    }
+
     /// Bicubic and bilinear resizes against PIL (BICUBIC/BILINEAR) on a committed image: within 1
     /// level on 8-bit values (PIL rounds its first pass to 8 bits; amgpu keeps it in float).
     @Test func resizeMatchesPIL() throws {

@@ -68,29 +68,56 @@ public enum ImagePreprocessing {
         centerCrop(image, height: size, width: size, cropFraction: cropFraction, interpolation: interpolation)
     }
 
-    /// The centre `height`×`width` crop after a resize: for a square crop the shorter side becomes
-    /// size / cropFraction (aspect kept); for a non-square crop the image is resized to
-    /// (⌊height / cropFraction⌋, ⌊width / cropFraction⌋), as timm's eval transform does.
-    public static func centerCrop(_ image: RGBImage, height: Int, width: Int, cropFraction: Double,
-                                  interpolation: Interpolation = .bilinear) -> RGBImage {
+    /// The size (width, height) a photo of `imageWidth`×`imageHeight` is resized to before the
+    /// centre `height`×`width` crop, as timm 1.0's `transforms_imagenet_eval` computes it, with the
+    /// scale size (S_h, S_w) = (⌊height / cropFraction⌋, ⌊width / cropFraction⌋):
+    /// - `squash == false`, S_h = S_w = S (torchvision `Resize(S)`): the shorter side becomes S and
+    ///   the longer ⌊S · long / short⌋;
+    /// - `squash == false`, S_h ≠ S_w (timm `ResizeKeepRatio`): r = min(imageHeight / S_h,
+    ///   imageWidth / S_w), size = (round(imageWidth / r), round(imageHeight / r)), halves to even;
+    /// - `squash == true` (timm crop_mode 'squash'): (S_w, S_h), aspect not kept.
+    /// Each side is at least the crop's (for crop_pct > 1 timm would pad instead).
+    public static func resizedSize(imageWidth: Int, imageHeight: Int, height: Int, width: Int,
+                                   cropFraction: Double, squash: Bool = false) -> (width: Int, height: Int) {
+        let sh = Int((Double(height) / cropFraction).rounded(.down))
+        let sw = Int((Double(width) / cropFraction).rounded(.down))
         let w: Int, h: Int
-        if height == width {
-            let short = Double(min(image.width, image.height))
-            let target = Double(height) / cropFraction
-            w = max(width, Int((Double(image.width) * target / short).rounded()))
-            h = max(height, Int((Double(image.height) * target / short).rounded()))
+        if squash {
+            (w, h) = (sw, sh)
+        } else if sh == sw {
+            if imageWidth <= imageHeight {
+                (w, h) = (sw, Int(Double(sw) * Double(imageHeight) / Double(imageWidth)))
+            } else {
+                (w, h) = (Int(Double(sh) * Double(imageWidth) / Double(imageHeight)), sh)
+            }
         } else {
-            h = max(height, Int((Double(height) / cropFraction).rounded(.down)))
-            w = max(width, Int((Double(width) / cropFraction).rounded(.down)))
+            let r = min(Double(imageHeight) / Double(sh), Double(imageWidth) / Double(sw))
+            w = Int((Double(imageWidth) / r).rounded(.toNearestOrEven))
+            h = Int((Double(imageHeight) / r).rounded(.toNearestOrEven))
         }
+        return (max(width, w), max(height, h))
+    }
+
+    /// The centre `height`×`width` crop after the resize `resizedSize` gives (timm's eval
+    /// transform; `squash` selects its crop_mode 'squash'). The crop's top-left corner is
+    /// round((resized − crop) / 2), halves to even, as torchvision's `CenterCrop`.
+    public static func centerCrop(_ image: RGBImage, height: Int, width: Int, cropFraction: Double,
+                                  interpolation: Interpolation = .bilinear, squash: Bool = false) -> RGBImage {
+        let (w, h) = resizedSize(imageWidth: image.width, imageHeight: image.height, height: height, width: width,
+                                 cropFraction: cropFraction, squash: squash)
         let resized = resize(image, width: w, height: h, interpolation: interpolation)
-        let x0 = (w - width) / 2, y0 = (h - height) / 2
+        let x0 = cropOffset(w, width), y0 = cropOffset(h, height)
         var out = [UInt8](repeating: 0, count: width * height * 3)
         for y in 0..<height {
             let src = ((y + y0) * w + x0) * 3
             out.replaceSubrange((y * width * 3)..<((y + 1) * width * 3), with: resized.pixels[src..<(src + width * 3)])
         }
         return RGBImage(width: width, height: height, pixels: out)
+    }
+
+    /// torchvision CenterCrop's offset: int(round((size − crop) / 2)) with Python's halves-to-even.
+    public static func cropOffset(_ size: Int, _ crop: Int) -> Int {
+        Int((Double(size - crop) / 2).rounded(.toNearestOrEven))
     }
 
     /// The photo fitted to the model's `height`×`width` as `p.fit` says (an image already that size
@@ -100,6 +127,7 @@ public enum ImagePreprocessing {
         switch p.fit {
         case .auto: return exact ? image : centerCrop(image, height: p.height, width: p.width, cropFraction: p.cropFraction, interpolation: p.interpolation)
         case .resizeCrop: return centerCrop(image, height: p.height, width: p.width, cropFraction: p.cropFraction, interpolation: p.interpolation)
+        case .squash: return exact ? image : centerCrop(image, height: p.height, width: p.width, cropFraction: p.cropFraction, interpolation: p.interpolation, squash: true)
         case .noCrop: return exact ? image : resize(image, width: p.width, height: p.height, interpolation: p.interpolation)
         }
     }

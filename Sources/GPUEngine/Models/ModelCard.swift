@@ -10,6 +10,10 @@ public enum ImageFit: String, Codable, Sendable, CaseIterable {
     case resizeCrop = "resize-crop"
     /// Resize the whole image to H×W, no crop (identity when the image is already H×W).
     case noCrop = "no-crop"
+    /// timm's crop_mode 'squash': resize to (⌊H / crop_pct⌋, ⌊W / crop_pct⌋) ignoring the aspect
+    /// ratio, then take the centre H×W (the same as `noCrop` only when crop_pct = 1); an image
+    /// already H×W is used unchanged, as with `auto`.
+    case squash
 }
 
 /// The resampling filter used when a photo is resized (PIL/torchvision names).
@@ -297,8 +301,9 @@ public struct ModelCardValues: Sendable, Equatable {
             v.interpolation = i; v.keys["interpolation"] = key
         }
         if let (x, key) = lookup("crop_mode") {
-            // timm: "center" (resize + centre crop), "squash" (resize to H×W, no crop), "border".
-            if let s = x as? String, s == "squash" { v.fit = .noCrop; v.keys["fit"] = key }
+            // timm: "center" (aspect-keeping resize + centre crop), "squash" (resize to
+            // (⌊H/crop_pct⌋, ⌊W/crop_pct⌋) ignoring aspect, then centre crop), "border".
+            if let s = x as? String, s == "squash" { v.fit = .squash; v.keys["fit"] = key }
             else if let s = x as? String, s == "center" { v.fit = .auto; v.keys["fit"] = key }
         }
         if let (x, key) = lookup("input_layout") {
@@ -393,7 +398,7 @@ public struct ModelCardValues: Sendable, Equatable {
             v.interpolation = i; v.keys["interpolation"] = "amgpu.interpolation"
         }
         if let text = map["amgpu.fit"] {
-            guard let f = ImageFit(rawValue: text) else { throw EngineError.invalidInput("\(origin): amgpu.fit '\(text)' is not auto, resize-crop or no-crop") }
+            guard let f = ImageFit(rawValue: text) else { throw EngineError.invalidInput("\(origin): amgpu.fit '\(text)' is not auto, resize-crop, no-crop or squash") }
             v.fit = f; v.keys["fit"] = "amgpu.fit"
         }
         if let text = map["amgpu.input_layout"] {
