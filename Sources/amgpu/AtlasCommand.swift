@@ -154,9 +154,7 @@ func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelecti
         let fm = FileManager.default
         let listing = try ImageFolder.list(probeImages, recursive: false)
         reportSkipped(listing.skipped)
-        let model = try ModelLoader.load(manifest.modelReference, batch: 1, architecture: manifest.architecture,
-                                         seed: manifest.weightSeed, imageSize: manifest.inputSize)
-        if let card = manifest.card { model.preprocessing = card.preprocessing }
+        let model = try manifest.loadModel()
         if let want = manifest.modelSHA256, let have = model.fileSHA256(), want != have {
             throw EngineError.invalidInput("the model file '\(manifest.modelReference)' changed since the atlas was rendered (SHA-256 differs)")
         }

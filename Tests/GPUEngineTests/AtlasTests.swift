@@ -307,4 +307,34 @@ import Testing
         }
         return out
     }
+
+    /// `atlas-index --probe-images` loads the model again from atlas.json: a channels-last model
+    /// with a symbolic, non-square size (inputSize nil) needs the card's size and layout, which a
+    /// load with only `inputSize` cannot give (it stops at "symbolic size").
+    @Test func manifestReloadsANonSquareNHWCModelWithItsCard() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/layouts/keras_channels_last.onnx")
+        var proto = try Onnx_ModelProto(serializedBytes: Data(contentsOf: fixture))
+        // [1, 16, 12, 3] → [1, h, w, 3]
+        for (axis, name) in [(1, "h"), (2, "w")] {
+            var d = Onnx_TensorShapeProto.Dimension(); d.dimParam = name
+            proto.graph.input[0].type.tensorType.shape.dim[axis] = d
+        }
+        let dir = try Self.tempDir("reload")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/symbolic_nhwc.onnx"
+        try proto.serializedData().write(to: URL(fileURLWithPath: path))
+        let rendered = try ModelLoader.load(path, card: ModelCardValues.flags(size: (16, 12), layout: .nhwc))
+        #expect(rendered.preprocessing.height == 16 && rendered.preprocessing.width == 12 && rendered.card.layout == .nhwc)
+        let manifest = AtlasManifest(modelReference: path, architecture: nil, weightSeed: 0, inputSize: nil, modelName: rendered.name,
+                                     modelSHA256: nil, family: rendered.family, layers: [], preset: .cnnLucid, seed: 0,
+                                     amgpuVersion: "test", card: rendered.cardRecord)
+        #expect(throws: EngineError.self) { _ = try ModelLoader.load(path, imageSize: manifest.inputSize) }
+        let again = try manifest.loadModel()
+        #expect(again.preprocessing == rendered.preprocessing && again.card.layout == .nhwc)
+        let x = HostTensor(shape: [1, 3, 16, 12], values: (0..<(3 * 16 * 12)).map { Float(($0 * 37) % 101) / 101 - 0.4 })
+        let a = try TensorCheck.run(model: rendered, input: x, seed: nil, backend: Backends.cpu).output
+        let b = try TensorCheck.run(model: again, input: x, seed: nil, backend: Backends.cpu).output
+        #expect(a.values == b.values && a.values.contains { $0 != 0 })
+    }
 }

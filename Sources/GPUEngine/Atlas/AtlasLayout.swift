@@ -128,6 +128,17 @@ public struct AtlasManifest: Codable, Sendable, Equatable {
         self.card = card
     }
 
+    /// The model as the atlas rendered it (`atlas-index --probe-images`): loaded again with the
+    /// recorded square size or, from the card, its size (also H ≠ W) and input layout (NHWC
+    /// models, symbolic sizes), and the card's preprocessing.
+    public func loadModel(batch: Int = 1) throws -> Model {
+        let values = card.map { ModelCardValues(record: $0, origin: "atlas.json") }
+        let model = try ModelLoader.load(modelReference, batch: batch, architecture: architecture,
+                                         seed: weightSeed, imageSize: inputSize, card: values)
+        if let card { model.preprocessing = card.preprocessing }
+        return model
+    }
+
     /// What must agree between runs writing into one atlas folder (layers may be added).
     func conflicts(with other: AtlasManifest) -> [String] {
         var out: [String] = []

@@ -145,6 +145,16 @@ public struct ModelCardValues: Sendable, Equatable {
 
     // MARK: flags
 
+    /// A recorded card (an atlas manifest's, a sidecar's) as values to load the model again with:
+    /// its preprocessing (size, also non-square), input layout; the labels are not recorded.
+    public init(record: ModelCardRecord, origin: String) {
+        self.origin = origin
+        let p = record.preprocessing
+        mean = p.mean; std = p.std; height = p.height; width = p.width
+        cropFraction = p.cropFraction; interpolation = p.interpolation; fit = p.fit; layout = record.layout
+        for field in ["mean", "std", "input_size", "crop_pct", "interpolation", "fit", "layout"] { keys[field] = "card" }
+    }
+
     /// Values from command-line flags (each already parsed); `labelsPath` is read here.
     public static func flags(mean: [Float]? = nil, std: [Float]? = nil, size: (height: Int, width: Int)? = nil,
                              labelsPath: String? = nil, fit: ImageFit? = nil, layout: InputLayout? = nil) throws -> ModelCardValues {
