@@ -197,6 +197,27 @@ import Testing
         #expect(v.labels == ["cat", "dog"] && v.layout == .nhwc && v.fit == .noCrop)
         #expect { _ = try ModelCardValues.onnxMetadata([("amgpu.card", "{not json")]) } throws: { "\($0)".contains("not a JSON object") }
         #expect { _ = try ModelCardValues.onnxMetadata([("amgpu.mean", "0.5,0.5")]) } throws: { "\($0)".contains("gives 2 mean values") }
+        // Labels written on Windows (CRLF): no name keeps a trailing carriage return.
+        let crlf = try ModelCardValues.onnxMetadata([("amgpu.labels", "cat\r\ndog\r\n")])
+        #expect(crlf.labels == ["cat", "dog"])
+        let labelFile = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-crlf-\(UUID().uuidString).txt").path
+        try "cat\r\ndog\r\n".write(toFile: labelFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: labelFile) }
+        #expect(try ModelCardValues.readLabelFile(labelFile) == ["cat", "dog"])
+    }
+
+    /// crop_pct far below 1 would make the resize before the crop enormous (0.001: ~224k² pixels);
+    /// 0.25…2 is accepted, and the message names where the value came from.
+    @Test func cropPctOutOfRangeIsRefused() throws {
+        #expect { _ = try ModelCardValues.onnxMetadata([("amgpu.crop_pct", "0.001")]) } throws: {
+            "\($0)".contains("amgpu.crop_pct") && "\($0)".contains("0.25…2")
+        }
+        #expect { _ = try ModelCardValues.fromJSONObject(["crop_pct": 0.2], origin: "config.json") } throws: {
+            "\($0)".contains("crop_pct") && "\($0)".contains("0.25…2")
+        }
+        #expect { _ = try ModelCardValues.fromJSONObject(["crop_pct": 2.5], origin: "config.json") } throws: { "\($0)".contains("0.25…2") }
+        #expect(try ModelCardValues.fromJSONObject(["crop_pct": 0.25], origin: "t").cropFraction == 0.25)
+        #expect(abs(try #require(try ModelCardValues.onnxMetadata([("amgpu.crop_pct", "0.95")]).cropFraction) - 0.95) < 1e-6)
     }
 
     /// flags > config.json beside the .safetensors > the builder's defaults; the architecture from config.json.

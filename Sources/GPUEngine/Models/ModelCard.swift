@@ -233,8 +233,10 @@ public struct ModelCardValues: Sendable, Equatable {
         if let height, let width, !((8...8192).contains(height) && (8...8192).contains(width)) {
             throw EngineError.invalidInput("\(source("input_size")) gives an input of \(height)×\(width); each side must be 8…8192 pixels")
         }
-        if let cropFraction, !(cropFraction > 0 && cropFraction <= 2) {
-            throw EngineError.invalidInput("\(source("crop_pct")) is \(cropFraction); crop_pct must be in (0, 2] (timm uses 0.875–1.0)")
+        // Below 0.25 the resize before the crop would be over 16× the input per side (0.001 asks
+        // for ~224k × 224k pixels).
+        if let cropFraction, !(cropFraction >= 0.25 && cropFraction <= 2) {
+            throw EngineError.invalidInput("\(source("crop_pct")) is \(cropFraction); crop_pct must be 0.25…2 (timm uses 0.875–1.0)")
         }
     }
 
@@ -421,7 +423,8 @@ public struct ModelCardValues: Sendable, Equatable {
                 guard names.count == a.count, !names.isEmpty else { throw EngineError.invalidInput("\(origin): amgpu.labels must be a JSON list of names") }
                 v.labels = names
             } else {
-                v.labels = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                // One name a line; "\r\n" is one Character in Swift, so split on any newline.
+                v.labels = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             }
             v.keys["labels"] = "amgpu.labels"
         }
