@@ -207,4 +207,22 @@ import Testing
             #expect(text.contains("NonMaxSuppression") && text.contains("nms1") && text.contains("TopK") && text.contains("topk1"))
         }
     }
+
+    /// GatherND folding on crafted int64 indices: 2^63 − 1 (2^63 as a Double, which Int(_:) traps
+    /// on) and NaN are refused with a message, an in-range index still folds.
+    @Test func gatherNDFoldingRefusesHugeIndices() throws {
+        var node = Onnx_NodeProto()
+        node.opType = "GatherND"; node.name = "gnd"; node.input = ["d", "i"]; node.output = ["y"]
+        let data = ConstTensor(shape: [3, 2], values: [1, 2, 3, 4, 5, 6], isInteger: false)
+        let good = try ONNXFolding.evaluate(node, [data, ConstTensor(shape: [1, 1], values: [-1], isInteger: true)],
+                                            shapeOf: [nil, nil], modelDirectory: nil)
+        #expect(good?.first?.values == [5, 6] && good?.first?.shape == [1, 2])
+        for bad in [Double(Int64.max), -Double(Int64.max), .nan, 3] {
+            let indices = ConstTensor(shape: [1, 1], values: [bad], isInteger: true)
+            #expect {
+                _ = try ONNXFolding.evaluate(node, [data, indices], shapeOf: [nil, nil], modelDirectory: nil)
+            } throws: { "\($0)".contains("GatherND 'gnd'") && "\($0)".contains("out of range") }
+        }
+    }
+
 }

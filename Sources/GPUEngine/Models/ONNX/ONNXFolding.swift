@@ -263,14 +263,19 @@ enum ONNXFolding {
             let tuples = indices.count / k
             let outShape = Array(indices.shape.dropLast()) + sliceShape
             _ = try checkedElementCount(outShape, what: "GatherND '\(node.name)'", limit: maxFoldedElements)
+            // The clamped integer view: an int64 index of 2^63 − 1 (2^63 as a Double) or a NaN
+            // would trap in Int(_:), and is out of range anyway.
+            let indexInts = indices.ints
             var out: [Double] = []
             out.reserveCapacity(tuples * sliceSize)
             for t in 0..<tuples {
                 var offset = 0
                 for j in 0..<k {
-                    let raw = Int(indices.values[t * k + j]), dim = data.shape[j]
+                    let raw = indexInts[t * k + j], dim = data.shape[j]
                     let i = raw < 0 ? raw + dim : raw
-                    guard i >= 0, i < dim else { throw EngineError.invalidGraph("GatherND '\(node.name)': index \(raw) out of range for axis \(j) of size \(dim)") }
+                    guard i >= 0, i < dim else {
+                        throw EngineError.invalidGraph("GatherND '\(node.name)': index \(indices.values[t * k + j]) out of range for axis \(j) of size \(dim)")
+                    }
                     offset += i * strides[j]
                 }
                 out.append(contentsOf: data.values[offset..<(offset + sliceSize)])
@@ -412,7 +417,13 @@ enum ONNXFolding {
             for i in 0..<rank { scaleValues[i] = Double(outShape[i]) / Double(max(x.shape[i], 1)) }
         } else if let scales, scales.count == rank {
             scaleValues = scales.values
-            for i in 0..<rank { outShape[i] = Int((Double(x.shape[i]) * scales.values[i]).rounded(.down)) }
+            for i in 0..<rank {
+                let size = (Double(x.shape[i]) * scales.values[i]).rounded(.down)
+                guard size.isFinite, size >= 0, size <= Double(1 << 31) else {
+                    throw EngineError.invalidGraph("Resize '\(node.name)': scale \(scales.values[i]) on axis \(i) of size \(x.shape[i]) gives no valid size")
+                }
+                outShape[i] = Int(size)
+            }
         } else {
             throw EngineError.unsupported("Resize '\(node.name)' needs scales or sizes for every axis")
         }
