@@ -225,4 +225,14 @@ import Testing
         }
     }
 
+    /// `run-tensor` builds the model for the .npy's batch: 0 or a huge N is refused before that.
+    @Test func tensorCheckBatchIsBounded() throws {
+        #expect(try TensorCheck.batch(of: HostTensor(shape: [2, 3, 2, 2], values: (0..<24).map(Float.init))) == 2)
+        #expect(try TensorCheck.batch(of: HostTensor(shape: [256, 1], values: [Float](repeating: 0.5, count: 256))) == 256)
+        for shape in [[0, 3, 2, 2], [257, 1], [100_000, 1]] {
+            let t = HostTensor(shape: shape, values: [Float](repeating: 0.5, count: shape.reduce(1, *)))
+            #expect { _ = try TensorCheck.batch(of: t) } throws: { "\($0)".contains("batch of \(shape[0])") && "\($0)".contains("1…256") }
+        }
+        #expect(throws: EngineError.self) { _ = try TensorCheck.batch(of: HostTensor(shape: [4], values: [1, 2, 3, 4])) }
+    }
 }
