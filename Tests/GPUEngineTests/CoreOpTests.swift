@@ -76,9 +76,11 @@ import Testing
                     a.values = a.values.map { ($0 * 10).rounded() / 10 + 0.05 }
                     b.values = b.values.map { ($0 * 10).rounded() / 10 }
                 case .mod, .fmod:
-                    // |a| in [0.1, 1], |b| in [1.2, 2] with either sign: |a/b| < 0.84, so the quotient
-                    // is 0 or ±1 and a stays ≥ 0.1 from the jumps (a = 0 for mod, none for fmod).
-                    a = rng.tensorAwayFromZero(sa); b = rng.tensor(sb, 1.2, 2)
+                    // |a| in [1.3, 1.8], |b| in [1, 1.1] with either sign: |a/b| in [1.18, 1.8], so
+                    // trunc(a/b) = ±1 (fmod's ∂/∂b = −trunc is exercised) and floor(a/b) is 1 or −2;
+                    // |a| stays ≥ 0.2 from the jumps at |a| = |b| and |a| = 2|b|.
+                    a = rng.tensor(sa, 1.3, 1.8); b = rng.tensor(sb, 1, 1.1)
+                    a.values = a.values.enumerated().map { $0.offset % 2 == 0 ? -$0.element : $0.element }
                     b.values = b.values.enumerated().map { $0.offset % 3 == 1 ? -$0.element : $0.element }
                 default: a = rng.tensor(sa); b = rng.tensor(sb)
                 }
