@@ -124,7 +124,7 @@ public final class Benchmark {
                 }
             }
         }
-        if case .opencl(let cl) = backend.kind { report.programBuildSeconds = cl.buildSeconds }
+        if let cl = backend as? OpenCLBackend { report.programBuildSeconds = cl.buildSeconds }
         report.loadAfter = Self.loadAverage()
         report.peakRSSMB = Self.peakRSSMB()
         return report
@@ -258,7 +258,7 @@ public final class Benchmark {
             }
             let t = try time(step)
             var profile: [KernelProfileEntry]? = nil
-            if options.profile, case .opencl(let cl) = backend.kind {
+            if options.profile, let cl = backend as? OpenCLBackend {
                 cl.resetKernelTimes()
                 cl.profiling = true
                 defer { cl.profiling = false }

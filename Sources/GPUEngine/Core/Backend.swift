@@ -1,17 +1,11 @@
 import Foundation
 
-/// Which concrete backend an operator runs on; operators switch on it to reach their
-/// backend-specific implementation (in `Backends/CPU` and `Backends/OpenCL`).
-public enum BackendKind {
-    case cpu(CPUBackend)
-    case opencl(OpenCLBackend)
-}
-
 /// A place where tensors live and operators run: the CPU reference or an OpenCL device.
+/// Operators reach a backend's kernels through `kernels` (see `KernelBackend`); code that needs
+/// OpenCL-only facts (profiling, device limits) asks `backend as? OpenCLBackend`.
 public protocol Backend: AnyObject, Sendable {
     /// A short name for messages and reports: "cpu" or "opencl:0 (device name)".
     var name: String { get }
-    var kind: BackendKind { get }
     /// Copies host values into a new tensor of this backend.
     func tensor(_ host: HostTensor) throws -> Tensor
     /// A new tensor of `shape` with every element `value`.

@@ -11,7 +11,7 @@ extension Graph {
     /// The second bound is a floor, not the peak, so passing it does not promise the run fits;
     /// failing it means the run cannot. Throws `EngineError.deviceMemory` naming the sizes and the fix.
     public func checkFits(on backend: any Backend, what: String, backward: Bool = true) throws {
-        guard case .opencl(let cl) = backend.kind else { return }
+        guard let cl = backend as? OpenCLBackend else { return }
         let device = cl.context.device
         var largest = (bytes: 0, index: -1)
         var constantBytes = 0

@@ -160,25 +160,14 @@ public struct AffineWarp: Operator {
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         _ = try outputShape([inputs[0].shape])
         let params = try kernelParameters()
-        switch backend.kind {
-        case .cpu(let cpu):
-            return OpResult(try cpu.affineWarpForward(self, inputs[0], params: params))
-        case .opencl(let cl):
-            let p = try cl.tensor(HostTensor(shape: [matrices.count, 16], values: params))
-            return OpResult(try cl.affineWarpForward(self, inputs[0], params: p), saved: [p])
-        }
+        let p = try backend.tensor(HostTensor(shape: [matrices.count, 16], values: params))
+        return OpResult(try backend.kernels.affineWarpForward(self, inputs[0], params: p), saved: [p])
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
         guard context.needsGrad[0] else { return [nil] }
         let inShape = context.inputShapes[0]
-        switch backend.kind {
-        case .cpu(let cpu):
-            return [try cpu.affineWarpBackward(self, gradOutput: context.gradOutput, inputShape: inShape,
-                                               params: try kernelParameters())]
-        case .opencl(let cl):
-            let p = try context.saved.first ?? cl.tensor(HostTensor(shape: [matrices.count, 16], values: kernelParameters()))
-            return [try cl.affineWarpBackward(self, gradOutput: context.gradOutput, inputShape: inShape, params: p)]
-        }
+        let p = try context.saved.first ?? backend.tensor(HostTensor(shape: [matrices.count, 16], values: kernelParameters()))
+        return [try backend.kernels.affineWarpBackward(self, gradOutput: context.gradOutput, inputShape: inShape, params: p)]
     }
 }

@@ -81,11 +81,7 @@ public struct Attention: Operator {
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let s = try AttentionShape(q: inputs[0].shape, k: inputs[1].shape, v: inputs[2].shape, op: typeName)
-        let (o, p): (Tensor, Tensor)
-        switch backend.kind {
-        case .cpu(let cpu): (o, p) = try cpu.attentionForward(inputs[0], inputs[1], inputs[2], shape: s, scale: scale)
-        case .opencl(let cl): (o, p) = try cl.attentionForward(inputs[0], inputs[1], inputs[2], shape: s, scale: scale)
-        }
+        let (o, p) = try backend.kernels.attentionForward(inputs[0], inputs[1], inputs[2], shape: s, scale: scale)
         return OpResult(try o.reshaped(s.lead + [s.tq, s.dv]), saved: [p])
     }
 
@@ -99,15 +95,8 @@ public struct Attention: Operator {
         let q = want[1] ? try context.input(0) : nil
         let k = want[0] ? try context.input(1) : nil
         let v = want[0] || want[1] ? try context.input(2) : nil
-        let grads: (Tensor?, Tensor?, Tensor?)
-        switch backend.kind {
-        case .cpu(let cpu):
-            grads = try cpu.attentionBackward(context.gradOutput, q: q, k: k, v: v, p: p, dP: nil, shape: s, scale: scale,
-                                              want: (want[0], want[1], want[2]))
-        case .opencl(let cl):
-            grads = try cl.attentionBackward(context.gradOutput, q: q, k: k, v: v, p: p, dP: nil, shape: s, scale: scale,
-                                             want: (want[0], want[1], want[2]))
-        }
+        let grads = try backend.kernels.attentionBackward(context.gradOutput, q: q, k: k, v: v, p: p, dP: nil, shape: s,
+                                                          scale: scale, want: (want[0], want[1], want[2]))
         return [try grads.0?.reshaped(shapes[0]), try grads.1?.reshaped(shapes[1]), try grads.2?.reshaped(shapes[2])]
     }
 }
@@ -140,11 +129,7 @@ public struct AttentionProbabilities: Operator {
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let s = try AttentionShape(q: inputs[0].shape, k: inputs[1].shape, v: nil, op: typeName)
-        let p: Tensor
-        switch backend.kind {
-        case .cpu(let cpu): p = try cpu.attentionProbabilities(inputs[0], inputs[1], shape: s, scale: scale)
-        case .opencl(let cl): p = try cl.attentionProbabilities(inputs[0], inputs[1], shape: s, scale: scale)
-        }
+        let p = try backend.kernels.attentionProbabilities(inputs[0], inputs[1], shape: s, scale: scale)
         return OpResult(try p.reshaped(s.lead + [s.tq, s.tk]))
     }
 
@@ -155,15 +140,8 @@ public struct AttentionProbabilities: Operator {
         let want = context.needsGrad
         let q = want[1] ? try context.input(0) : nil
         let k = want[0] ? try context.input(1) : nil
-        let grads: (Tensor?, Tensor?, Tensor?)
-        switch backend.kind {
-        case .cpu(let cpu):
-            grads = try cpu.attentionBackward(nil, q: q, k: k, v: nil, p: p, dP: context.gradOutput, shape: s, scale: scale,
-                                              want: (want[0], want[1], false))
-        case .opencl(let cl):
-            grads = try cl.attentionBackward(nil, q: q, k: k, v: nil, p: p, dP: context.gradOutput, shape: s, scale: scale,
-                                             want: (want[0], want[1], false))
-        }
+        let grads = try backend.kernels.attentionBackward(nil, q: q, k: k, v: nil, p: p, dP: context.gradOutput, shape: s,
+                                                          scale: scale, want: (want[0], want[1], false))
         return [try grads.0?.reshaped(shapes[0]), try grads.1?.reshaped(shapes[1])]
     }
 }

@@ -39,14 +39,8 @@ public struct BatchNorm: Operator {
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         _ = try outputShape(inputs.map(\.shape))
         let (c, inner) = layout(inputs[0].shape)
-        switch backend.kind {
-        case .cpu(let cpu):
-            return OpResult(try cpu.batchNormForward(inputs[0], gamma: inputs[1], beta: inputs[2], mean: inputs[3],
-                                                     variance: inputs[4], epsilon: epsilon, channels: c, inner: inner))
-        case .opencl(let cl):
-            return OpResult(try cl.batchNormForward(inputs[0], gamma: inputs[1], beta: inputs[2], mean: inputs[3],
-                                                    variance: inputs[4], epsilon: epsilon, channels: c, inner: inner))
-        }
+        return OpResult(try backend.kernels.batchNormForward(inputs[0], gamma: inputs[1], beta: inputs[2], mean: inputs[3],
+                                                             variance: inputs[4], epsilon: epsilon, channels: c, inner: inner))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
@@ -55,13 +49,8 @@ public struct BatchNorm: Operator {
         }
         let (c, inner) = layout(context.inputShapes[0])
         let gamma = try context.input(1), variance = try context.input(4)
-        let dx: Tensor
-        switch backend.kind {
-        case .cpu(let cpu):
-            dx = try cpu.batchNormBackward(context.gradOutput, gamma: gamma, variance: variance, epsilon: epsilon, channels: c, inner: inner)
-        case .opencl(let cl):
-            dx = try cl.batchNormBackward(context.gradOutput, gamma: gamma, variance: variance, epsilon: epsilon, channels: c, inner: inner)
-        }
+        let dx = try backend.kernels.batchNormBackward(context.gradOutput, gamma: gamma, variance: variance, epsilon: epsilon,
+                                                       channels: c, inner: inner)
         return [dx, nil, nil, nil, nil]
     }
 }

@@ -130,10 +130,7 @@ func activationInvertibleFromOutput(_ act: Unary) -> Bool {
 
 /// dL/dz for y = act(z), from dL/dy and either z or (for `activationInvertibleFromOutput`) y.
 func activationBackward(_ act: Unary, gradOutput: Tensor, at value: Tensor, on backend: any Backend) throws -> Tensor {
-    switch backend.kind {
-    case .cpu(let cpu): return try cpu.unaryBackward(act, gradOutput: gradOutput, input: value)
-    case .opencl(let cl): return try cl.unaryBackward(act, gradOutput: gradOutput, input: value)
-    }
+    return try backend.kernels.unaryBackward(act, gradOutput: gradOutput, input: value)
 }
 
 /// 2-D convolution (ONNX Conv on NCHW) with an optional fused bias and activation:
@@ -215,11 +212,8 @@ public struct Conv2D: Operator {
         let g = try geometry(inputs.map(\.shape))
         let bias = inputs.count == 3 ? inputs[2] : nil
         let savePre = activation.map { !activationInvertibleFromOutput($0) } ?? false
-        let (out, pre): (Tensor, Tensor?)
-        switch backend.kind {
-        case .cpu(let cpu): (out, pre) = try cpu.convForward(inputs[0], weight: inputs[1], bias: bias, activation: activation, savePre: savePre, geometry: g)
-        case .opencl(let cl): (out, pre) = try cl.convForward(inputs[0], weight: inputs[1], bias: bias, activation: activation, savePre: savePre, geometry: g)
-        }
+        let (out, pre) = try backend.kernels.convForward(inputs[0], weight: inputs[1], bias: bias, activation: activation,
+                                                         savePre: savePre, geometry: g)
         return OpResult(out, saved: pre.map { [$0] } ?? [])
     }
 
@@ -236,10 +230,7 @@ public struct Conv2D: Operator {
         var grads: [Tensor?] = Array(repeating: nil, count: context.inputShapes.count)
         if context.needsGrad[0] {
             let w = try context.input(1)
-            switch backend.kind {
-            case .cpu(let cpu): grads[0] = try cpu.convBackwardInput(dz, weight: w, bias: nil, geometry: g)
-            case .opencl(let cl): grads[0] = try cl.convBackwardInput(dz, weight: w, bias: nil, geometry: g)
-            }
+            grads[0] = try backend.kernels.convBackwardInput(dz, weight: w, bias: nil, geometry: g)
         }
         if context.needsGrad.count == 3, context.needsGrad[2] {
             grads[2] = try backend.run(Reduce(.sum, axes: [0, 2, 3]), dz)
@@ -330,10 +321,7 @@ public struct ConvTranspose2D: Operator {
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let g = try geometry(inputs.map(\.shape))
         let bias = inputs.count == 3 ? inputs[2] : nil
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.convBackwardInput(inputs[0], weight: inputs[1], bias: bias, geometry: g))
-        case .opencl(let cl): return OpResult(try cl.convBackwardInput(inputs[0], weight: inputs[1], bias: bias, geometry: g))
-        }
+        return OpResult(try backend.kernels.convBackwardInput(inputs[0], weight: inputs[1], bias: bias, geometry: g))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
@@ -345,10 +333,7 @@ public struct ConvTranspose2D: Operator {
         var grads: [Tensor?] = Array(repeating: nil, count: context.inputShapes.count)
         if context.needsGrad[0] {
             let w = try context.input(1)
-            switch backend.kind {
-            case .cpu(let cpu): grads[0] = try cpu.convForward(dy, weight: w, bias: nil, activation: nil, savePre: false, geometry: g).output
-            case .opencl(let cl): grads[0] = try cl.convForward(dy, weight: w, bias: nil, activation: nil, savePre: false, geometry: g).output
-            }
+            grads[0] = try backend.kernels.convForward(dy, weight: w, bias: nil, activation: nil, savePre: false, geometry: g).output
         }
         if context.needsGrad.count == 3, context.needsGrad[2] {
             grads[2] = try backend.run(Reduce(.sum, axes: [0, 2, 3]), dy)

@@ -31,18 +31,12 @@ public struct Unary: Operator {
     }
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.unaryForward(self, inputs[0]))
-        case .opencl(let cl): return OpResult(try cl.unaryForward(self, inputs[0]))
-        }
+        return OpResult(try backend.kernels.unaryForward(self, inputs[0]))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
         let x = try context.input(0)
-        switch backend.kind {
-        case .cpu(let cpu): return [try cpu.unaryBackward(self, gradOutput: context.gradOutput, input: x)]
-        case .opencl(let cl): return [try cl.unaryBackward(self, gradOutput: context.gradOutput, input: x)]
-        }
+        return [try backend.kernels.unaryBackward(self, gradOutput: context.gradOutput, input: x)]
     }
 
     /// f(x), in double precision (the CPU reference).
@@ -148,10 +142,7 @@ public struct Binary: Operator {
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let map = try indexMap(inputs[0].shape, inputs[1].shape)
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.binaryForward(self, inputs[0], inputs[1], map: map))
-        case .opencl(let cl): return OpResult(try cl.binaryForward(self, inputs[0], inputs[1], map: map))
-        }
+        return OpResult(try backend.kernels.binaryForward(self, inputs[0], inputs[1], map: map))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
@@ -172,10 +163,7 @@ public struct Binary: Operator {
             default:
                 let a = try context.input(0), b = try context.input(1)
                 let map = try indexMap(a.shape, b.shape)
-                switch backend.kind {
-                case .cpu(let cpu): full = try cpu.binaryGrad(self, which: which, gradOutput: context.gradOutput, a, b, map: map)
-                case .opencl(let cl): full = try cl.binaryGrad(self, which: which, gradOutput: context.gradOutput, a, b, map: map)
-                }
+                full = try backend.kernels.binaryGrad(self, which: which, gradOutput: context.gradOutput, a, b, map: map)
             }
             if full.shape != outShape { full = try backend.run(Expand(shape: outShape), full) }
             grads[which] = try sumToShape(full, shapes[which], on: backend)

@@ -39,10 +39,7 @@ public struct Roll: Operator {
         let x = inputs[0]
         let g = geometry(try outputShape([x.shape]))
         if g.sy == 0 && g.sx == 0 { return OpResult(x) }
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.roll(x, planes: g.planes, height: g.height, width: g.width, sy: g.sy, sx: g.sx))
-        case .opencl(let cl): return OpResult(try cl.roll(x, planes: g.planes, height: g.height, width: g.width, sy: g.sy, sx: g.sx))
-        }
+        return OpResult(try backend.kernels.roll(x, planes: g.planes, height: g.height, width: g.width, sy: g.sy, sx: g.sx))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
@@ -95,26 +92,18 @@ public struct ChannelAffine: Operator {
         let x = inputs[0]
         let out = try outputShape([x.shape])
         let shared = scale.count == x.shape[1]
-        switch backend.kind {
-        case .cpu(let cpu):
-            return OpResult(try cpu.channelAffineForward(x, outShape: out, copies: copies, packed: packed, shared: shared))
-        case .opencl(let cl):
-            let ab = try cl.tensor(HostTensor(shape: [scale.count, 2], values: packed))
-            return OpResult(try cl.channelAffineForward(x, outShape: out, copies: copies, packed: ab, shared: shared), saved: [ab])
-        }
+        let ab = try backend.tensor(HostTensor(shape: [scale.count, 2], values: packed))
+        return OpResult(try backend.kernels.channelAffineForward(x, outShape: out, copies: copies, packed: ab, shared: shared),
+                        saved: [ab])
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
         guard context.needsGrad[0] else { return [nil] }
         let inShape = context.inputShapes[0]
         let shared = scale.count == inShape[1]
-        switch backend.kind {
-        case .cpu(let cpu):
-            return [try cpu.channelAffineBackward(context.gradOutput, inputShape: inShape, copies: copies, packed: packed, shared: shared)]
-        case .opencl(let cl):
-            let ab = try context.saved.first ?? cl.tensor(HostTensor(shape: [scale.count, 2], values: packed))
-            return [try cl.channelAffineBackward(context.gradOutput, inputShape: inShape, copies: copies, packed: ab, shared: shared)]
-        }
+        let ab = try context.saved.first ?? backend.tensor(HostTensor(shape: [scale.count, 2], values: packed))
+        return [try backend.kernels.channelAffineBackward(context.gradOutput, inputShape: inShape, copies: copies, packed: ab,
+                                                          shared: shared)]
     }
 }
 
@@ -171,18 +160,12 @@ public struct NeighborDifferences: Operator {
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let x = inputs[0]
         let out = try outputShape([x.shape])
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.neighborDifferencesForward(self, x, outShape: out))
-        case .opencl(let cl): return OpResult(try cl.neighborDifferencesForward(self, x, outShape: out))
-        }
+        return OpResult(try backend.kernels.neighborDifferencesForward(self, x, outShape: out))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
         guard context.needsGrad[0] else { return [nil] }
         let x = try context.input(0)
-        switch backend.kind {
-        case .cpu(let cpu): return [try cpu.neighborDifferencesBackward(self, gradOutput: context.gradOutput, x)]
-        case .opencl(let cl): return [try cl.neighborDifferencesBackward(self, gradOutput: context.gradOutput, x)]
-        }
+        return [try backend.kernels.neighborDifferencesBackward(self, gradOutput: context.gradOutput, x)]
     }
 }

@@ -51,11 +51,7 @@ public struct LayerNorm: Operator {
         _ = try outputShape(inputs.map(\.shape))
         let weight = inputs.count > 1 ? inputs[1] : nil
         let bias = inputs.count > 2 ? inputs[2] : nil
-        let (y, mean, rstd): (Tensor, Tensor, Tensor)
-        switch backend.kind {
-        case .cpu(let cpu): (y, mean, rstd) = try cpu.layerNormForward(inputs[0], weight: weight, bias: bias, epsilon: epsilon)
-        case .opencl(let cl): (y, mean, rstd) = try cl.layerNormForward(inputs[0], weight: weight, bias: bias, epsilon: epsilon)
-        }
+        let (y, mean, rstd) = try backend.kernels.layerNormForward(inputs[0], weight: weight, bias: bias, epsilon: epsilon)
         return OpResult(y, saved: [mean, rstd])
     }
 
@@ -69,10 +65,7 @@ public struct LayerNorm: Operator {
         if context.needsGrad[0] {
             let x = try context.input(0)
             let weight = context.inputShapes.count > 1 ? try context.input(1) : nil
-            switch backend.kind {
-            case .cpu(let cpu): grads[0] = try cpu.layerNormBackward(dy, x: x, weight: weight, mean: mean, rstd: rstd)
-            case .opencl(let cl): grads[0] = try cl.layerNormBackward(dy, x: x, weight: weight, mean: mean, rstd: rstd)
-            }
+            grads[0] = try backend.kernels.layerNormBackward(dy, x: x, weight: weight, mean: mean, rstd: rstd)
         }
         // Gradients of weight and bias: only reached when they are computed from the graph input.
         let c = context.inputShapes[0].last ?? 1

@@ -85,11 +85,7 @@ public struct MatMul: Operator {
             p.m *= p.batch
             p.batch = 1
         }
-        let out: Tensor
-        switch backend.kind {
-        case .cpu(let cpu): out = try cpu.matmul(a, b, bias: bias, plan: p)
-        case .opencl(let cl): out = try cl.matmul(a, b, bias: bias, plan: p)
-        }
+        let out = try backend.kernels.matmul(a, b, bias: bias, plan: p)
         return OpResult(try out.reshaped(try plan(a.shape, b.shape, bias: bias?.shape).outShape))
     }
 

@@ -89,24 +89,12 @@ public struct Pad: Operator {
         let x = inputs[0]
         let out = try outputShape([x.shape])
         let (begin, _) = try beginEnd(x.shape)
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.padForward(x, outShape: out, begin: begin, mode: mode, value: value))
-        case .opencl(let cl): return OpResult(try cl.padForward(x, outShape: out, begin: begin, mode: mode, value: value))
-        }
+        return OpResult(try backend.kernels.padForward(x, outShape: out, begin: begin, mode: mode, value: value))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
         let inShape = context.inputShapes[0]
         let (begin, end) = try beginEnd(inShape)
-        switch backend.kind {
-        case .cpu(let cpu): return [try cpu.padBackward(context.gradOutput, inShape: inShape, begin: begin, mode: mode)]
-        case .opencl(let cl):
-            // One gather per padded axis: dy's axis shrinks back to the input's size.
-            var g = context.gradOutput
-            for axis in inShape.indices where begin[axis] > 0 || end[axis] > 0 {
-                g = try cl.padBackwardAxis(g, axis: axis, inSize: inShape[axis], begin: begin[axis], mode: mode)
-            }
-            return [g]
-        }
+        return [try backend.kernels.padBackward(context.gradOutput, inShape: inShape, begin: begin, end: end, mode: mode)]
     }
 }

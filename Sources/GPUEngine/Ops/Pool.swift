@@ -98,11 +98,7 @@ public struct MaxPool2D: Operator {
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let g = try geometry(inputs.map(\.shape))
-        let (y, argmax): (Tensor, Tensor)
-        switch backend.kind {
-        case .cpu(let cpu): (y, argmax) = try cpu.maxPoolForward(inputs[0], geometry: g)
-        case .opencl(let cl): (y, argmax) = try cl.maxPoolForward(inputs[0], geometry: g)
-        }
+        let (y, argmax) = try backend.kernels.maxPoolForward(inputs[0], geometry: g)
         return OpResult(y, saved: [argmax])
     }
 
@@ -111,10 +107,7 @@ public struct MaxPool2D: Operator {
         guard let argmax = context.saved.first else {
             throw EngineError.invalidGraph("MaxPool2D backward needs the saved arg-max, which the forward pass did not keep")
         }
-        switch backend.kind {
-        case .cpu(let cpu): return [try cpu.maxPoolBackward(context.gradOutput, argmax: argmax, geometry: g)]
-        case .opencl(let cl): return [try cl.maxPoolBackward(context.gradOutput, argmax: argmax, geometry: g)]
-        }
+        return [try backend.kernels.maxPoolBackward(context.gradOutput, argmax: argmax, geometry: g)]
     }
 }
 
@@ -156,18 +149,12 @@ public struct AveragePool2D: Operator {
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let g = try geometry(inputs.map(\.shape))
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.avgPoolForward(inputs[0], geometry: g, countIncludePad: countIncludePad))
-        case .opencl(let cl): return OpResult(try cl.avgPoolForward(inputs[0], geometry: g, countIncludePad: countIncludePad))
-        }
+        return OpResult(try backend.kernels.avgPoolForward(inputs[0], geometry: g, countIncludePad: countIncludePad))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
         let g = try geometry(context.inputShapes)
-        switch backend.kind {
-        case .cpu(let cpu): return [try cpu.avgPoolBackward(context.gradOutput, geometry: g, countIncludePad: countIncludePad)]
-        case .opencl(let cl): return [try cl.avgPoolBackward(context.gradOutput, geometry: g, countIncludePad: countIncludePad)]
-        }
+        return [try backend.kernels.avgPoolBackward(context.gradOutput, geometry: g, countIncludePad: countIncludePad)]
     }
 }
 

@@ -5,10 +5,7 @@
 func copyStrided(into dst: Tensor, dstOffset: Int, from src: Tensor, srcOffset: Int, map: IndexMap,
                  on backend: any Backend) throws {
     let m = map.simplified()
-    switch backend.kind {
-    case .cpu(let cpu): try cpu.copyStrided(into: dst, dstOffset: dstOffset, from: src, srcOffset: srcOffset, map: m)
-    case .opencl(let cl): try cl.copyStrided(into: dst, dstOffset: dstOffset, from: src, srcOffset: srcOffset, map: m)
-    }
+    try backend.kernels.copyStrided(into: dst, dstOffset: dstOffset, from: src, srcOffset: srcOffset, map: m)
 }
 
 /// A new tensor of `shape` whose element i is src[srcOffset + off1(i)] (map over `shape`, s0 ignored).

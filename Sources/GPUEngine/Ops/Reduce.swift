@@ -67,10 +67,7 @@ public struct Reduce: Operator {
         let kept = try IndexMap(dims: keptDims, strides0: keptStrides, strides1: keptStrides).simplified()
         let red = try IndexMap(dims: redDims, strides0: redStrides, strides1: redStrides).simplified()
         let outShape = try outputShape([x.shape])
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.reduceSum(x, outShape: outShape, kept: kept, reduced: red, scale: scale))
-        case .opencl(let cl): return OpResult(try cl.reduceSum(x, outShape: outShape, kept: kept, reduced: red, scale: scale))
-        }
+        return OpResult(try backend.kernels.reduceSum(x, outShape: outShape, kept: kept, reduced: red, scale: scale))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
@@ -82,10 +79,7 @@ public struct Reduce: Operator {
             let x = try context.input(0)
             let norm = try backend.run(Expand(shape: inShape), context.requireOutput().reshaped(keptShape))
             let gFull = try backend.run(Expand(shape: inShape), g)
-            switch backend.kind {
-            case .cpu(let cpu): return [try cpu.reduceL2Backward(gradOutput: gFull, input: x, norm: norm)]
-            case .opencl(let cl): return [try cl.reduceL2Backward(gradOutput: gFull, input: x, norm: norm)]
-            }
+            return [try backend.kernels.reduceL2Backward(gradOutput: gFull, input: x, norm: norm)]
         }
         if kind == .mean {
             let n = reduced.map { inShape[$0] }.reduce(1, *)

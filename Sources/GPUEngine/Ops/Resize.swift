@@ -183,18 +183,12 @@ public struct Resize: Operator {
         let x = inputs[0]
         let outShape = try outputShape([x.shape])
         let (ty, tx) = try tables(x.shape)
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.resizeForward(x, outShape: outShape, rows: ty, cols: tx))
-        case .opencl(let cl): return OpResult(try cl.resizeForward(x, outShape: outShape, rows: ty, cols: tx))
-        }
+        return OpResult(try backend.kernels.resizeForward(x, outShape: outShape, rows: ty, cols: tx))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
         let inShape = context.inputShapes[0]
         let (ty, tx) = try tables(inShape)
-        switch backend.kind {
-        case .cpu(let cpu): return [try cpu.resizeBackward(context.gradOutput, inShape: inShape, rows: ty, cols: tx)]
-        case .opencl(let cl): return [try cl.resizeBackward(context.gradOutput, inShape: inShape, rows: ty, cols: tx)]
-        }
+        return [try backend.kernels.resizeBackward(context.gradOutput, inShape: inShape, rows: ty, cols: tx)]
     }
 }

@@ -49,19 +49,13 @@ extension AxisSoftmaxOperator {
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let view = try SoftmaxView(inputs[0].shape, axis: axis, op: typeName)
-        switch backend.kind {
-        case .cpu(let cpu): return OpResult(try cpu.softmaxForward(inputs[0], view: view, log: isLog))
-        case .opencl(let cl): return OpResult(try cl.softmaxForward(inputs[0], view: view, log: isLog))
-        }
+        return OpResult(try backend.kernels.softmaxForward(inputs[0], view: view, log: isLog))
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
         let y = try context.requireOutput()
         let view = try SoftmaxView(y.shape, axis: axis, op: typeName)
-        switch backend.kind {
-        case .cpu(let cpu): return [try cpu.softmaxBackward(context.gradOutput, output: y, view: view, log: isLog)]
-        case .opencl(let cl): return [try cl.softmaxBackward(context.gradOutput, output: y, view: view, log: isLog)]
-        }
+        return [try backend.kernels.softmaxBackward(context.gradOutput, output: y, view: view, log: isLog)]
     }
 }
 

@@ -92,14 +92,8 @@ public final class AdamOptimizer: @unchecked Sendable {
         let rootBC2 = Float((1 - beta2Power).squareRoot())
         let sign: Float = config.maximize ? -1 : 1
         guard parameters.count > 0 else { return }
-        switch backend.kind {
-        case .cpu(let cpu):
-            try cpu.adamStep(parameters: parameters, gradient: gradient, m: m, v: v, beta1: config.beta1, beta2: config.beta2,
-                             stepSize: stepSize, rootBiasCorrection2: rootBC2, eps: config.eps, gradientSign: sign)
-        case .opencl(let cl):
-            try cl.adamStep(parameters: parameters, gradient: gradient, m: m, v: v, beta1: config.beta1, beta2: config.beta2,
-                            stepSize: stepSize, rootBiasCorrection2: rootBC2, eps: config.eps, gradientSign: sign)
-        }
+        try backend.kernels.adamStep(parameters: parameters, gradient: gradient, m: m, v: v, beta1: config.beta1, beta2: config.beta2,
+                                     stepSize: stepSize, rootBiasCorrection2: rootBC2, eps: config.eps, gradientSign: sign)
     }
 }
 
@@ -107,19 +101,13 @@ public final class AdamOptimizer: @unchecked Sendable {
 public func clampInPlace(_ tensor: Tensor, low: Float = 0, high: Float = 1, on backend: any Backend) throws {
     guard low <= high else { throw EngineError.invalidAttribute("clamp range [\(low), \(high)] is empty") }
     guard tensor.count > 0 else { return }
-    switch backend.kind {
-    case .cpu(let cpu): try cpu.clampInPlace(tensor, low: low, high: high)
-    case .opencl(let cl): try cl.clampInPlace(tensor, low: low, high: high)
-    }
+    try backend.kernels.clampInPlace(tensor, low: low, high: high)
 }
 
 /// True when no element of `tensor` is NaN or ±Inf. On OpenCL: one small kernel and a 4-byte read.
 public func allFinite(_ tensor: Tensor, on backend: any Backend) throws -> Bool {
     guard tensor.count > 0 else { return true }
-    switch backend.kind {
-    case .cpu(let cpu): return try cpu.allFinite(tensor)
-    case .opencl(let cl): return try cl.allFinite(tensor)
-    }
+    return try backend.kernels.allFinite(tensor)
 }
 
 /// Throws `EngineError.numerical` naming `what` and `step` when `tensor` holds NaN or Inf.
@@ -139,11 +127,7 @@ public func blurInPlace(_ tensor: Tensor, amount: Float, on backend: any Backend
     }
     guard amount > 0, tensor.count > 0 else { return }
     let planes = tensor.shape[0] * tensor.shape[1], h = tensor.shape[2], w = tensor.shape[3]
-    let blurred: Tensor
-    switch backend.kind {
-    case .cpu(let cpu): blurred = try cpu.blurStep(tensor, planes: planes, height: h, width: w, amount: amount)
-    case .opencl(let cl): blurred = try cl.blurStep(tensor, planes: planes, height: h, width: w, amount: amount)
-    }
+    let blurred = try backend.kernels.blurStep(tensor, planes: planes, height: h, width: w, amount: amount)
     let map = try IndexMap(dims: [tensor.count], strides0: [1], strides1: [1])
     try copyStrided(into: tensor, dstOffset: 0, from: blurred, srcOffset: 0, map: map, on: backend)
 }

@@ -2,9 +2,8 @@ import Foundation
 
 /// The CPU reference backend: plain Swift loops (matrix products through OpenBLAS's cblas).
 /// It is the oracle the OpenCL kernels are tested against, and the `--device cpu` fallback.
-public final class CPUBackend: Backend, @unchecked Sendable {
+public final class CPUBackend: Backend, KernelBackend, @unchecked Sendable {
     public let name = "cpu"
-    public var kind: BackendKind { .cpu(self) }
 
     public init() {}
 

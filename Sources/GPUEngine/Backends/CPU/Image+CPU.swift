@@ -1,7 +1,7 @@
 import Foundation
 
-// CPU references of the image-side kernels (image.cl, optim.cl): affine warp, blur step,
-// Adam, clamp, finiteness check. Plain loops; the warp's backward is a scatter, so it is
+// CPU references of the image-side kernels (image.cl): affine warp, blur step, roll, channel
+// affine, neighbour differences (the optimizer steps are in Optimizer+CPU.swift). Plain loops; the warp's backward is a scatter, so it is
 // checked against the OpenCL gather by an independent route.
 
 extension CPUBackend {
@@ -19,7 +19,7 @@ extension CPUBackend {
         return (sx, sy)
     }
 
-    func affineWarpForward(_ op: AffineWarp, _ x: Tensor, params: [Float]) throws -> Tensor {
+    func affineWarpForward(_ op: AffineWarp, _ x: Tensor, params: Tensor) throws -> Tensor {
         let (n, c, h, w) = (x.shape[0] * op.copies, x.shape[1], x.shape[2], x.shape[3])
         let (ho, wo) = (op.outputHeight, op.outputWidth)
         let out = make([n, c, ho, wo])
@@ -31,8 +31,9 @@ extension CPUBackend {
             if i >= -pad && i < w + pad && j >= -pad && j < h + pad { return Double(padValue) }
             return Double(fill)
         }
-        try params.withUnsafeBufferPointer { pb in
-            guard let base = pb.baseAddress else { throw EngineError.invalidAttribute("AffineWarp: no matrices") }
+        do {
+            guard params.count > 0 else { throw EngineError.invalidAttribute("AffineWarp: no matrices") }
+            let base = UnsafePointer(try params.host().pointer)
             for image in 0..<n {
                 let p = base + (op.matrices.count == 1 ? 0 : image * 16)
                 for yo in 0..<ho {
@@ -54,14 +55,15 @@ extension CPUBackend {
     }
 
     /// Scatter: each output pixel adds its four bilinear weights times dy into the real input pixels.
-    func affineWarpBackward(_ op: AffineWarp, gradOutput g: Tensor, inputShape: [Int], params: [Float]) throws -> Tensor {
+    func affineWarpBackward(_ op: AffineWarp, gradOutput g: Tensor, inputShape: [Int], params: Tensor) throws -> Tensor {
         let (n, c, h, w) = (inputShape[0] * op.copies, inputShape[1], inputShape[2], inputShape[3])
         let (ho, wo) = (op.outputHeight, op.outputWidth)
         let dx = make(inputShape)
         let gp = try g.host().pointer, dp = try dx.host().pointer
         var acc = [Double](repeating: 0, count: inputShape[0] * c * h * w)
-        try params.withUnsafeBufferPointer { pb in
-            guard let base = pb.baseAddress else { throw EngineError.invalidAttribute("AffineWarp: no matrices") }
+        do {
+            guard params.count > 0 else { throw EngineError.invalidAttribute("AffineWarp: no matrices") }
+            let base = UnsafePointer(try params.host().pointer)
             for image in 0..<n {
                 let p = base + (op.matrices.count == 1 ? 0 : image * 16)
                 for yo in 0..<ho {
@@ -111,30 +113,6 @@ extension CPUBackend {
         return out
     }
 
-    /// PyTorch's Adam update, in place on p, m, v (see `adamStep` in Optimizer.swift for the math).
-    func adamStep(parameters p: Tensor, gradient g: Tensor, m: Tensor, v: Tensor, beta1: Float, beta2: Float,
-                  stepSize: Float, rootBiasCorrection2: Float, eps: Float, gradientSign: Float) throws {
-        let pp = try p.host().pointer, gp = try g.host().pointer, mp = try m.host().pointer, vp = try v.host().pointer
-        for i in 0..<p.count {
-            let grad = gradientSign * gp[i]
-            mp[i] = mp[i] + (1 - beta1) * (grad - mp[i])
-            vp[i] = beta2 * vp[i] + (1 - beta2) * grad * grad
-            let denom = vp[i].squareRoot() / rootBiasCorrection2 + eps
-            pp[i] -= stepSize * mp[i] / denom
-        }
-    }
-
-    func clampInPlace(_ t: Tensor, low: Float, high: Float) throws {
-        let p = try t.host().pointer
-        for i in 0..<t.count { p[i] = min(max(p[i], low), high) }
-    }
-
-    func allFinite(_ t: Tensor) throws -> Bool {
-        let p = try t.host().pointer
-        for i in 0..<t.count where !p[i].isFinite { return false }
-        return true
-    }
-
     /// torch.roll over the last two axes (shifts already in [0, H) and [0, W)).
     func roll(_ x: Tensor, planes: Int, height h: Int, width w: Int, sy: Int, sx: Int) throws -> Tensor {
         let out = make(x.shape)
@@ -150,9 +128,9 @@ extension CPUBackend {
     }
 
     /// y[r, c] = scale·x[r / copies, c] + shift, (scale, shift) pairs in `packed` per channel or per (row, channel).
-    func channelAffineForward(_ x: Tensor, outShape: [Int], copies: Int, packed: [Float], shared: Bool) throws -> Tensor {
+    func channelAffineForward(_ x: Tensor, outShape: [Int], copies: Int, packed: Tensor, shared: Bool) throws -> Tensor {
         let out = make(outShape)
-        let xp = try x.host().pointer, yp = try out.host().pointer
+        let xp = try x.host().pointer, yp = try out.host().pointer, packed = try packed.host().pointer
         let (rows, c, hw) = (outShape[0], outShape[1], outShape[2] * outShape[3])
         for r in 0..<rows {
             for ch in 0..<c {
@@ -166,9 +144,9 @@ extension CPUBackend {
     }
 
     /// dx[n, c] = Σ_k scale[n·copies + k, c]·dy[n·copies + k, c].
-    func channelAffineBackward(_ g: Tensor, inputShape: [Int], copies: Int, packed: [Float], shared: Bool) throws -> Tensor {
+    func channelAffineBackward(_ g: Tensor, inputShape: [Int], copies: Int, packed: Tensor, shared: Bool) throws -> Tensor {
         let dx = make(inputShape)
-        let gp = try g.host().pointer, dp = try dx.host().pointer
+        let gp = try g.host().pointer, dp = try dx.host().pointer, packed = try packed.host().pointer
         let (c, hw) = (inputShape[1], inputShape[2] * inputShape[3])
         for r in 0..<(inputShape[0] * copies) {
             for ch in 0..<c {

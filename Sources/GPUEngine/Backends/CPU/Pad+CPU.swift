@@ -37,7 +37,7 @@ extension CPUBackend {
         return y
     }
 
-    func padBackward(_ dy: Tensor, inShape: [Int], begin: [Int], mode: PadMode) throws -> Tensor {
+    func padBackward(_ dy: Tensor, inShape: [Int], begin: [Int], end: [Int], mode: PadMode) throws -> Tensor {
         let dx = make(inShape)
         let dyp = try dy.host().pointer, dxp = try dx.host().pointer
         forEachPadded(outShape: dy.shape, inShape: inShape, begin: begin, mode: mode) { o, src in

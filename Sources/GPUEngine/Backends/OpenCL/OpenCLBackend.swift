@@ -3,10 +3,9 @@ import Kernels
 
 /// The OpenCL backend: every operator runs as OpenCL C kernels from `Sources/Kernels` on one device.
 /// Programs are built once per (file, options) and cached; kernels are looked up by name.
-public final class OpenCLBackend: Backend, @unchecked Sendable {
+public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
     public let context: CLContext
     public var name: String { "opencl:\(context.device.index) (\(context.device.name))" }
-    public var kind: BackendKind { .opencl(self) }
 
     /// True for CPU OpenCL devices (PoCL), which need explicit work-group sizes.
     let isCPUDevice: Bool

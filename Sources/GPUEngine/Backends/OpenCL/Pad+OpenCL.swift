@@ -29,8 +29,17 @@ extension OpenCLBackend {
         return y
     }
 
+    /// One gather per padded axis: dy's axis shrinks back to the input's size.
+    func padBackward(_ dy: Tensor, inShape: [Int], begin: [Int], end: [Int], mode: PadMode) throws -> Tensor {
+        var g = dy
+        for axis in inShape.indices where begin[axis] > 0 || end[axis] > 0 {
+            g = try padBackwardAxis(g, axis: axis, inSize: inShape[axis], begin: begin[axis], mode: mode)
+        }
+        return g
+    }
+
     /// dy with axis `axis` folded back from its padded size to `inSize`.
-    func padBackwardAxis(_ dy: Tensor, axis: Int, inSize: Int, begin: Int, mode: PadMode) throws -> Tensor {
+    private func padBackwardAxis(_ dy: Tensor, axis: Int, inSize: Int, begin: Int, mode: PadMode) throws -> Tensor {
         var shape = dy.shape
         let nOut = shape[axis]
         shape[axis] = inSize
