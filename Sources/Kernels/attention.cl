@@ -108,44 +108,12 @@ inline void att_rows_times_matrix(__global float* O, int ldo, int nrows,
     }
 }
 
-inline float att_hmax8(float8 v) {
-    float4 m = fmax(v.lo, v.hi);
-    float2 n = fmax(m.lo, m.hi);
-    return fmax(n.x, n.y);
-}
-
-inline float att_hsum8(float8 v) {
-    float4 s = v.lo + v.hi;
-    float2 t = s.lo + s.hi;
-    return t.x + t.y;
-}
-
-// p[0 .. n) = softmax(p[0 .. n)) in place (subtracting the row maximum).
-inline void att_softmax_row(__global float* p, int n) {
-    const int n8 = n & ~7;
-    float8 m8 = (float8)(-INFINITY);
-    for (int j = 0; j < n8; j += 8) m8 = fmax(m8, vload8(0, p + j));
-    float m = att_hmax8(m8);
-    for (int j = n8; j < n; ++j) m = fmax(m, p[j]);
-    float8 s8 = 0.0f;
-    for (int j = 0; j < n8; j += 8) {
-        const float8 e = exp(vload8(0, p + j) - m);
-        vstore8(e, 0, p + j);
-        s8 += e;
-    }
-    float s = att_hsum8(s8);
-    for (int j = n8; j < n; ++j) { const float e = exp(p[j] - m); p[j] = e; s += e; }
-    const float inv = 1.0f / s;
-    for (int j = 0; j < n8; j += 8) vstore8(vload8(0, p + j) * inv, 0, p + j);
-    for (int j = n8; j < n; ++j) p[j] *= inv;
-}
-
 // ds[j] = scale · p[j] · (dp[j] − Σ_k p[k]·dp[k]) for j < n (ds may alias dp).
 inline void att_ds_row(__global float* ds, __global const float* dp, __global const float* p, int n, float scale) {
     const int n8 = n & ~7;
     float8 d8 = 0.0f;
     for (int j = 0; j < n8; j += 8) d8 = fma(vload8(0, p + j), vload8(0, dp + j), d8);
-    float delta = att_hsum8(d8);
+    float delta = hsum8(d8);
     for (int j = n8; j < n; ++j) delta = fma(p[j], dp[j], delta);
     for (int j = 0; j < n8; j += 8) vstore8(scale * vload8(0, p + j) * (vload8(0, dp + j) - delta), 0, ds + j);
     for (int j = n8; j < n; ++j) ds[j] = scale * p[j] * (dp[j] - delta);
@@ -162,7 +130,7 @@ __kernel void attention_forward(__global float* O, __global float* P,
     const int nrows = min(AR, Tq - i0);
     __global float* p = P + ((size_t)bh * Tq + i0) * Tk;
     att_scores(p, Tk, nrows, Q + ((size_t)bh * Tq + i0) * D, D, D, Kt + (size_t)bh * D * Tkp, Tkp, Tk, scale);
-    for (int r = 0; r < nrows; ++r) att_softmax_row(p + (size_t)r * Tk, Tk);
+    for (int r = 0; r < nrows; ++r) softmax_row(p + (size_t)r * Tk, p + (size_t)r * Tk, Tk);
     if (write_o) {
         att_rows_times_matrix(O + ((size_t)bh * Tq + i0) * Dv, Dv, nrows, p, Tk, 1, Tk,
                               V + (size_t)bh * Tk * Dv, Dv, Dv);

@@ -4,12 +4,6 @@
 // mean, rstd: [rows] (saved by forward for backward). weight, bias: [C].
 // One work item per row; rows are read with vload8 (any float alignment is fine) plus a scalar tail.
 
-inline float ln_hsum8(float8 v) {
-    float4 s = v.lo + v.hi;
-    float2 t = s.lo + s.hi;
-    return t.x + t.y;
-}
-
 // mean_r = Σ_c x[r,c] / C;  var_r = Σ_c (x[r,c] − mean_r)² / C (biased, two passes);
 // rstd_r = 1 / sqrt(var_r + eps);  y[r,c] = (x[r,c] − mean_r)·rstd_r·w[c] + b[c]
 // (w = 1 when has_weight = 0, b = 0 when has_bias = 0; unused pointers may alias y).
@@ -25,13 +19,13 @@ __kernel void layernorm_forward(__global float* y, __global float* mean_out, __g
 
     float8 acc = 0.0f;
     for (int c = 0; c < C8; c += 8) acc += vload8(0, xr + c);
-    float sum = ln_hsum8(acc);
+    float sum = hsum8(acc);
     for (int c = C8; c < C; ++c) sum += xr[c];
     const float mean = sum / (float)C;
 
     float8 acc2 = 0.0f;
     for (int c = 0; c < C8; c += 8) { float8 d = vload8(0, xr + c) - mean; acc2 = fma(d, d, acc2); }
-    float var = ln_hsum8(acc2);
+    float var = hsum8(acc2);
     for (int c = C8; c < C; ++c) { float d = xr[c] - mean; var = fma(d, d, var); }
     var /= (float)C;
     const float rstd = rsqrt(var + eps);
@@ -75,7 +69,7 @@ __kernel void layernorm_backward_x(__global float* dx,
         sg8 += g;
         sgx8 = fma(g, xh, sgx8);
     }
-    float sg = ln_hsum8(sg8), sgx = ln_hsum8(sgx8);
+    float sg = hsum8(sg8), sgx = hsum8(sgx8);
     for (int c = C8; c < C; ++c) {
         float g = gr[c] * (has_weight ? w[c] : 1.0f);
         sg += g;

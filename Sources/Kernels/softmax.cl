@@ -6,45 +6,13 @@
 // otherwise neighbouring work items read neighbouring addresses.
 // Global size: [outer * inner].
 
-inline float sm_hmax8(float8 v) {
-    float4 m = fmax(v.lo, v.hi);
-    float2 n = fmax(m.lo, m.hi);
-    return fmax(n.x, n.y);
-}
-
-inline float sm_hsum8(float8 v) {
-    float4 s = v.lo + v.hi;
-    float2 t = s.lo + s.hi;
-    return t.x + t.y;
-}
-
-// Contiguous rows (inner = 1): y[0 .. n) = softmax(x[0 .. n)), 8 lanes at a time plus a scalar tail.
-inline void sm_softmax_row(__global float* y, __global const float* x, int n) {
-    const int n8 = n & ~7;
-    float8 m8 = (float8)(-INFINITY);
-    for (int k = 0; k < n8; k += 8) m8 = fmax(m8, vload8(0, x + k));
-    float m = sm_hmax8(m8);
-    for (int k = n8; k < n; ++k) m = fmax(m, x[k]);
-    float8 s8 = 0.0f;
-    for (int k = 0; k < n8; k += 8) {
-        const float8 e = exp(vload8(0, x + k) - m);
-        vstore8(e, 0, y + k);
-        s8 += e;
-    }
-    float sum = sm_hsum8(s8);
-    for (int k = n8; k < n; ++k) { const float e = exp(x[k] - m); y[k] = e; sum += e; }
-    const float inv = 1.0f / sum;
-    for (int k = 0; k < n8; k += 8) vstore8(vload8(0, y + k) * inv, 0, y + k);
-    for (int k = n8; k < n; ++k) y[k] *= inv;
-}
-
 // y = exp(x − max) / Σ exp(x − max)
 __kernel void softmax_forward(__global float* y, __global const float* x, int outer, int n, int inner) {
     const int id = get_global_id(0);
     if (id >= outer * inner) return;
     const int o = id / inner, i = id - o * inner;
     const size_t base = (size_t)o * n * inner + i;
-    if (inner == 1) { sm_softmax_row(y + base, x + base, n); return; }
+    if (inner == 1) { softmax_row(y + base, x + base, n); return; }
     float m = -INFINITY;
     for (int k = 0; k < n; ++k) m = fmax(m, x[base + (size_t)k * inner]);
     float sum = 0.0f;
@@ -71,7 +39,7 @@ __kernel void softmax_backward_x(__global float* dx, __global const float* dy, _
         const int n8 = n & ~7;
         float8 dot8 = 0.0f;
         for (int k = 0; k < n8; k += 8) dot8 = fma(vload8(0, g + k), vload8(0, p + k), dot8);
-        float dot = sm_hsum8(dot8);
+        float dot = hsum8(dot8);
         for (int k = n8; k < n; ++k) dot = fma(g[k], p[k], dot);
         for (int k = 0; k < n8; k += 8) vstore8(vload8(0, p + k) * (vload8(0, g + k) - dot), 0, d + k);
         for (int k = n8; k < n; ++k) d[k] = p[k] * (g[k] - dot);
