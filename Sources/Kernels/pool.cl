@@ -21,6 +21,36 @@ inline int pool_taps(int o, int s, int pad, int d, int taps, int lo, int hi) {
     return count;
 }
 
+// Runs BODY for every tap (ky, kx) of output window (oy, ox) that lies inside the input, in row-major
+// window order, with the tap's input position in `iy`, `ix` (the forward loops of both poolings).
+#define POOL_FOR_EACH_TAP(g, oy, ox, ...)                              \
+    for (int ky = 0; ky < (g).kh; ++ky) {                              \
+        const int iy = (oy) * (g).sh - (g).pt + ky * (g).dh;           \
+        if (iy < 0 || iy >= (g).h) continue;                           \
+        for (int kx = 0; kx < (g).kw; ++kx) {                          \
+            const int ix = (ox) * (g).sw - (g).pl + kx * (g).dw;       \
+            if (ix < 0 || ix >= (g).w) continue;                       \
+            __VA_ARGS__                                                \
+        }                                                              \
+    }
+
+// Runs BODY for every output window (oy, ox) with a tap on input pixel (iy, ix), in (ky, kx) order,
+// with the window in `oy`, `ox` (the gathers of both backward kernels: no atomics).
+#define POOL_FOR_EACH_WINDOW_CONTAINING(g, iy, ix, ...)                \
+    for (int ky = 0; ky < (g).kh; ++ky) {                              \
+        const int ny = (iy) + (g).pt - ky * (g).dh;                    \
+        if (ny < 0 || ny % (g).sh != 0) continue;                      \
+        const int oy = ny / (g).sh;                                    \
+        if (oy >= (g).oh) continue;                                    \
+        for (int kx = 0; kx < (g).kw; ++kx) {                          \
+            const int nx = (ix) + (g).pl - kx * (g).dw;                \
+            if (nx < 0 || nx % (g).sw != 0) continue;                  \
+            const int ox = nx / (g).sw;                                \
+            if (ox >= (g).ow) continue;                                \
+            __VA_ARGS__                                                \
+        }                                                              \
+    }
+
 // The divisor of average pooling at (oy, ox): taps inside the input, or inside the padded input.
 inline int avgpool_count(const pool_geom* g, int oy, int ox, int include_pad) {
     int rows = include_pad ? pool_taps(oy, g->sh, g->pt, g->dh, g->kh, -g->pt, g->h + g->pb)
@@ -39,16 +69,10 @@ __kernel void maxpool2d_forward(__global float* y, __global float* argmax, __glo
     __global const float* plane = x + p * g.h * g.w;
     float best = 0.0f;
     int arg = -1;
-    for (int ky = 0; ky < g.kh; ++ky) {
-        const int iy = oy * g.sh - g.pt + ky * g.dh;
-        if (iy < 0 || iy >= g.h) continue;
-        for (int kx = 0; kx < g.kw; ++kx) {
-            const int ix = ox * g.sw - g.pl + kx * g.dw;
-            if (ix < 0 || ix >= g.w) continue;
-            const float v = plane[iy * g.w + ix];
-            if (arg < 0 || v > best) { best = v; arg = iy * g.w + ix; }
-        }
-    }
+    POOL_FOR_EACH_TAP(g, oy, ox, {
+        const float v = plane[iy * g.w + ix];
+        if (arg < 0 || v > best) { best = v; arg = iy * g.w + ix; }
+    });
     const int o = (p * g.oh + oy) * g.ow + ox;
     y[o] = best;
     argmax[o] = (float)arg;
@@ -63,20 +87,10 @@ __kernel void maxpool2d_backward_input(__global float* dx, __global const float*
     const float here = (float)(iy * g.w + ix);
     const int base = p * g.oh * g.ow;
     float sum = 0.0f;
-    for (int ky = 0; ky < g.kh; ++ky) {
-        const int ny = iy + g.pt - ky * g.dh;
-        if (ny < 0 || ny % g.sh != 0) continue;
-        const int oy = ny / g.sh;
-        if (oy >= g.oh) continue;
-        for (int kx = 0; kx < g.kw; ++kx) {
-            const int nx = ix + g.pl - kx * g.dw;
-            if (nx < 0 || nx % g.sw != 0) continue;
-            const int ox = nx / g.sw;
-            if (ox >= g.ow) continue;
-            const int o = base + oy * g.ow + ox;
-            if (argmax[o] == here) sum += dy[o];
-        }
-    }
+    POOL_FOR_EACH_WINDOW_CONTAINING(g, iy, ix, {
+        const int o = base + oy * g.ow + ox;
+        if (argmax[o] == here) sum += dy[o];
+    });
     dx[(p * g.h + iy) * g.w + ix] = sum;
 }
 
@@ -87,14 +101,7 @@ __kernel void avgpool2d_forward(__global float* y, __global const float* x, pool
     if (ox >= g.ow || oy >= g.oh || p >= g.planes) return;
     __global const float* plane = x + p * g.h * g.w;
     float sum = 0.0f;
-    for (int ky = 0; ky < g.kh; ++ky) {
-        const int iy = oy * g.sh - g.pt + ky * g.dh;
-        if (iy < 0 || iy >= g.h) continue;
-        for (int kx = 0; kx < g.kw; ++kx) {
-            const int ix = ox * g.sw - g.pl + kx * g.dw;
-            if (ix >= 0 && ix < g.w) sum += plane[iy * g.w + ix];
-        }
-    }
+    POOL_FOR_EACH_TAP(g, oy, ox, { sum += plane[iy * g.w + ix]; });
     const int count = avgpool_count(&g, oy, ox, include_pad);
     y[(p * g.oh + oy) * g.ow + ox] = count > 0 ? sum / (float)count : 0.0f;
 }
@@ -106,19 +113,9 @@ __kernel void avgpool2d_backward_input(__global float* dx, __global const float*
     if (ix >= g.w || iy >= g.h || p >= g.planes) return;
     const int base = p * g.oh * g.ow;
     float sum = 0.0f;
-    for (int ky = 0; ky < g.kh; ++ky) {
-        const int ny = iy + g.pt - ky * g.dh;
-        if (ny < 0 || ny % g.sh != 0) continue;
-        const int oy = ny / g.sh;
-        if (oy >= g.oh) continue;
-        for (int kx = 0; kx < g.kw; ++kx) {
-            const int nx = ix + g.pl - kx * g.dw;
-            if (nx < 0 || nx % g.sw != 0) continue;
-            const int ox = nx / g.sw;
-            if (ox >= g.ow) continue;
-            const int count = avgpool_count(&g, oy, ox, include_pad);
-            if (count > 0) sum += dy[base + oy * g.ow + ox] / (float)count;
-        }
-    }
+    POOL_FOR_EACH_WINDOW_CONTAINING(g, iy, ix, {
+        const int count = avgpool_count(&g, oy, ox, include_pad);
+        if (count > 0) sum += dy[base + oy * g.ow + ox] / (float)count;
+    });
     dx[(p * g.h + iy) * g.w + ix] = sum;
 }

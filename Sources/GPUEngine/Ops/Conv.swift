@@ -104,6 +104,34 @@ struct ConvGeometry: Equatable {
     }
 }
 
+extension ConvGeometry {
+    /// The checks `Conv2D` and `ConvTranspose2D` share: 2 or 3 inputs (x, weight, bias?), valid window
+    /// attributes, and x and the weight both of rank 4 (`weightLayout` names the expected weight layout
+    /// in the message). Returns x's and the weight's shapes.
+    static func operands(_ op: String, _ shapes: [[Int]], strides: [Int], dilations: [Int], pads: Padding2D,
+                         weightLayout: String) throws -> (x: [Int], weight: [Int]) {
+        guard shapes.count == 2 || shapes.count == 3 else {
+            throw EngineError.invalidGraph("\(op) takes 2 or 3 inputs (x, weight, bias?), got \(shapes.count)")
+        }
+        try checkWindow(op, strides: strides, dilations: dilations, pads: pads)
+        let x = shapes[0], wt = shapes[1]
+        guard x.count == 4, wt.count == 4 else {
+            throw EngineError.shapeMismatch("\(op) needs x [N, C, H, W] and weight \(weightLayout), got \(x) and \(wt)")
+        }
+        return (x, wt)
+    }
+
+    /// The geometry of a convolution of x [n, input.c, input.h, input.w] by a kh×kw window into
+    /// [n, output.c, output.h, output.w], checked against the kernels' 32-bit offsets (`checkSize`).
+    init(_ op: String, n: Int, input: (c: Int, h: Int, w: Int), output: (c: Int, h: Int, w: Int), kh: Int, kw: Int,
+         strides: [Int], dilations: [Int], pads: Padding2D, groups: Int) throws {
+        self.init(n: n, cin: input.c, h: input.h, w: input.w, cout: output.c, oh: output.h, ow: output.w,
+                  kh: kh, kw: kw, sh: strides[0], sw: strides[1], dh: dilations[0], dw: dilations[1],
+                  pt: pads.top, pl: pads.left, groups: groups)
+        try checkSize(op)
+    }
+}
+
 /// Checks stride/dilation/pads attributes of a 2-D window operator.
 func checkWindow(_ op: String, strides: [Int], dilations: [Int], pads: Padding2D) throws {
     guard strides.count == 2, strides.allSatisfy({ $0 >= 1 }) else {
@@ -130,7 +158,7 @@ func activationInvertibleFromOutput(_ act: Unary) -> Bool {
 
 /// dL/dz for y = act(z), from dL/dy and either z or (for `activationInvertibleFromOutput`) y.
 func activationBackward(_ act: Unary, gradOutput: Tensor, at value: Tensor, on backend: any Backend) throws -> Tensor {
-    return try backend.kernels.unaryBackward(act, gradOutput: gradOutput, input: value)
+    try backend.kernels.unaryBackward(act, gradOutput: gradOutput, input: value)
 }
 
 /// 2-D convolution (ONNX Conv on NCHW) with an optional fused bias and activation:
@@ -169,14 +197,8 @@ public struct Conv2D: Operator {
     public var typeName: String { activation.map { "Conv2D+\($0.function)" } ?? "Conv2D" }
 
     func geometry(_ shapes: [[Int]]) throws -> ConvGeometry {
-        guard shapes.count == 2 || shapes.count == 3 else {
-            throw EngineError.invalidGraph("Conv2D takes 2 or 3 inputs (x, weight, bias?), got \(shapes.count)")
-        }
-        try checkWindow("Conv2D", strides: strides, dilations: dilations, pads: pads)
-        let x = shapes[0], wt = shapes[1]
-        guard x.count == 4, wt.count == 4 else {
-            throw EngineError.shapeMismatch("Conv2D needs x [N, C, H, W] and weight [Cout, Cin/groups, kH, kW], got \(x) and \(wt)")
-        }
+        let (x, wt) = try ConvGeometry.operands("Conv2D", shapes, strides: strides, dilations: dilations, pads: pads,
+                                                weightLayout: "[Cout, Cin/groups, kH, kW]")
         guard groups >= 1, x[1] % groups == 0, wt[0] % groups == 0, wt[1] * groups == x[1] else {
             throw EngineError.shapeMismatch("Conv2D: input channels \(x[1]) and weight \(wt) do not match groups \(groups) (weight must be [Cout, Cin/groups, kH, kW], Cout divisible by groups)")
         }
@@ -190,11 +212,8 @@ public struct Conv2D: Operator {
               x[3] + pads.left + pads.right >= dilations[1] * (kw - 1) + 1, oh >= 1, ow >= 1 else {
             throw EngineError.shapeMismatch("Conv2D: the \(kh)×\(kw) window (dilation \(dilations)) does not fit the padded \(x[2])×\(x[3]) input (pads \(pads))")
         }
-        let g = ConvGeometry(n: x[0], cin: x[1], h: x[2], w: x[3], cout: wt[0], oh: oh, ow: ow,
-                             kh: kh, kw: kw, sh: strides[0], sw: strides[1], dh: dilations[0], dw: dilations[1],
-                             pt: pads.top, pl: pads.left, groups: groups)
-        try g.checkSize("Conv2D")
-        return g
+        return try ConvGeometry("Conv2D", n: x[0], input: (x[1], x[2], x[3]), output: (wt[0], oh, ow), kh: kh, kw: kw,
+                                strides: strides, dilations: dilations, pads: pads, groups: groups)
     }
 
     public func outputShape(_ inputShapes: [[Int]]) throws -> [Int] {
@@ -275,14 +294,8 @@ public struct ConvTranspose2D: Operator {
 
     /// The geometry of the forward convolution whose backward-to-input this op is.
     func geometry(_ shapes: [[Int]]) throws -> ConvGeometry {
-        guard shapes.count == 2 || shapes.count == 3 else {
-            throw EngineError.invalidGraph("ConvTranspose2D takes 2 or 3 inputs (x, weight, bias?), got \(shapes.count)")
-        }
-        try checkWindow("ConvTranspose2D", strides: strides, dilations: dilations, pads: pads)
-        let x = shapes[0], wt = shapes[1]
-        guard x.count == 4, wt.count == 4 else {
-            throw EngineError.shapeMismatch("ConvTranspose2D needs x [N, C, H, W] and weight [Cin, Cout/groups, kH, kW], got \(x) and \(wt)")
-        }
+        let (x, wt) = try ConvGeometry.operands("ConvTranspose2D", shapes, strides: strides, dilations: dilations, pads: pads,
+                                                weightLayout: "[Cin, Cout/groups, kH, kW]")
         guard groups >= 1, wt[0] == x[1], x[1] % groups == 0 else {
             throw EngineError.shapeMismatch("ConvTranspose2D: weight \(wt) must be [Cin = \(x[1]), Cout/groups, kH, kW] with Cin divisible by groups \(groups)")
         }
@@ -301,11 +314,8 @@ public struct ConvTranspose2D: Operator {
             throw EngineError.shapeMismatch("ConvTranspose2D: pads \(pads) leave no output for input \(x) and kernel \(kh)×\(kw)")
         }
         // The equivalent convolution maps y [N, Cout, OH, OW] to x [N, Cin, H, W].
-        let g = ConvGeometry(n: x[0], cin: cout, h: oh, w: ow, cout: x[1], oh: x[2], ow: x[3],
-                             kh: kh, kw: kw, sh: strides[0], sw: strides[1], dh: dilations[0], dw: dilations[1],
-                             pt: pads.top, pl: pads.left, groups: groups)
-        try g.checkSize("ConvTranspose2D")
-        return g
+        return try ConvGeometry("ConvTranspose2D", n: x[0], input: (cout, oh, ow), output: (x[1], x[2], x[3]), kh: kh, kw: kw,
+                                strides: strides, dilations: dilations, pads: pads, groups: groups)
     }
 
     public func outputShape(_ inputShapes: [[Int]]) throws -> [Int] {

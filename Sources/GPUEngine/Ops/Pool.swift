@@ -61,6 +61,27 @@ func poolGeometry(_ op: String, _ shapes: [[Int]], kernel: [Int], strides: [Int]
                         inputShape: x, outputShape: [x[0], x[1], oh, ow])
 }
 
+/// What `MaxPool2D` and `AveragePool2D` share: the window attributes, their validation
+/// (`poolGeometry`) and the output shape. Backward reads neither input nor output (max pooling
+/// reads its saved arg-max).
+protocol WindowPool2D: Operator {
+    var kernel: [Int] { get }
+    var strides: [Int] { get }
+    var pads: Padding2D { get }
+    var dilations: [Int] { get }
+    var ceilMode: Bool { get }
+}
+
+extension WindowPool2D {
+    func geometry(_ shapes: [[Int]]) throws -> PoolGeometry {
+        try poolGeometry(typeName, shapes, kernel: kernel, strides: strides, dilations: dilations, pads: pads, ceilMode: ceilMode)
+    }
+
+    public func outputShape(_ inputShapes: [[Int]]) throws -> [Int] { try geometry(inputShapes).outputShape }
+
+    public func backwardUses(needsGrad: [Bool]) -> (inputs: [Bool], output: Bool) { ([false], false) }
+}
+
 /// 2-D max pooling (ONNX MaxPool on NCHW):
 ///
 ///     y[n, c, oy, ox] = max_{ky, kx} x[n, c, oy·sH − pT + ky·dH, ox·sW − pL + kx·dW]
@@ -71,7 +92,7 @@ func poolGeometry(_ op: String, _ shapes: [[Int]], kernel: [Int], strides: [Int]
 /// shaped like y; ties go to the first maximum in row-major window order; −1 for a window without
 /// any input tap, whose y is 0).
 /// Backward: dx[n, c, i] = Σ over windows whose arg-max is i of dy (a gather, no atomics).
-public struct MaxPool2D: Operator {
+public struct MaxPool2D: WindowPool2D {
     public var kernel: [Int]
     public var strides: [Int]
     public var pads: Padding2D
@@ -87,14 +108,6 @@ public struct MaxPool2D: Operator {
     }
 
     public var typeName: String { "MaxPool2D" }
-
-    func geometry(_ shapes: [[Int]]) throws -> PoolGeometry {
-        try poolGeometry(typeName, shapes, kernel: kernel, strides: strides, dilations: dilations, pads: pads, ceilMode: ceilMode)
-    }
-
-    public func outputShape(_ inputShapes: [[Int]]) throws -> [Int] { try geometry(inputShapes).outputShape }
-
-    public func backwardUses(needsGrad: [Bool]) -> (inputs: [Bool], output: Bool) { ([false], false) }
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let g = try geometry(inputs.map(\.shape))
@@ -119,7 +132,7 @@ public struct MaxPool2D: Operator {
 /// inside the padded input [−pT, H + pB) × [−pL, W + pR) (so with `ceilMode` a window that runs past
 /// the end padding is not counted there — PyTorch's rule). x [N, C, H, W] → y [N, C, OH, OW].
 /// Backward: dx[n, c, iy, ix] = Σ over windows containing (iy, ix) of dy / count (a gather).
-public struct AveragePool2D: Operator {
+public struct AveragePool2D: WindowPool2D {
     public var kernel: [Int]
     public var strides: [Int]
     public var pads: Padding2D
@@ -138,14 +151,6 @@ public struct AveragePool2D: Operator {
     }
 
     public var typeName: String { "AveragePool2D" }
-
-    func geometry(_ shapes: [[Int]]) throws -> PoolGeometry {
-        try poolGeometry(typeName, shapes, kernel: kernel, strides: strides, dilations: dilations, pads: pads, ceilMode: ceilMode)
-    }
-
-    public func outputShape(_ inputShapes: [[Int]]) throws -> [Int] { try geometry(inputShapes).outputShape }
-
-    public func backwardUses(needsGrad: [Bool]) -> (inputs: [Bool], output: Bool) { ([false], false) }
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let g = try geometry(inputs.map(\.shape))

@@ -1,5 +1,22 @@
 // CPU reference of the pooling operators: plain loops over every window (backward scatters).
 
+extension PoolGeometry {
+    /// Calls body(iy, ix) for every tap of output window (oy, ox) that lies inside the input, in
+    /// row-major window order (the one window walk of max and average pooling, forward and backward).
+    @inline(__always)
+    func forEachTap(_ oy: Int, _ ox: Int, _ body: (_ iy: Int, _ ix: Int) -> Void) {
+        for ky in 0..<kh {
+            let iy = oy * sh - pt + ky * dh
+            guard iy >= 0, iy < h else { continue }
+            for kx in 0..<kw {
+                let ix = ox * sw - pl + kx * dw
+                guard ix >= 0, ix < w else { continue }
+                body(iy, ix)
+            }
+        }
+    }
+}
+
 extension CPUBackend {
     func maxPoolForward(_ x: Tensor, geometry g: PoolGeometry) throws -> (output: Tensor, argmax: Tensor) {
         let y = make(g.outputShape), idx = make(g.outputShape)
@@ -9,15 +26,9 @@ extension CPUBackend {
             for oy in 0..<g.oh {
                 for ox in 0..<g.ow {
                     var best = -Float.infinity, arg = -1
-                    for ky in 0..<g.kh {
-                        let iy = oy * g.sh - g.pt + ky * g.dh
-                        guard iy >= 0, iy < g.h else { continue }
-                        for kx in 0..<g.kw {
-                            let ix = ox * g.sw - g.pl + kx * g.dw
-                            guard ix >= 0, ix < g.w else { continue }
-                            // Strictly greater: ties keep the first maximum.
-                            if arg < 0 || plane[iy * g.w + ix] > best { best = plane[iy * g.w + ix]; arg = iy * g.w + ix }
-                        }
+                    g.forEachTap(oy, ox) { iy, ix in
+                        // Strictly greater: ties keep the first maximum.
+                        if arg < 0 || plane[iy * g.w + ix] > best { best = plane[iy * g.w + ix]; arg = iy * g.w + ix }
                     }
                     let o = (p * g.oh + oy) * g.ow + ox
                     yp[o] = arg < 0 ? 0 : best
@@ -58,14 +69,7 @@ extension CPUBackend {
             for oy in 0..<g.oh {
                 for ox in 0..<g.ow {
                     var sum = 0.0
-                    for ky in 0..<g.kh {
-                        let iy = oy * g.sh - g.pt + ky * g.dh
-                        guard iy >= 0, iy < g.h else { continue }
-                        for kx in 0..<g.kw {
-                            let ix = ox * g.sw - g.pl + kx * g.dw
-                            if ix >= 0 && ix < g.w { sum += Double(plane[iy * g.w + ix]) }
-                        }
-                    }
+                    g.forEachTap(oy, ox) { iy, ix in sum += Double(plane[iy * g.w + ix]) }
                     let count = avgPoolCount(g, oy, ox, countIncludePad: countIncludePad)
                     yp[(p * g.oh + oy) * g.ow + ox] = count > 0 ? Float(sum / Double(count)) : 0
                 }
@@ -84,14 +88,7 @@ extension CPUBackend {
                     let count = avgPoolCount(g, oy, ox, countIncludePad: countIncludePad)
                     guard count > 0 else { continue }
                     let share = dyp[(p * g.oh + oy) * g.ow + ox] / Float(count)
-                    for ky in 0..<g.kh {
-                        let iy = oy * g.sh - g.pt + ky * g.dh
-                        guard iy >= 0, iy < g.h else { continue }
-                        for kx in 0..<g.kw {
-                            let ix = ox * g.sw - g.pl + kx * g.dw
-                            if ix >= 0 && ix < g.w { plane[iy * g.w + ix] += share }
-                        }
-                    }
+                    g.forEachTap(oy, ox) { iy, ix in plane[iy * g.w + ix] += share }
                 }
             }
         }
