@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import GPUEngine
 
@@ -233,5 +234,88 @@ import Testing
         var rng = SeededRandom(seed: 10)
         try OpCase(Expand(shape: [4, 3, 5]), [rng.tensor([3, 1])]).verify(on: backend)
         try OpCase(Expand(shape: [2, 8, 16]), [rng.tensor([8, 1])]).verify(on: backend)
+    }
+}
+
+/// A kernel variant as one conformance: replaces `softmaxForward` (here by a naive two-pass loop that
+/// counts its calls) and forwards every other entry point to `base`.
+private final class SoftmaxVariantBackend: KernelBackendWrapper, @unchecked Sendable {
+    let base: any KernelBackend
+    var softmaxCalls = 0
+    var name: String { "softmax-variant(\(base.name))" }
+
+    init(base: any KernelBackend) { self.base = base }
+
+    func softmaxForward(_ x: Tensor, view: SoftmaxView, log: Bool) throws -> Tensor {
+        softmaxCalls += 1
+        let host = try base.download(x)
+        var y = host.values
+        for o in 0..<view.outer {
+            for i in 0..<view.inner {
+                let idx = (0..<view.n).map { (o * view.n + $0) * view.inner + i }
+                let m = idx.map { host.values[$0] }.max() ?? 0
+                let s = idx.map { Foundation.exp(Double(host.values[$0] - m)) }.reduce(0, +)
+                for j in idx {
+                    let z = Double(host.values[j] - m)
+                    y[j] = Float(log ? z - Foundation.log(s) : Foundation.exp(z) / s)
+                }
+            }
+        }
+        return try base.tensor(HostTensor(shape: x.shape, values: y))
+    }
+}
+
+/// A backend that holds tensors but implements no kernels.
+private final class KernelFreeBackend: Backend, @unchecked Sendable {
+    let name = "kernel-free"
+    func tensor(_ host: HostTensor) throws -> Tensor { try Backends.cpu.tensor(host) }
+    func full(_ shape: [Int], value: Float) throws -> Tensor { try Backends.cpu.full(shape, value: value) }
+    func download(_ tensor: Tensor) throws -> HostTensor { try Backends.cpu.download(tensor) }
+    func synchronize() throws {}
+}
+
+/// Operators reach kernels only through `KernelBackend`: a wrapper that replaces one entry point
+/// changes what the operator runs, and a backend without kernels fails with a clear error.
+@Suite struct KernelBackendDispatchTests {
+    @Test(arguments: TestBackend.allCases)
+    func oneConformanceReplacesOneKernel(_ kind: TestBackend) throws {
+        guard let backend = Backends.get(kind) as? any KernelBackend else { return }
+        let variant = SoftmaxVariantBackend(base: backend)
+        var rng = SeededRandom(seed: 41)
+        for (shape, axis) in [([3, 7], -1), ([2, 5, 4], 1), ([4, 16], -1)] {
+            let x = rng.tensor(shape, -3, 3)
+            for log in [false, true] {
+                let op: any Operator = log ? LogSoftmax(axis: axis) : Softmax(axis: axis)
+                let before = variant.softmaxCalls
+                let viaVariant = try variant.download(variant.run(op, variant.tensor(x)))
+                #expect(variant.softmaxCalls == before + 1, "\(op) on \(variant.name) did not call the variant's softmaxForward")
+                // The variant and the backend's own kernel agree (they are independent implementations).
+                let own = try backend.download(backend.run(op, backend.tensor(x)))
+                expectClose(viaVariant, own, atol: 1e-6, rtol: 1e-5, "\(op) \(shape) axis \(axis): variant vs \(backend.name)")
+                // Entry points the variant does not implement (the backward) run on the base, through the executor.
+                let c = OpCase(op, [x])
+                let seed = try c.lossSeed()
+                let v = try c.run(on: variant, seed: seed), own2 = try c.run(on: backend, seed: seed)
+                let gv = try #require(v.grads[0]), go = try #require(own2.grads[0])
+                #expect(gv.values.contains { $0 != 0 })
+                expectClose(gv, go, atol: 1e-6, rtol: 1e-5, "\(op) \(shape) axis \(axis): gradient through the variant")
+            }
+        }
+        // Other operators run unchanged through the wrapper.
+        let a = rng.tensor([5, 7]), b = rng.tensor([7, 3])
+        let product = try variant.download(variant.run(MatMul(), variant.tensor(a), variant.tensor(b)))
+        let expected = try backend.download(backend.run(MatMul(), backend.tensor(a), backend.tensor(b)))
+        #expect(product.values == expected.values && product.values.contains { $0 != 0 })
+    }
+
+    @Test func backendWithoutKernelsFailsClearly() throws {
+        let bare = KernelFreeBackend()
+        let x = try bare.tensor(HostTensor(shape: [2, 3], values: [1, -2, 3, 0.5, 4, -1]))
+        #expect {
+            _ = try bare.run(Softmax(), x)
+        } throws: { error in
+            guard case EngineError.unsupported(let message) = error else { return false }
+            return message.contains("kernel-free") && message.contains("implements no amgpu kernels")
+        }
     }
 }
