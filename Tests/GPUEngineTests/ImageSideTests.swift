@@ -2,88 +2,14 @@ import Foundation
 import Testing
 @testable import GPUEngine
 
-/// A graph from one input to one output, checked like `OpCase`: on the CPU its backward against
-/// central finite differences of L = Σ out ⊙ seed; on OpenCL forward and backward against the CPU.
-private struct ImageGraphCase {
-    var input: HostTensor
-    var build: (Graph, ValueID) throws -> ValueID
-
-    func run(on backend: any Backend, x: HostTensor, seed: HostTensor?) throws -> (output: HostTensor, grad: HostTensor?) {
-        let g = Graph()
-        let id = try g.addInput("x", shape: x.shape)
-        let out = try build(g, id)
-        let ex = Executor(graph: g, backend: backend)
-        let pass = try ex.forward(feeds: [id: backend.tensor(x)], targets: [out], differentiable: seed == nil ? [] : [id])
-        let output = try backend.download(pass.value(out))
-        guard let seed else { return (output, nil) }
-        let grads = try ex.backward(pass, seeds: [out: backend.tensor(seed)])
-        return (output, try grads[id].map { try backend.download($0) })
-    }
-
-    func outputShape() throws -> [Int] {
-        let g = Graph()
-        let id = try g.addInput("x", shape: input.shape)
-        return g.shape(of: try build(g, id))
-    }
-
-    /// The CPU backward against finite differences of L = Σ out ⊙ seed with `GradientCheck`'s
-    /// norm-relative criterion (`rtol`: its tolerance; `atol`, when given, replaces the noise floor).
-    func checkGradients(h: Float = 1e-2, atol: Double? = nil, rtol: Double = 1e-2, samples: Int = 32,
-                        sourceLocation: SourceLocation = #_sourceLocation) throws {
-        var rng = SeededRandom(seed: 17)
-        let seed = rng.tensor(try outputShape())
-        let cpu = Backends.cpu
-        let analytic = try run(on: cpu, x: input, seed: seed).grad
-        let check = GradientCheck(h: Double(h), tolerance: rtol, samples: samples, rngSeed: 18, absoluteFloor: atol)
-        let numeric = try check.numeric(inputs: [input], differentiable: [true], seed: seed) { xs in
-            try run(on: cpu, x: xs[0], seed: nil).output
-        }
-        for failure in check.failures("image graph", numeric: numeric, analytic: [analytic]) {
-            Issue.record("\(failure)", sourceLocation: sourceLocation)
-        }
-    }
-
-    /// OpenCL vs CPU, forward and backward; returns the max absolute errors.
-    @discardableResult
-    func compare(on backend: any Backend, atol: Float = 1e-4, rtol: Float = 1e-4,
-                 sourceLocation: SourceLocation = #_sourceLocation) throws -> (forward: Float, backward: Float) {
-        var rng = SeededRandom(seed: 99)
-        let seed = rng.tensor(try outputShape())
-        let e = try run(on: Backends.cpu, x: input, seed: seed)
-        let a = try run(on: backend, x: input, seed: seed)
-        expectClose(a.output, e.output, atol: atol, rtol: rtol, "forward on \(backend.name)", sourceLocation: sourceLocation)
-        if let ag = a.grad, let eg = e.grad {
-            expectClose(ag, eg, atol: atol, rtol: rtol, "backward on \(backend.name)", sourceLocation: sourceLocation)
-            return (maxAbsDiff(a.output, e.output), maxAbsDiff(ag, eg))
-        }
-        return (maxAbsDiff(a.output, e.output), 0)
-    }
-
-    func verify(on kind: TestBackend, atol: Float = 1e-4, rtol: Float = 1e-4, fdTolerance: Double = 1e-2, label: String,
-                test: String = #function, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        switch kind {
-        case .cpu:
-            try checkGradients(rtol: fdTolerance, sourceLocation: sourceLocation)
-        case .opencl:
-            guard let backend = Backends.get(.opencl, test: test, sourceLocation: sourceLocation) else { return }
-            let err = try compare(on: backend, atol: atol, rtol: rtol, sourceLocation: sourceLocation)
-            print("amgpu-test: MAXERR \(label): forward \(err.forward), backward \(err.backward)")
-        }
-    }
-}
-
-private func maxAbsDiff(_ a: HostTensor, _ b: HostTensor) -> Float {
-    zip(a.values, b.values).map { abs($0 - $1) }.max() ?? 0
-}
-
 /// Prints OpenCL-vs-CPU max errors of one op (for the report); the assertions are in `OpCase.verify`.
 private func reportMaxError(_ c: OpCase, _ label: String, on kind: TestBackend) throws {
     guard kind == .opencl, let cl = Backends.opencl else { return }
     var rng = SeededRandom(seed: 5)
-    let seed = rng.tensor(try c.op.outputShape(c.inputs.map(\.shape)))
+    let seed = rng.tensor(try c.outputShape())
     let e = try c.run(on: Backends.cpu, seed: seed), a = try c.run(on: cl, seed: seed)
-    let backward = zip(a.grads, e.grads).compactMap { x, y in x.flatMap { xv in y.map { maxAbsDiff(xv, $0) } } }.max() ?? 0
-    print("amgpu-test: MAXERR \(label): forward \(maxAbsDiff(a.output, e.output)), backward \(backward)")
+    let backward = zip(a.grads, e.grads).compactMap { x, y in x.flatMap { xv in y.map { maxAbsDifference(xv, $0) } } }.max() ?? 0
+    print("amgpu-test: MAXERR \(label): forward \(maxAbsDifference(a.output, e.output)), backward \(backward)")
 }
 
 /// numpy.fft.fftfreq(n)[k].
@@ -268,8 +194,8 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
         for (param, h, w, gain) in cases {
             let p = try param.initialParameters(batch: 2, height: h, width: w, seed: 9)
             let input = HostTensor(shape: p.shape, values: p.values.map { $0 * gain })
-            try ImageGraphCase(input: input) { g, x in try param.addToGraph(g, parameters: x, height: h, width: w) }
-                .verify(on: kind, atol: 2e-5, rtol: 1e-4, label: "\(param.kind) \(h)x\(w) decorrelated=\(param.decorrelated)")
+            try OpCase("parameterization", input: input) { g, x in try param.addToGraph(g, parameters: x, height: h, width: w) }
+                .verify(on: kind, atol: 2e-5, rtol: 1e-4, fdSeed: 17, label: "\(param.kind) \(h)x\(w) decorrelated=\(param.decorrelated)")
         }
     }
 
@@ -522,13 +448,13 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
         let regs = [Regularizer(.tv, weight: 0.7), Regularizer(.tv2, weight: 1.3), Regularizer(.l1, weight: 0.2, center: -0.5),
                     Regularizer(.l2, weight: 2, center: 0.5)]
         for r in regs {
-            try ImageGraphCase(input: x) { g, v in try r.addToGraph(g, image: v, name: "r") }
-                .verify(on: kind, label: "regularizer \(r.kind)")
+            try OpCase("regularizer", input: x) { g, v in try r.addToGraph(g, image: v, name: "r") }
+                .verify(on: kind, fdSeed: 17, label: "regularizer \(r.kind)")
         }
-        try ImageGraphCase(input: x) { g, v in
+        try OpCase("weighted regularizer sum", input: x) { g, v in
             guard let total = try addRegularizers(regs, to: g, image: v) else { throw EngineError.invalidGraph("no penalty") }
             return total
-        }.verify(on: kind, label: "weighted regularizer sum")
+        }.verify(on: kind, fdSeed: 17, label: "weighted regularizer sum")
     }
 
     @Test(arguments: TestBackend.allCases)
@@ -746,8 +672,8 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
                 return try TransformPipeline.addNodes(to: g, image: x, config: config, step: 5, totalSteps: 20, seed: 77,
                                                       model: spec).output
             }
-            try ImageGraphCase(input: input, build: build).verify(on: kind, atol: 1e-4, rtol: 1e-4,
-                                                                   label: "end to end \(label)")
+            try OpCase("end to end \(label)", input: input, build: build).verify(on: kind, atol: 1e-4, rtol: 1e-4, fdSeed: 17,
+                                                                             label: "end to end \(label)")
             // The class API (ImageGenerator + TransformPipeline) gives the same gradient as the single graph.
             guard let backend = Backends.get(kind) else { continue }
             var rng = SeededRandom(seed: 5)
@@ -761,9 +687,9 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
             let tPass = try pipeline.forward(imagePass.image, on: backend)
             let dImage = try pipeline.backward(tPass, gradOutput: backend.tensor(seed))
             let dNoPenalty = try backend.download(gen.backward(imagePass, gradImage: dImage, penaltySeed: 0))
-            let single = try ImageGraphCase(input: input, build: build).run(on: backend, x: input, seed: seed)
+            let single = try OpCase("end to end \(label)", input: input, build: build).run(on: backend, seed: seed)
             expectClose(try backend.download(tPass.output), single.output, atol: 1e-6, "\(label): class API forward")
-            expectClose(dNoPenalty, single.grad!, atol: 1e-5, rtol: 1e-5, "\(label): class API gradient")
+            expectClose(dNoPenalty, single.grads[0]!, atol: 1e-5, rtol: 1e-5, "\(label): class API gradient")
             // The penalty seed adds −∇(0.01·TV2).
             let imagePass2 = try gen.forward(params)
             let dPenalty = try backend.download(gen.backward(imagePass2, gradImage: nil, penaltySeed: -1))
@@ -819,7 +745,7 @@ private func naiveIrfft2(_ spectrum: [Double], height: Int, wf: Int, width: Int)
             #expect(run.objectives.last! > run.objectives.first!, "\(preset.name): \(run.objectives)")
             if kind == .opencl {
                 let cpu = try Self.toyRun(preset, size: size, model: model, steps: 12, on: Backends.cpu)
-                print("amgpu-test: MAXERR \(preset.name) image after 12 toy steps: \(maxAbsDiff(run.image, cpu.image))")
+                print("amgpu-test: MAXERR \(preset.name) image after 12 toy steps: \(maxAbsDifference(run.image, cpu.image))")
                 expectClose(run.image, cpu.image, atol: 2e-3, rtol: 0, "\(preset.name): OpenCL vs CPU image after 12 steps")
             } else {
                 let again = try Self.toyRun(preset, size: size, model: model, steps: 12, on: backend)

@@ -158,27 +158,47 @@ func unravel(_ index: Int, _ shape: [Int]) -> [Int] {
     return coord
 }
 
-/// One operator applied to given inputs; inputs with `differentiable` true get gradients.
+/// The one op test harness: one operator applied to given inputs, or a small graph built on one input
+/// (image-side transforms, parameterizations, regularizers); inputs with `differentiable` true get
+/// gradients. `verify(on:)` runs finite differences on the CPU and compares OpenCL with the CPU.
 struct OpCase {
-    var op: any Operator
+    /// The name in messages: the operator's type name, or the graph case's label.
+    var name: String
     var inputs: [HostTensor]
     var differentiable: [Bool]
+    /// Adds the case's node(s) to a graph on `ids` (one per input) and returns the output.
+    var build: (Graph, [ValueID]) throws -> ValueID
 
     init(_ op: any Operator, _ inputs: [HostTensor], differentiable: [Bool]? = nil) {
-        self.op = op
+        self.name = op.typeName
         self.inputs = inputs
         self.differentiable = differentiable ?? inputs.map { _ in true }
+        self.build = { g, ids in try g.add(op, ids, name: "out") }
     }
 
-    /// Builds a one-node graph (differentiable inputs are graph inputs, the rest constants).
+    /// A graph case on one differentiable input: `build` adds the nodes after the input `x` and returns the output.
+    init(_ name: String, input: HostTensor, build: @escaping (Graph, ValueID) throws -> ValueID) {
+        self.name = name
+        self.inputs = [input]
+        self.differentiable = [true]
+        self.build = { g, ids in try build(g, ids[0]) }
+    }
+
+    /// Builds the graph (differentiable inputs are graph inputs, the rest constants).
     func graph() throws -> (Graph, [ValueID], ValueID) {
         let g = Graph()
         var ids: [ValueID] = []
         for (i, x) in inputs.enumerated() {
             ids.append(differentiable[i] ? try g.addInput("x\(i)", shape: x.shape) : try g.addConstant("c\(i)", x))
         }
-        let out = try g.add(op, ids, name: "out")
+        let out = try build(g, ids)
         return (g, ids, out)
+    }
+
+    /// The output's shape (from the graph's shape inference).
+    func outputShape() throws -> [Int] {
+        let (g, _, out) = try graph()
+        return g.shape(of: out)
     }
 
     /// Forward output and the gradients of L = Σ out ⊙ seed to each differentiable input.
@@ -197,7 +217,7 @@ struct OpCase {
         let grads = try ex.backward(pass, seeds: [out: backend.tensor(seed)])
         return (output, try ids.enumerated().map { i, id in
             guard differentiable[i] else { return nil }
-            guard let g = grads[id] else { throw EngineError.invalidGraph("\(op.typeName): backward gave no gradient for input \(i)") }
+            guard let g = grads[id] else { throw EngineError.invalidGraph("\(name): backward gave no gradient for input \(i)") }
             return try backend.download(g)
         })
     }
@@ -205,13 +225,15 @@ struct OpCase {
     /// The seed of L = Σ out ⊙ seed that `checkGradients(seed:)` uses.
     func lossSeed(_ rngSeed: UInt64 = 7) throws -> HostTensor {
         var rng = SeededRandom(seed: rngSeed)
-        return rng.tensor(try op.outputShape(inputs.map(\.shape)), -1, 1)
+        return rng.tensor(try outputShape(), -1, 1)
     }
 
     /// Finite-difference estimates of the CPU reference's gradients (see `GradientCheck`).
     func numericGradients(_ check: GradientCheck, seed: HostTensor) throws -> [GradientCheck.Numeric] {
         try check.numeric(inputs: inputs, differentiable: differentiable, seed: seed) { xs in
-            try OpCase(op, xs, differentiable: differentiable).run(on: Backends.cpu, seed: nil).output
+            var c = self
+            c.inputs = xs
+            return try c.run(on: Backends.cpu, seed: nil).output
         }
     }
 
@@ -225,40 +247,53 @@ struct OpCase {
         let seedTensor = try lossSeed(rngSeed)
         let analytic = try run(on: Backends.cpu, seed: seedTensor).grads
         let check = GradientCheck(h: Double(h), tolerance: rtol, samples: samples, rngSeed: rngSeed &+ 1, absoluteFloor: atol)
-        for failure in check.failures(op.typeName, numeric: try numericGradients(check, seed: seedTensor), analytic: analytic) {
+        for failure in check.failures(name, numeric: try numericGradients(check, seed: seedTensor), analytic: analytic) {
             Issue.record("\(failure)", sourceLocation: sourceLocation)
         }
     }
 
-    /// Compares forward and backward on `backend` with the CPU reference.
+    /// Compares forward and backward on `backend` with the CPU reference; returns the max absolute
+    /// errors (forward, and the largest over the inputs' gradients).
+    @discardableResult
     func compareWithCPU(on backend: any Backend, atol: Float = 1e-4, rtol: Float = 1e-4,
-                        sourceLocation: SourceLocation = #_sourceLocation) throws {
+                        sourceLocation: SourceLocation = #_sourceLocation) throws -> (forward: Float, backward: Float) {
         var rng = SeededRandom(seed: 99)
-        let seedTensor = rng.tensor(try op.outputShape(inputs.map(\.shape)))
+        let seedTensor = rng.tensor(try outputShape())
         let expected = try run(on: Backends.cpu, seed: seedTensor)
         let actual = try run(on: backend, seed: seedTensor)
-        expectClose(actual.output, expected.output, atol: atol, rtol: rtol, "\(op.typeName) forward on \(backend.name)",
+        expectClose(actual.output, expected.output, atol: atol, rtol: rtol, "\(name) forward on \(backend.name)",
                     sourceLocation: sourceLocation)
+        var backwardError: Float = 0
         for k in inputs.indices {
             if let a = actual.grads[k], let e = expected.grads[k] {
-                expectClose(a, e, atol: atol, rtol: rtol, "\(op.typeName) backward to input \(k) on \(backend.name)",
+                expectClose(a, e, atol: atol, rtol: rtol, "\(name) backward to input \(k) on \(backend.name)",
                             sourceLocation: sourceLocation)
+                backwardError = max(backwardError, maxAbsDifference(a, e))
             }
         }
+        return (maxAbsDifference(actual.output, expected.output), backwardError)
     }
 
     /// Runs the right check for the backend: finite differences on the CPU (`fdTolerance` is the
-    /// norm-relative tolerance of `checkGradients`), CPU comparison on OpenCL.
+    /// norm-relative tolerance of `checkGradients`, `fdSeed` its random seed), CPU comparison on OpenCL
+    /// (with a `label`, the max errors are printed as `amgpu-test: MAXERR label: …` for the report).
     func verify(on kind: TestBackend, atol: Float = 1e-4, rtol: Float = 1e-4, fdTolerance: Double = 1e-2,
+                fdSeed: UInt64 = 7, label: String? = nil,
                 test: String = #function, sourceLocation: SourceLocation = #_sourceLocation) throws {
         switch kind {
         case .cpu:
-            try checkGradients(rtol: fdTolerance, sourceLocation: sourceLocation)
+            try checkGradients(rtol: fdTolerance, seed: fdSeed, sourceLocation: sourceLocation)
         case .opencl:
             guard let backend = Backends.get(.opencl, test: test, sourceLocation: sourceLocation) else { return }
-            try compareWithCPU(on: backend, atol: atol, rtol: rtol, sourceLocation: sourceLocation)
+            let err = try compareWithCPU(on: backend, atol: atol, rtol: rtol, sourceLocation: sourceLocation)
+            if let label { print("amgpu-test: MAXERR \(label): forward \(err.forward), backward \(err.backward)") }
         }
     }
+}
+
+/// max |a − b| over the elements (0 for empty tensors).
+func maxAbsDifference(_ a: HostTensor, _ b: HostTensor) -> Float {
+    zip(a.values, b.values).map { abs($0 - $1) }.max() ?? 0
 }
 
 /// Finite-difference evidence for the analytic gradients of L(x) = Σ out(x) ⊙ seed (Double sums of the
