@@ -14,11 +14,13 @@ struct AMGPU: ParsableCommand {
 
 /// Options shared by every command that runs a model.
 struct DeviceOptions: ParsableArguments {
-    @Option(name: .long, help: "Where to run: auto, cpu, opencl or opencl:N (default: $AMGPU_DEVICE or auto).")
-    var device: String?
+    @Option(name: .long, help: "Where to run: auto, cpu, opencl or opencl:N (default: $AMGPU_DEVICE or auto).",
+            completion: .list(["auto", "cpu", "opencl", "opencl:0"]), transform: parseDevice)
+    var device: DeviceSelection?
 
+    /// The chosen device, else `$AMGPU_DEVICE`, else auto.
     func selection() throws -> DeviceSelection {
-        if let device { return try DeviceSelection(parsing: device) }
+        if let device { return device }
         return try DeviceSelection.fromEnvironment()
     }
 
