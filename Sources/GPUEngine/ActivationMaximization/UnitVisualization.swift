@@ -9,7 +9,7 @@ import Foundation
 /// let target = try UnitVisualization.Target(model: model, layer: "layer1", units: [0, 1, 2])
 /// let run = UnitVisualization(target: target, folder: "out", preset: .cnnLucid, batchSize: 4, seed: 0,
 ///                             modelSHA256: nil, amgpuVersion: "dev")
-/// let result = try run.run(devices: [.cpu]) { batch in try ModelLoader.load("random:resnet18", batch: batch, imageSize: 32) }
+/// let result = try run.run(model: model, devices: [.cpu]) { batch in try ModelLoader.load("random:resnet18", batch: batch, imageSize: 32) }
 /// ```
 public struct UnitVisualization: Sendable {
     /// The layer, the units (one image each) and the term that reads them.
