@@ -26,7 +26,7 @@ struct Atlas: ParsableCommand {
     var out: String = "out/atlas"
 
     @Option(name: .long, help: "Render shard i of n: --shard 0/4. Default: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, or $JOB_COMPLETION_INDEX with --shard-count (or $AMGPU_SHARD_COUNT), else everything.",
-            transform: { try AtlasShard(parsing: $0) })
+            transform: { text in try parsingFlag { try AtlasShard(parsing: text) } })
     var shard: AtlasShard?
 
     @Option(name: .long, help: "Number of shards, for Kubernetes Indexed Jobs ($JOB_COMPLETION_INDEX).")
@@ -117,7 +117,7 @@ struct Atlas: ParsableCommand {
         let byReason = Dictionary(grouping: s.failed, by: \.reason)
         for (reason, failures) in byReason.sorted(by: { $0.key < $1.key }) {
             let names = failures.prefix(8).map(\.unit.description).joined(separator: ", ") + (failures.count > 8 ? ", …" : "")
-            lines.append("  failed \(failures.count) (\(names)): \(reason)")
+            lines.append("  failed \(failures.count) (\(names)): \(flagged(reason))")
         }
         if !s.failed.isEmpty { lines.append("  rerun the same command to retry the failed units (finished ones are skipped)") }
         return lines.joined(separator: "\n")

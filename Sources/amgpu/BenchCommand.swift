@@ -16,15 +16,15 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var deviceOptions: DeviceOptions
 
-    @Option(name: .long, help: "Comma-separated architectures for the AM-step rows.",
+    @Option(name: .long, help: "Comma-separated architectures for the AM-step rows (default: resnetv2_50,resnet50,vit_base_patch16_224).",
             transform: { try parseList($0, flag: "--models") { $0.isEmpty ? nil : $0 } })
     var models = ["resnetv2_50", "resnet50", "vit_base_patch16_224"]
 
-    @Option(name: .long, help: "Comma-separated batch sizes for the AM-step rows (each ≥ 1).",
+    @Option(name: .long, help: "Comma-separated batch sizes for the AM-step rows, each ≥ 1 (default: 1,8).",
             transform: { try parseList($0, flag: "--batch") { Int($0).flatMap { $0 >= 1 ? $0 : nil } } })
     var batch = [1, 8]
 
-    @Option(name: .long, help: ArgumentHelp("Comma-separated objectives: \(BenchObjective.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "objectives"),
+    @Option(name: .long, help: ArgumentHelp("Comma-separated objectives: \(BenchObjective.allCases.map(\.rawValue).joined(separator: ", ")) (default: both).", valueName: "objectives"),
             completion: .list(BenchObjective.allCases.map(\.rawValue)),
             transform: { try parseList($0, flag: "--objectives") { BenchObjective(rawValue: $0) } })
     var objectives: [BenchObjective] = BenchObjective.allCases

@@ -94,6 +94,7 @@ struct Classify: ParsableCommand {
     func validate() throws {
         // Before anything is loaded: a model built at a huge batch would allocate batch × 3 × S × S and more.
         guard (1...Self.maxBatch).contains(batch) else { throw ValidationError("--batch must lie in 1…\(Self.maxBatch), got \(batch)") }
+        guard !image.isEmpty || !images.isEmpty else { throw ValidationError("give a photo with --image FILE (repeatable) or a folder with --images DIR") }
     }
 
     func run() throws {
@@ -122,9 +123,6 @@ struct Classify: ParsableCommand {
 
     /// Several images: one model load, batches, one line per image. Returns whether files were skipped.
     func runBatch(background: BackgroundColor) throws -> Bool {
-        guard !image.isEmpty || !images.isEmpty else {
-            throw EngineError.invalidInput("give a photo with --image FILE (repeatable) or a folder with --images DIR")
-        }
         let outputFormat = format ?? (json ? .json : .text)
         guard top >= 1 else { throw EngineError.invalidInput("--top must be ≥ 1, got \(top)") }
         if let output {

@@ -114,6 +114,19 @@ import Testing
         #expect(summary.images.count == 2 && summary.images.allSatisfy { $0.shape == [1, 3, 24, 24] })
     }
 
+    /// Engine messages name the engine's settings (⟨units⟩), which a front end maps to its own names (the CLI:
+    /// flags, checked by the bad-input corpus and AtlasTests).
+    @Test func engineMessagesNameSettingsNotFlags() throws {
+        let layers = try AtlasPlan.layers(["conv2"], of: VisualizeTests.tinyModel(batch: 1))
+        do {
+            _ = try AtlasPlan.units(of: layers, selecting: [16])
+            Issue.record("unit 16 of a 16-channel layer was accepted")
+        } catch let error as EngineError {
+            #expect(error.description.contains("narrow ⟨units⟩") && !error.description.contains("--"), "\(error)")
+        }
+        #expect(SettingName.replacingMentions(in: "narrow ⟨units⟩, ⟨shard count⟩", with: { "<\($0)>" }) == "narrow <units>, <shardCount>")
+    }
+
     /// The atlas through the engine: one file pair per unit (logit units named after their class), the
     /// per-unit objective and batch units in each sidecar, and a rerun that skips everything.
     @Test func atlasRendererRendersAndResumesWithoutTheCLI() throws {
