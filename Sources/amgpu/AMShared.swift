@@ -4,16 +4,16 @@ import GPUEngine
 
 /// The image-side options of activation maximization (`visualize`, `atlas`): a preset and its overrides.
 struct PresetOptions: ParsableArguments {
-    @Option(name: .long, help: "Preset: cnn-lucid or vit-ghiasi (default: by model family).")
-    var preset: String?
+    @Option(name: .long, help: "Preset (default: vit-ghiasi for ViTs, cnn-lucid otherwise).")
+    var preset: PresetChoice?
 
     @Option(name: .long, help: "Optimization steps.") var steps: Int?
     @Option(name: .long, help: "Adam learning rate.") var lr: Float?
     @Option(name: .long, help: "Adam beta1.") var beta1: Float?
     @Option(name: .long, help: "Adam beta2.") var beta2: Float?
-    @Option(name: .long, help: "Learning-rate schedule: constant or cosine.") var schedule: String?
-    @Option(name: .long, help: "Parameterization: fourier or pixel.") var param: String?
-    @Option(name: .long, help: "Squash for pixel parameters: sigmoid or clamp.") var squash: String?
+    @Option(name: .long, help: "Learning-rate schedule.") var schedule: LearningRateSchedule?
+    @Option(name: .long, help: "Parameterization of the image.") var param: ImageParameterization.Kind?
+    @Option(name: .long, help: "Squash for pixel parameters.") var squash: ImageParameterization.Squash?
     @Option(name: .long, help: "Decorrelated colour (lucid): true or false.") var decorrelate: Bool?
     @Option(name: .long, help: "Side of the rendered image in pixels (resized to the model's input).") var imageSize: Int?
     @Option(name: .long, help: "Augmented copies per step (Ghiasi: 8).") var copies: Int?
@@ -30,30 +30,23 @@ struct PresetOptions: ParsableArguments {
 
     /// The named preset (default by model family) with every given override applied, validated.
     func resolve(family: ModelFamily) throws -> AMPreset {
-        var p = try AMPreset.named(preset ?? (family == .vit ? "vit-ghiasi" : "cnn-lucid"))
+        var p = try AMPreset.named((preset ?? .default(for: family)).rawValue)
         if let steps { p.steps = steps }
         if let lr { p.optimizer.learningRate = lr }
         if let beta1 { p.optimizer.beta1 = beta1 }
         if let beta2 { p.optimizer.beta2 = beta2 }
-        if let schedule {
-            guard let s = LearningRateSchedule(rawValue: schedule) else { throw EngineError.invalidInput("unknown schedule '\(schedule)': constant or cosine") }
-            p.optimizer.schedule = s
-        }
+        if let schedule { p.optimizer.schedule = schedule }
         if let param {
             switch param {
-            case "fourier": p.parameterization = .fourier(decay: 1, decorrelated: decorrelate ?? true, sd: 0.01)
-            case "pixel":
-                let sq = ImageParameterization.Squash(rawValue: squash ?? "sigmoid") ?? .sigmoid
+            case .fourier: p.parameterization = .fourier(decay: 1, decorrelated: decorrelate ?? true, sd: 0.01)
+            case .pixel:
+                let sq = squash ?? .sigmoid
                 p.parameterization = .pixel(sq, decorrelated: decorrelate ?? false,
                                             initialization: sq == .clamp ? .uniform(low: 0, high: 1) : .normal(sd: 0.01))
-            default: throw EngineError.invalidInput("unknown parameterization '\(param)': fourier or pixel")
             }
         } else {
             if let decorrelate { p.parameterization.decorrelated = decorrelate }
-            if let squash {
-                guard let sq = ImageParameterization.Squash(rawValue: squash) else { throw EngineError.invalidInput("unknown squash '\(squash)': sigmoid or clamp") }
-                p.parameterization.squash = sq
-            }
+            if let squash { p.parameterization.squash = squash }
         }
         if let imageSize { p.imageSize = imageSize }
         if let copies { p.transforms.copies = copies }
@@ -80,34 +73,52 @@ func naturalPhotos() -> [RGBImage] {
     return names.filter { $0.hasSuffix(".png") }.sorted().compactMap { try? PNGFile.read((dir as NSString).appendingPathComponent($0)) }
 }
 
-/// Progress on stderr: a bar when stderr is a terminal, plain periodic lines otherwise.
-final class ProgressReporter {
+/// The progress of an AM run (`visualize`, `atlas`) on stderr. On a terminal, one redrawn line: a bar over the
+/// images (done plus the in-flight fractions), the batch that reported last (its step and objective), images
+/// per minute and ETA. Otherwise plain lines: one at each finished batch, and step lines at most every
+/// `interval` seconds.
+final class ProgressReporter: @unchecked Sendable {
     let quiet: Bool
     let label: String
+    let interval: Double
     let terminal = isatty(2) != 0
+    let lock = NSLock()
     var lastLine = Date.distantPast
+    var drew = false
 
-    init(quiet: Bool, label: String) {
+    init(quiet: Bool, label: String, interval: Double = 5) {
         self.quiet = quiet
         self.label = label
+        self.interval = interval
     }
 
-    func update(_ p: VisualizationProgress) {
-        guard !quiet else { return }
-        let rate = Double(p.step) / max(p.elapsedSeconds, 1e-9)
-        let eta = Double(p.steps - p.step) / max(rate, 1e-9)
-        let text = String(format: "step %d/%d  objective %.4f  %.2f steps/s  ETA %.0f s", p.step, p.steps, p.objective, rate, eta)
-        if terminal {
-            let bar = progressBar(Double(p.step) / Double(max(p.steps, 1)))
-            FileHandle.standardError.write("\r\(label) [\(bar)] \(text)   ".data(using: .utf8) ?? Data())
-        } else if Date().timeIntervalSince(lastLine) > 5 || p.step == p.steps {
-            printError("\(label): \(text)")
-            lastLine = Date()
+    func update(_ p: AMRunProgress) {
+        guard !quiet, p.total > 0 else { return }
+        lock.withLock {
+            let eta = p.etaSeconds.map { $0 < 90 ? String(format: "%.0f s", $0) : String(format: "%.1f min", $0 / 60) } ?? "?"
+            var text = "\(p.finished)/\(p.total) images\(p.failed > 0 ? " (\(p.failed) failed)" : "")"
+            if let s = p.step {
+                text += String(format: "  %@ %@ step %d/%d objective %.4f", s.layer, s.units.map(String.init).joined(separator: ","),
+                               s.step, s.steps, s.objective)
+            }
+            text += String(format: "  %.1f images/min  ETA %@", p.jobsPerMinute, eta)
+            if terminal {
+                let bar = progressBar((Double(p.finished) + p.inFlight) / Double(p.total))
+                FileHandle.standardError.write("\r\(label) [\(bar)] \(text)   ".data(using: .utf8) ?? Data())
+                drew = true
+            } else if p.step == nil || Date().timeIntervalSince(lastLine) > interval {
+                printError("\(label): \(text)")
+                lastLine = Date()
+            }
         }
     }
 
+    /// Ends the redrawn line (before other output).
     func finish() {
-        if terminal && !quiet { FileHandle.standardError.write("\n".data(using: .utf8) ?? Data()) }
+        lock.withLock {
+            if terminal && drew { FileHandle.standardError.write("\n".data(using: .utf8) ?? Data()) }
+            drew = false
+        }
     }
 }
 

@@ -15,24 +15,27 @@ struct Atlas: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var presetOptions: PresetOptions
 
-    @Option(name: .long, help: "Layers to render, comma-separated (see `amgpu layers`); 'output' for the logits.")
-    var layers: String
+    @Option(name: .long, help: "Layers to render, comma-separated (see `amgpu layers`); 'output' for the logits.",
+            transform: { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
+    var layers: [String]
 
-    @Option(name: .long, help: "Units of every layer, e.g. 0-15 or 3,7,9 (default: all units).")
-    var units: String?
+    @Option(name: .long, help: "Units of every layer, e.g. 0-15 or 3,7,9 (default: all units).", transform: parseUnitList)
+    var units: [Int]?
 
     @Option(name: .long, help: "The atlas folder (shared by all shards).")
     var out: String = "out/atlas"
 
-    @Option(name: .long, help: "Render shard i of n: --shard 0/4. Default: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, or $JOB_COMPLETION_INDEX with --shard-count (or $AMGPU_SHARD_COUNT), else everything.")
-    var shard: String?
+    @Option(name: .long, help: "Render shard i of n: --shard 0/4. Default: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, or $JOB_COMPLETION_INDEX with --shard-count (or $AMGPU_SHARD_COUNT), else everything.",
+            transform: { text in try parsingFlag { try AtlasShard(parsing: text) } })
+    var shard: AtlasShard?
 
     @Option(name: .long, help: "Number of shards, for Kubernetes Indexed Jobs ($JOB_COMPLETION_INDEX).")
     var shardCount: Int?
 
     @Option(name: [.customLong("devices"), .customLong("device")],
-            help: "Devices to spread batches over: opencl:0,opencl:1, opencl:0,cpu, or all (default: $AMGPU_DEVICE or auto).")
-    var devices: String?
+            help: "Devices to spread batches over: opencl:0,opencl:1, opencl:0,cpu, or all (default: $AMGPU_DEVICE or auto).",
+            completion: .list(["all", "cpu", "opencl:0", "opencl:0,cpu"]), transform: { try DeviceSelection.list(parsing: $0) })
+    var devices: [DeviceSelection]?
 
     @Option(name: .long, help: "Units optimized together per batch (one image each).")
     var batch: Int = 8
@@ -54,18 +57,22 @@ struct Atlas: ParsableCommand {
     @Flag(name: .long, help: "No progress bar.")
     var quiet = false
 
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+    }
+
     func run() throws {
         try runReportingErrors {
-            let background = try imageOptions.backgroundColor()   // a bad --background fails before any rendering
+            let background = imageOptions.backgroundColor()
             let model = try modelOptions.load(batch: 1)
-            let atlasLayers = try AtlasPlan.layers(layers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, of: model)
-            let all = try AtlasPlan.units(of: atlasLayers, selecting: units.map(parseUnitList))
+            let atlasLayers = try AtlasPlan.layers(layers, of: model)
+            let all = try AtlasPlan.units(of: atlasLayers, selecting: units)
             let slice: AtlasShard
-            if let shard { slice = try AtlasShard(parsing: shard) }
+            if let shard { slice = shard }
             else { slice = try AtlasShard.fromEnvironment(ProcessInfo.processInfo.environment, count: shardCount) ?? .whole }
             let mine = slice.select(all)
             let preset = try presetOptions.resolve(family: model.family)
-            let deviceList = try devices.map(DeviceSelection.list(parsing:)) ?? [DeviceSelection.fromEnvironment()]
+            let deviceList = try devices ?? [DeviceSelection.fromEnvironment()]
             let layout = AtlasLayout(root: out)
             try layout.prepare(layers: atlasLayers)
             let sha = model.fileSHA256()
@@ -88,7 +95,7 @@ struct Atlas: ParsableCommand {
             if !quiet {
                 printError("atlas: \(model.name), \(atlasLayers.count) layer(s), \(all.count) units; shard \(slice) has \(mine.count); devices \(deviceList.map(\.description).joined(separator: ",")); \(preset.steps) steps, batch \(batch) → \(out)")
             }
-            let bar = AtlasProgressBar(quiet: quiet)
+            let bar = ProgressReporter(quiet: quiet, label: "atlas", interval: 2)
             let summary = renderer.run(units: mine, log: log) { bar.update($0) }
             bar.finish()
             log.append("summary: rendered \(summary.rendered), skipped \(summary.skipped), failed \(summary.failed.count)")
@@ -110,7 +117,7 @@ struct Atlas: ParsableCommand {
         let byReason = Dictionary(grouping: s.failed, by: \.reason)
         for (reason, failures) in byReason.sorted(by: { $0.key < $1.key }) {
             let names = failures.prefix(8).map(\.unit.description).joined(separator: ", ") + (failures.count > 8 ? ", …" : "")
-            lines.append("  failed \(failures.count) (\(names)): \(reason)")
+            lines.append("  failed \(failures.count) (\(names)): \(flagged(reason))")
         }
         if !s.failed.isEmpty { lines.append("  rerun the same command to retry the failed units (finished ones are skipped)") }
         return lines.joined(separator: "\n")
@@ -172,32 +179,4 @@ func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelecti
                                         layers: manifest.layers, photos: photos)
     }
     return try AtlasIndex.build(layout: layout, probes: probes)
-}
-
-/// The overall bar on stderr: units done / total, units per minute, ETA. A redrawn line on a terminal,
-/// a plain line at each finished batch (at most every 2 s) otherwise.
-final class AtlasProgressBar: @unchecked Sendable {
-    let quiet: Bool
-    let terminal = isatty(2) != 0
-    var lastLine = Date.distantPast
-    var lastFinished = -1
-
-    init(quiet: Bool) { self.quiet = quiet }
-
-    func update(_ p: AtlasProgress) {
-        guard !quiet, p.total > 0 else { return }
-        let eta = p.etaSeconds.map { $0 < 90 ? String(format: "%.0f s", $0) : String(format: "%.1f min", $0 / 60) } ?? "?"
-        let text = "\(p.finished)/\(p.total) units\(p.failed > 0 ? " (\(p.failed) failed)" : "")  \(String(format: "%.1f", p.unitsPerMinute)) units/min  ETA \(eta)"
-        if terminal {
-            FileHandle.standardError.write("\ratlas [\(progressBar((Double(p.finished) + p.inFlight) / Double(p.total)))] \(text)   ".data(using: .utf8) ?? Data())
-        } else if p.finished != lastFinished && (Date().timeIntervalSince(lastLine) > 2 || p.finished == p.total) {
-            printError("atlas: \(text)")
-            lastLine = Date()
-            lastFinished = p.finished
-        }
-    }
-
-    func finish() {
-        if terminal && !quiet { FileHandle.standardError.write("\n".data(using: .utf8) ?? Data()) }
-    }
 }

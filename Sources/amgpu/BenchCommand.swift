@@ -16,14 +16,18 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var deviceOptions: DeviceOptions
 
-    @Option(name: .long, help: "Comma-separated architectures for the AM-step rows.")
-    var models = "resnetv2_50,resnet50,vit_base_patch16_224"
+    @Option(name: .long, help: "Comma-separated architectures for the AM-step rows (default: resnetv2_50,resnet50,vit_base_patch16_224).",
+            transform: { try parseList($0, flag: "--models") { $0.isEmpty ? nil : $0 } })
+    var models = ["resnetv2_50", "resnet50", "vit_base_patch16_224"]
 
-    @Option(name: .long, help: "Comma-separated batch sizes for the AM-step rows.")
-    var batch = "1,8"
+    @Option(name: .long, help: "Comma-separated batch sizes for the AM-step rows, each ≥ 1 (default: 1,8).",
+            transform: { try parseList($0, flag: "--batch") { Int($0).flatMap { $0 >= 1 ? $0 : nil } } })
+    var batch = [1, 8]
 
-    @Option(name: .long, help: "Comma-separated objectives: logit, layer.")
-    var objectives = "logit,layer"
+    @Option(name: .long, help: ArgumentHelp("Comma-separated objectives: \(BenchObjective.allCases.map(\.rawValue).joined(separator: ", ")) (default: both).", valueName: "objectives"),
+            completion: .list(BenchObjective.allCases.map(\.rawValue)),
+            transform: { try parseList($0, flag: "--objectives") { BenchObjective(rawValue: $0) } })
+    var objectives: [BenchObjective] = BenchObjective.allCases
 
     @Option(name: .long, help: "Timed repetitions per row (median reported).")
     var reps = 5
@@ -31,8 +35,8 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Untimed repetitions after the first launch.")
     var warmup = 1
 
-    @Option(name: .long, help: "What to run: all, kernels or steps.")
-    var only = "all"
+    @Option(name: .long, help: "What to run.")
+    var only: BenchSection = .all
 
     @Flag(name: .long, help: "Record per-kernel device time of one extra AM step (OpenCL).")
     var profile = false
@@ -40,35 +44,25 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON on stdout (progress lines go to stderr).")
     var json = false
 
+    func validate() throws {
+        for m in models where !ModelBuilders.architectures.contains(m) {
+            throw ValidationError("--models: unknown architecture '\(m)' (known: \(ModelBuilders.architectures.joined(separator: ", ")))")
+        }
+        guard reps >= 1, warmup >= 0 else { throw ValidationError("--reps must be ≥ 1 and --warmup ≥ 0 (got \(reps), \(warmup))") }
+    }
+
     func run() throws {
         try runReportingErrors {
             var options = BenchmarkOptions()
-            options.models = models.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            for m in options.models where !ModelBuilders.architectures.contains(m) {
-                throw EngineError.invalidInput("--models: unknown architecture '\(m)' (known: \(ModelBuilders.architectures.joined(separator: ", ")))")
-            }
-            options.batches = try batch.split(separator: ",").map {
-                guard let b = Int($0.trimmingCharacters(in: .whitespaces)), b >= 1 else {
-                    throw EngineError.invalidInput("--batch takes positive integers separated by commas, got '\(batch)'")
-                }
-                return b
-            }
-            options.objectives = try objectives.split(separator: ",").map {
-                guard let o = BenchObjective(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
-                    throw EngineError.invalidInput("--objectives takes logit and/or layer, got '\($0)'")
-                }
-                return o
-            }
-            guard reps >= 1, warmup >= 0 else {
-                throw EngineError.invalidInput("--reps must be ≥ 1 and --warmup ≥ 0 (got \(reps), \(warmup))")
-            }
+            options.models = models
+            options.batches = batch
+            options.objectives = objectives
             options.reps = reps
             options.warmup = warmup
             switch only {
-            case "all": break
-            case "kernels": options.steps = false
-            case "steps": options.kernels = false
-            default: throw EngineError.invalidInput("--only takes all, kernels or steps, got '\(only)'")
+            case .all: break
+            case .kernels: options.steps = false
+            case .steps: options.kernels = false
             }
             options.profile = profile
             let backend = try deviceOptions.makeBackend()

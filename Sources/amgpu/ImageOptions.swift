@@ -4,13 +4,14 @@ import GPUEngine
 
 /// How input images are read: the background that transparent pixels are composited over.
 struct ImageOptions: ParsableArguments {
-    @Option(name: .long, help: "Background for transparent pixels of input PNGs: white, black, gray or R,G,B (0–255).")
-    var background: String = "white"
+    @Option(name: .long, help: ArgumentHelp("Background for transparent pixels of input PNGs: white, black, gray or R,G,B (0–255).", valueName: "colour"),
+            completion: .list(["white", "black", "gray"]), transform: parseBackground)
+    var background: BackgroundColor = .white
 
-    func backgroundColor() throws -> BackgroundColor { try BackgroundColor(parsing: background) }
+    func backgroundColor() -> BackgroundColor { background }
 
     /// Reads an input image (JPEG or PNG, sniffed from its bytes; EXIF orientation applied).
-    func read(_ path: String) throws -> RGBImage { try ImageFile.read(path, background: backgroundColor()) }
+    func read(_ path: String) throws -> RGBImage { try ImageFile.read(path, background: background) }
 }
 
 /// Prints a folder's skipped files on stderr, one line each.

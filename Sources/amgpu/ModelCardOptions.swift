@@ -24,8 +24,8 @@ struct ModelCardOptions: ParsableArguments {
     @Flag(name: .long, help: "Resize photos to the input size without cropping (an image already that size is used as it is).")
     var noCrop = false
 
-    @Option(name: .long, help: "The model's input layout when its shape is ambiguous: nchw or nhwc.")
-    var layout: String?
+    @Option(name: .long, help: "The model's input layout when its shape is ambiguous.")
+    var layout: InputLayout?
 
     func validate() throws {
         // Engine errors (not ValidationError) so that a bad flag exits 1 with one error line, as every bad input does.
@@ -43,18 +43,13 @@ struct ModelCardOptions: ParsableArguments {
     func values() throws -> ModelCardValues { try parsed(readLabels: true) }
 
     private func parsed(readLabels: Bool) throws -> ModelCardValues {
-        let layoutValue: InputLayout?
-        if let layout {
-            guard let l = InputLayout(text: layout) else { throw EngineError.invalidInput("--layout '\(layout)' is not nchw or nhwc") }
-            layoutValue = l
-        } else { layoutValue = nil }
         return try ModelCardValues.flags(
             mean: try mean.map { try ModelCardValues.parseTriple($0, flag: "--mean") },
             std: try std.map { try ModelCardValues.parseTriple($0, flag: "--std") },
             size: try size.map(ModelCardValues.parseSize),
             labelsPath: readLabels ? labels : nil,
             fit: resizeCrop ? .resizeCrop : noCrop ? .noCrop : nil,
-            layout: layoutValue)
+            layout: layout)
     }
 }
 

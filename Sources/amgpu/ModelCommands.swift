@@ -85,20 +85,22 @@ struct Classify: ParsableCommand {
     @Option(name: .long, help: "Images per forward pass with several images (1…256).")
     var batch: Int = 8
 
-    @Option(name: .long, help: "Output format with several images: text, csv or json.")
-    var format: String?
+    @Option(name: .long, help: "Output format with several images (default: text, or json with --json).")
+    var format: BatchClassification.Format?
 
     @Option(name: .long, help: "Write the results to this file (atomically) instead of stdout.")
     var output: String?
 
+    func validate() throws {
+        // Before anything is loaded: a model built at a huge batch would allocate batch × 3 × S × S and more.
+        guard (1...Self.maxBatch).contains(batch) else { throw ValidationError("--batch must lie in 1…\(Self.maxBatch), got \(batch)") }
+        guard !image.isEmpty || !images.isEmpty else { throw ValidationError("give a photo with --image FILE (repeatable) or a folder with --images DIR") }
+    }
+
     func run() throws {
         var partial = false
         try runReportingErrors {
-            // Before anything is loaded: a model built at a huge batch would allocate batch × 3 × S × S and more.
-            guard (1...Self.maxBatch).contains(batch) else {
-                throw EngineError.invalidInput("--batch must lie in 1…\(Self.maxBatch), got \(batch)")
-            }
-            let background = try imageOptions.backgroundColor()
+            let background = imageOptions.backgroundColor()
             if image.count == 1 && images.isEmpty && format == nil && output == nil {
                 let model = try modelOptions.load()
                 let backend = try deviceOptions.makeBackend()
@@ -121,13 +123,7 @@ struct Classify: ParsableCommand {
 
     /// Several images: one model load, batches, one line per image. Returns whether files were skipped.
     func runBatch(background: BackgroundColor) throws -> Bool {
-        guard !image.isEmpty || !images.isEmpty else {
-            throw EngineError.invalidInput("give a photo with --image FILE (repeatable) or a folder with --images DIR")
-        }
-        let chosen = format ?? (json ? "json" : "text")
-        guard let outputFormat = BatchClassification.Format(rawValue: chosen) else {
-            throw EngineError.invalidInput("unknown --format '\(chosen)': use text, csv or json")
-        }
+        let outputFormat = format ?? (json ? .json : .text)
         guard top >= 1 else { throw EngineError.invalidInput("--top must be ≥ 1, got \(top)") }
         if let output {
             var isDirectory: ObjCBool = false

@@ -20,11 +20,14 @@ struct MontageCommand: ParsableCommand {
     @Option(name: .long, help: "Text scale (1 = 5×7-pixel glyphs).") var textScale: Int = 1
     @Option(name: .long, help: "Output PNG path.") var out: String
 
+    func validate() throws {
+        guard captions.isEmpty || captions.count == files.count else {
+            throw ValidationError("--captions has \(captions.count) entries for \(files.count) images; give one per image")
+        }
+    }
+
     func run() throws {
         try runReportingErrors {
-            guard captions.isEmpty || captions.count == files.count else {
-                throw EngineError.invalidInput("--captions has \(captions.count) entries for \(files.count) images; give one per image")
-            }
             let images = try files.map { try ImageFile.read($0) }
             let lines = captions.isEmpty
                 ? files.map { [(($0 as NSString).lastPathComponent as NSString).deletingPathExtension] }

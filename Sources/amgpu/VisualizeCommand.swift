@@ -25,14 +25,15 @@ struct Visualize: ParsableCommand {
     @Option(name: .long, help: "Unit (channel / dimension / class index).")
     var unit: Int?
 
-    @Option(name: .long, help: "Several units, e.g. 0-15 or 3,7,9 (one image each).")
-    var units: String?
+    @Option(name: .long, help: "Several units, e.g. 0-15 or 3,7,9 (one image each).", transform: parseUnitList)
+    var units: [Int]?
 
-    @Option(name: .long, help: "Objective: channel, neuron, logit, probability, cls, deepdream, head, direction (default: logit for --class, channel otherwise).")
-    var objective: String?
+    @Option(name: .long, help: "Objective (default: logit for --class and for a [N, K] model output, direction with --toward, channel otherwise).")
+    var objective: ObjectiveTerm.Kind?
 
-    @Option(name: .long, help: "Neuron position x,y (CNN) or token index (ViT) for --objective neuron.")
-    var position: String?
+    @Option(name: .long, help: "Neuron position x,y (CNN) or token index (ViT) for --objective neuron.",
+            transform: { try parseList($0, flag: "--position") { Int($0) } })
+    var position: [Int]?
 
     @Option(name: .long, help: "Direction objective toward this photo's activation at --layer (spatial mean; CLS token for ViTs); JPEG or PNG.")
     var toward: String?
@@ -40,8 +41,9 @@ struct Visualize: ParsableCommand {
     @Option(name: .long, help: "Cosine-similarity power of the direction objective.")
     var cossimPower: Float = 1
 
-    @Option(name: .long, help: ArgumentHelp("One more objective term, added to the main one for every image: KIND:LAYER:UNIT[:WEIGHT] (repeatable; a negative weight minimizes it).", valueName: "term"))
-    var addTerm: [String] = []
+    @Option(name: .long, help: ArgumentHelp("One more objective term, added to the main one for every image: KIND:LAYER:UNIT[:WEIGHT] (repeatable; a negative weight minimizes it).", valueName: "term"),
+            transform: { try ObjectiveTerm.parse($0) })
+    var addTerm: [ObjectiveTerm] = []
 
     @Option(name: .long, help: "Weight of lucid's diversity term across the images of a batch (0 = off).")
     var diversity: Float = 0
@@ -68,117 +70,65 @@ struct Visualize: ParsableCommand {
     @Flag(name: .long, help: .hidden)
     var reportMemory = false
 
+    /// `--layer L:U` → (L, [U]); otherwise the layer as given.
+    var layerAndUnit: (layer: String?, units: [Int]) {
+        if let l = layer, let colon = l.lastIndex(of: ":"), let u = Int(l[l.index(after: colon)...]) {
+            return (String(l[..<colon]), [u])
+        }
+        return (layer, [])
+    }
+
+    /// The class rendered with no target at all: flamingo, for the default model.
+    var className: String? {
+        if `class` == nil && layer == nil && unit == nil && units == nil && modelOptions.model == "efficientnet_lite0" { return "flamingo" }
+        return `class`
+    }
+
+    func validate() throws {
+        if className == nil && layer == nil {
+            throw ValidationError("say what to visualize: --class NAME, or --layer LAYER with --unit N (see `amgpu layers \(modelOptions.model)`)")
+        }
+    }
+
     func run() throws {
         try runReportingErrors {
             let clock = Date()
-            // Objective target.
-            var layerName = layer
-            var unitList: [Int] = []
-            if let l = layerName, let colon = l.lastIndex(of: ":"), let u = Int(l[l.index(after: colon)...]) {
-                layerName = String(l[..<colon]); unitList = [u]
-            }
+            var (layerName, unitList) = layerAndUnit
             if let unit { unitList = [unit] }
-            if let units { unitList = try parseUnitList(units) }
-            let family: ModelFamily
+            if let units { unitList = units }
             let probe = try modelOptions.load(batch: 1)
-            family = probe.family
-            var kindName = objective
-            var className = `class`
-            if className == nil && layerName == nil && modelOptions.model == "efficientnet_lite0" && unitList.isEmpty {
-                className = "flamingo"
-            }
-            if let c = className {
-                unitList = [try probe.classIndex(c)]
-                layerName = layerName ?? "output"
-                kindName = kindName ?? "logit"
-            }
-            guard let layerName else {
-                throw EngineError.invalidInput("say what to visualize: --class NAME, or --layer LAYER with --unit N (see `amgpu layers \(modelOptions.model)`)")
-            }
-            let layerID = try probe.resolve(layer: layerName)
-            let layerShape = probe.graph.shape(of: layerID)
-            if unitList.isEmpty { unitList = [0] }
-            if kindName == nil { kindName = (layerID == probe.output && layerShape.count == 2) ? "logit" : (toward != nil ? "direction" : "channel") }
-            guard let kind = ObjectiveTerm.Kind(rawValue: kindName ?? "channel") else {
-                throw EngineError.invalidInput("unknown objective '\(kindName ?? "")': use channel, neuron, logit, probability, cls, deepdream, head or direction")
-            }
-            let p = try presetOptions.resolve(family: family)
-            // Direction toward a photo.
+            let className = self.className
+            if className != nil { layerName = layerName ?? "output" }
+            // The direction toward a photo, at the target layer.
             var direction: [Float]? = nil
-            if let toward {
-                let photo = ImagePreprocessing.modelInput(try imageOptions.read(toward), probe.preprocessing)
-                let act = try ModelRunner(model: probe, backend: CPUBackend()).run(photo, layers: [layerID])[layerID]!
-                direction = channelSummary(act)
+            if let toward, let layerName {
+                direction = try UnitVisualization.direction(toward: imageOptions.read(toward), layer: layerName, model: probe)
             }
-            let extraTerms = try addTerm.map { spec -> ObjectiveTerm in
-                let t = try ObjectiveTerm.parse(spec)
-                _ = try probe.resolve(layer: t.layer)   // an unknown layer fails here, before any work
-                return t
-            }
-            let backend = try deviceOptions.makeBackend()
-            let photos = noBaseline ? [] : naturalPhotos()
-            let imagesPerBatch = max(1, min(batch, unitList.count))
-            let fm = FileManager.default
-            try createOutputFolder(out)
-            let modelHash = probe.fileSHA256()
-            var allImages: [HostTensor] = []
-            var written: [String] = []
-            for chunkStart in stride(from: 0, to: unitList.count, by: imagesPerBatch) {
-                let chunk = Array(unitList[chunkStart..<min(chunkStart + imagesPerBatch, unitList.count)])
-                let model = try modelOptions.load(batch: chunk.count * max(1, p.transforms.copies))
-                var term = ObjectiveTerm(kind: kind, layer: layerName, units: kind == .direction || kind == .deepdream ? [0] : chunk)
-                term.direction = direction
-                term.cossimPower = cossimPower
-                if let position { term.position = position.split(separator: ",").compactMap { Int($0) } }
-                let objectiveSpec = Objective(terms: [term] + extraTerms, diversity: diversity > 0 && chunk.count > 1 ? DiversityTerm(layer: layerName, weight: diversity) : nil)
-                let request = VisualizationRequest(objective: objectiveSpec, preset: p, seed: seed &+ UInt64(chunkStart), images: chunk.count)
-                let visualizer = try Visualizer(model: model, request: request, backend: backend)
-                let bar = ProgressReporter(quiet: quiet, label: "\(model.name) \(layerName) units \(chunk.map(String.init).joined(separator: ","))")
-                let result = try visualizer.run(naturalImages: photos) { p in
-                    bar.update(p)
-                    if reportMemory && ((p.step - 1) % 50 == 0 || p.step == p.steps) { printError(MemoryReport.line(step: p.step)) }
-                }
+            let target = try UnitVisualization.Target(model: probe, layer: layerName, units: unitList, className: className,
+                                                      kind: objective, position: position, direction: direction, cossimPower: cossimPower)
+            let preset = try presetOptions.resolve(family: probe.family)
+            for t in addTerm { _ = try probe.resolve(layer: t.layer) }   // an unknown layer fails here, before any work
+            let device = try deviceOptions.selection()
+            let run = UnitVisualization(target: target, folder: out, preset: preset, batchSize: batch, seed: seed, extraTerms: addTerm,
+                                        diversity: diversity, baselinePhotos: noBaseline ? [] : naturalPhotos(),
+                                        modelSHA256: probe.fileSHA256(), amgpuVersion: AMGPU.configuration.version)
+            let bar = ProgressReporter(quiet: quiet, label: "\(probe.name) \(target.term.layer)")
+            let quiet = self.quiet, reportMemory = self.reportMemory, modelOptions = self.modelOptions
+            let result = try run.run(model: probe, devices: [device], notice: { printError($0) }, progress: { p in
+                bar.update(p)
+                if reportMemory, let s = p.step, (s.step - 1) % 50 == 0 || s.step == s.steps { printError(MemoryReport.line(step: s.step)) }
+            }, finished: { report in
                 bar.finish()
-                allImages.append(result.images)
-                for (i, u) in chunk.enumerated() {
-                    let base = "\(safeFileName(layerName))_\(kind == .logit || kind == .probability ? model.className(u).replacingOccurrences(of: " ", with: "_") + "_" : "")\(u)"
-                    let png = (out as NSString).appendingPathComponent(base + ".png")
-                    try PNGFile.write(RGBImage(tensor: result.images, index: i), to: png)
-                    let sidecar = VisualizationSidecar(
-                        model: model.name, modelSource: model.source, modelSHA256: modelHash, layer: layerName,
-                        unit: u, unitName: kind == .logit || kind == .probability ? model.className(u) : nil,
-                        objective: objectiveSpec, preset: p, seed: request.seed, device: backend.name,
-                        finalObjective: result.finalScores[i],
-                        targetProbability: result.targetProbabilities?[i],
-                        naturalPhotoMean: result.naturalMean?[i], naturalPhotoCount: photos.count,
-                        seconds: result.seconds, steps: result.stepsRun, image: base + ".png", amgpuVersion: AMGPU.configuration.version,
-                        card: model.cardRecord)
-                    try writeAtomically(JSONEncoder.pretty.encode(sidecar), to: (out as NSString).appendingPathComponent(base + ".json"))
-                    written.append(png)
-                    if !quiet {
-                        var line = "\(base): objective \(String(format: "%.3f", result.finalScores[i]))"
-                        if let prob = result.targetProbabilities?[i] { line += String(format: ", p(%@) = %.3f", model.className(u), prob) }
-                        if let nat = result.naturalMean?[i] { line += String(format: ", natural photos mean %.3f", nat) }
-                        printError(line)
-                    }
+                guard !quiet else { return }
+                for r in report.results {
+                    var line = "\((r.job.imageName as NSString).deletingPathExtension): objective \(String(format: "%.3f", r.finalObjective))"
+                    if let prob = r.targetProbability { line += String(format: ", p(%@) = %.3f", r.unitName ?? "", prob) }
+                    if let nat = r.naturalPhotoMean { line += String(format: ", natural photos mean %.3f", nat) }
+                    printError(line)
                 }
-            }
-            let combined = HostTensor(shape: [allImages.reduce(0) { $0 + $1.shape[0] }] + Array(allImages[0].shape.dropFirst()),
-                                      values: allImages.flatMap(\.values))
-            let gridPath = (out as NSString).appendingPathComponent("grid.png")
-            try PNGFile.write(imageGrid(combined, columns: Int(Double(combined.shape[0]).squareRoot().rounded(.up))), to: gridPath)
-            print("wrote \(written.count) image(s), their JSON sidecars and \(gridPath) in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
+            }) { batch in try modelOptions.load(batch: batch) }
+            bar.finish()
+            print("wrote \(result.images.count) image(s), their JSON sidecars and \(result.grid) in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
         }
     }
 }
-
-/// Spatial mean (CNN [1,C,H,W]) or CLS token (ViT [1,T,D]) or the vector itself ([1,K]).
-func channelSummary(_ t: HostTensor) -> [Float] {
-    if t.shape.count == 4 {
-        let c = t.shape[1], plane = t.shape[2] * t.shape[3]
-        return (0..<c).map { ch in t.values[(ch * plane)..<((ch + 1) * plane)].reduce(0, +) / Float(plane) }
-    }
-    if t.shape.count == 3 { return Array(t.values[0..<t.shape[2]]) }
-    return t.values
-}
-

@@ -3,8 +3,9 @@ import Testing
 @testable import GPUEngine
 
 /// The bad-input corpus: every case runs the real `amgpu` binary on a broken model file, image,
-/// setting or environment, and must end with exit status 1 (not a signal), exactly one
-/// `amgpu: error:` line that names the problem and the fix, no crash report, and no output left
+/// setting or environment, and must end with exit status 1 (not a signal) — 64 (EX_USAGE) for a bad flag
+/// refused while the flags are parsed or in `validate()`, before any model loads — exactly one
+/// `amgpu: error:` (or ArgumentParser's `Error:`) line that names the problem and the fix, no crash report, and no output left
 /// behind (the case's output folder absent or empty, no temporary files). Files are built in a
 /// temporary folder; ONNX models are written with the engine's own protobuf types.
 /// (`okCases` are the unusual-but-valid inputs next to them: they must succeed.)
@@ -20,6 +21,8 @@ import Testing
         /// Run under `ulimit -f` (KiB) with SIGXFSZ ignored: writes past it fail with EFBIG, as on a full disk.
         var fileSizeLimitKiB: Int? = nil
         var needsOpenCL = false
+        /// A usage error: a flag value refused by the argument parser or `validate()` (exit 64, EX_USAGE).
+        var usageError = false
     }
 
     static let fixtures: String = {
@@ -116,20 +119,20 @@ import Testing
         Case(name: "image-jpeg-truncated-adversarial", args: adversarial(["--target", "3"], image: "truncated.jpg"), problem: "Premature end of JPEG file", fix: "re-export it"),
         Case(name: "image-jpeg-truncated-toward", args: { dir, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "layer1", "--unit", "0", "--toward", dir + "/truncated.jpg", "--out", out] + cpu },
              problem: "Premature end of JPEG file", fix: "re-export it"),
-        Case(name: "image-bad-background", args: classify("random:resnet18", image: "rgba.png", ["--background", "red"]), problem: "unknown background 'red'", fix: "R,G,B"),
+        Case(name: "image-bad-background", args: classify("random:resnet18", image: "rgba.png", ["--background", "red"]), problem: "unknown background 'red'", fix: "R,G,B", usageError: true),
         Case(name: "image-folder-empty", args: { dir, out in ["classify", "--model", "random:resnet18", "--size", "32", "--images", dir + "/emptyfolder", "--output", out + "/r.csv"] + cpu },
              problem: "has no JPEG or PNG image: it holds no files", fix: "amgpu reads JPEG and PNG files"),
         Case(name: "image-folder-all-corrupt", args: { dir, out in ["classify", "--model", "random:resnet18", "--size", "32", "--images", dir + "/badfolder", "--format", "csv", "--output", out + "/r.csv"] + cpu },
              problem: "no image could be classified (2 skipped)", fix: "re-export it"),
         Case(name: "image-folder-is-a-file", args: { dir, _ in ["classify", "--model", "random:resnet18", "--size", "32", "--images", dir + "/photo.png"] + cpu },
              problem: "is a file, not a folder", fix: "--image"),
-        Case(name: "image-classify-bad-format", args: classify("random:resnet18", image: "photo.png", ["--format", "xml"]), problem: "unknown --format 'xml'", fix: "text, csv or json"),
+        Case(name: "image-classify-bad-format", args: classify("random:resnet18", image: "photo.png", ["--format", "xml"]), problem: "'xml' is invalid for '--format", fix: "'text', 'csv' or 'json'", usageError: true),
         Case(name: "image-truncated-png", args: classify("random:resnet18", image: "truncated.png"), problem: "cannot decode image", fix: "re-export"),
         Case(name: "image-16k-by-16k", args: classify("random:resnet18", image: "huge.png"), problem: "is 16384×16384 pixels", fix: "downscale it first"),
         Case(name: "image-adversarial-same-stem", args: { dir, out in ["adversarial"] + tinyModel + ["--steps", "2", "--quiet", "--out", out, "--images", dir + "/samestem", "--target", "3"] + cpu },
              problem: "samestem/cat.jpg' and '", fix: "samestem/cat.png' would write the same output files (both are named 'cat' without their extension): rename one of them"),
         Case(name: "image-classify-batch-too-big", args: { dir, _ in ["classify", "--model", "random:resnet18", "--size", "32", "--image", dir + "/photo.png", "--image", dir + "/rgba.png", "--batch", "100000"] + cpu },
-             problem: "got 100000", fix: "--batch must lie in 1…256"),
+             problem: "got 100000", fix: "--batch must lie in 1…256", usageError: true),
         Case(name: "image-1x1-adversarial", args: adversarial(["--target", "3"], image: "one.png"), problem: "is 1×1 pixels", fix: "at least 16×16"),
         // outputs
         Case(name: "out-folder-is-a-file", args: { dir, _ in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--out", dir + "/text.png/sub"] + cpu },
@@ -148,7 +151,7 @@ import Testing
         Case(name: "setting-class-out-of-range", args: visualize(["--class", "1000"]), problem: "1000", fix: "0…999"),
         Case(name: "setting-unknown-class-name", args: visualize(["--class", "flamingoo"]), problem: "flamingoo", fix: "flamingo"),
         Case(name: "setting-adversarial-target-out-of-range", args: adversarial(["--target", "5000"]), problem: "5000", fix: "0…999"),
-        Case(name: "setting-bad-device", args: visualize(["--layer", "output", "--unit", "1", "--device", "cuda:0"]), problem: "cuda:0", fix: "opencl:N"),
+        Case(name: "setting-bad-device", args: visualize(["--layer", "output", "--unit", "1", "--device", "cuda:0"]), problem: "cuda:0", fix: "opencl:N", usageError: true),
         // devices
         Case(name: "device-no-opencl", args: { _, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--out", out, "--device", "opencl"] },
              problem: "no OpenCL device", fix: "--device cpu", environment: ["OCL_ICD_VENDORS": "/nonexistent-amgpu-icd"]),
@@ -199,7 +202,7 @@ import Testing
         for (k, v) in env where v == "KERNELDIR" { env[k] = dir + "/kernels" }
         let r = try run(c.args(dir, out), environment: env, fileSizeLimitKiB: c.fileSizeLimitKiB)
         let errorLines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("amgpu: error:") || $0.hasPrefix("Error:") }
-        #expect(r.status == 1, "\(name): exit status \(r.status) (signal: \(r.signaled)); stderr: \(r.stderr)")
+        #expect(r.status == (c.usageError ? 64 : 1), "\(name): exit status \(r.status) (signal: \(r.signaled)); stderr: \(r.stderr)")
         #expect(!r.signaled, "\(name): killed by a signal")
         #expect(errorLines.count == 1, "\(name): \(errorLines.count) error lines: \(r.stderr)")
         let message = errorLines.first.map(String.init) ?? ""

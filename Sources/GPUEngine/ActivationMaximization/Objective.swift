@@ -4,7 +4,7 @@ import Foundation
 /// image of the batch; the objective is Σ_terms weight · score (per image), maximized by gradient
 /// ascent. Units may differ per image (one unit per image of the batch).
 public struct ObjectiveTerm: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
         /// act[b, unit] of a [B, K] value (class logits, pooled features).
         case logit
         /// softmax(act[b, :])[unit] of a [B, K] value.

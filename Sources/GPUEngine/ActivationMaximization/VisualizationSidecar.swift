@@ -57,19 +57,6 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
     }
 }
 
-/// Parses a unit list: "0-15", "3,7,9", "0-3,8" → [0, …, 15], [3, 7, 9], [0, 1, 2, 3, 8].
-public func parseUnitList(_ text: String) throws -> [Int] {
-    var out: [Int] = []
-    for part in text.split(separator: ",") {
-        let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        if bounds.count == 1, let a = bounds[0] { out.append(a) }
-        else if bounds.count == 2, let a = bounds[0], let b = bounds[1], a <= b { out.append(contentsOf: a...b) }
-        else { throw EngineError.invalidInput("bad unit list '\(text)': use e.g. 0-15 or 3,7,9") }
-    }
-    guard !out.isEmpty, out.allSatisfy({ $0 >= 0 }) else { throw EngineError.invalidInput("bad unit list '\(text)': use e.g. 0-15 or 3,7,9 (no negative units)") }
-    return out
-}
-
 /// A layer or unit name made safe as one path component: letters, digits, '.', '-', '_' kept, the rest '_'.
 public func safeFileName(_ name: String) -> String {
     let s = String(name.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" })

@@ -111,7 +111,7 @@ public final class Visualizer {
                 let scoreValues = try backend.download(scores).values
                 mean = scoreValues.reduce(0, +) / Float(max(scoreValues.count, 1))
                 guard mean.isFinite else {
-                    throw EngineError.numerical("the objective became \(mean) at step \(step + 1): the learning rate (\(preset.optimizer.learningRate)) is likely too high or a regularizer weight too large; lower --lr or check the model's inputs")
+                    throw EngineError.numerical("the objective became \(mean) at step \(step + 1): the learning rate (\(preset.optimizer.learningRate)) is likely too high or a regularizer weight too large; lower \(SettingName.learningRate.mention) or check the model's inputs")
                 }
             }
             let gradImage = try pipeline.backward(transformed, gradOutput: gradInput)

@@ -60,7 +60,7 @@ public struct AtlasLayout: Sendable {
         let fm = FileManager.default
         for dir in [root, logDirectory] + layers.map({ path($0.directory) }) {
             do { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-                throw EngineError.io("cannot create the atlas folder '\(dir)': \(error.localizedDescription) (check the --out path and its permissions)")
+                throw EngineError.io("cannot create the atlas folder '\(dir)': \(error.localizedDescription) (check the \(SettingName.outputFolder.mention) path and its permissions)")
             }
         }
         guard fm.isWritableFile(atPath: root) else { throw EngineError.io("the atlas folder '\(root)' is not writable") }
@@ -169,7 +169,7 @@ public struct AtlasManifest: Codable, Sendable, Equatable {
             let existing = try AtlasManifest.read(layout.manifestPath)
             let conflicts = conflicts(with: existing)
             guard conflicts.isEmpty else {
-                throw EngineError.invalidInput("'\(layout.root)' holds an atlas rendered with other settings (\(conflicts.joined(separator: ", ")) differ): rerun with the same options, or use another --out folder")
+                throw EngineError.invalidInput("'\(layout.root)' holds an atlas rendered with other settings (\(conflicts.joined(separator: ", ")) differ): rerun with the same options, or use another \(SettingName.outputFolder.mention)")
             }
             merged.layers = existing.layers + layers.filter { l in !existing.layers.contains { $0.name == l.name } }
             if merged == existing { return }

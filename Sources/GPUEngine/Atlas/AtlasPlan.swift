@@ -36,17 +36,17 @@ public enum AtlasPlan {
 
     /// Resolves `layers` (names as in `amgpu layers`; "output" for the logits) on `model`.
     public static func layers(_ names: [String], of model: Model) throws -> [AtlasLayer] {
-        guard !names.isEmpty else { throw EngineError.invalidInput("no layers given: pass --layers L1,L2 (see `amgpu layers \(model.name)`)") }
+        guard !names.isEmpty else { throw EngineError.invalidInput("no layers given: pass \(SettingName.layers.mention) L1,L2 (see `amgpu layers \(model.name)`)") }
         var seen = Set<String>(), dirs = [String: String]()
         var out: [AtlasLayer] = []
         for name in names {
-            guard seen.insert(name).inserted else { throw EngineError.invalidInput("layer '\(name)' is listed twice in --layers") }
+            guard seen.insert(name).inserted else { throw EngineError.invalidInput("layer '\(name)' is listed twice in \(SettingName.layers.mention)") }
             let id = try model.resolve(layer: name)
             let shape = model.graph.shape(of: id)
             guard shape.count >= 2 else { throw EngineError.invalidInput("layer '\(name)' has shape \(shape): it has no units to visualize") }
             let directory = safeFileName(name)
             if let other = dirs[directory] {
-                throw EngineError.invalidInput("layers '\(other)' and '\(name)' would share the folder '\(directory)': render them into different --out folders")
+                throw EngineError.invalidInput("layers '\(other)' and '\(name)' would share the folder '\(directory)': render them into different folders (\(SettingName.outputFolder.mention))")
             }
             dirs[directory] = name
             let kind: ObjectiveTerm.Kind = id == model.output && shape.count == 2 ? .logit : .channel
@@ -62,7 +62,7 @@ public enum AtlasPlan {
         for layer in layers {
             let selected = units.map { Array(Set($0)).sorted() } ?? Array(0..<layer.unitCount)
             if let bad = selected.first(where: { $0 >= layer.unitCount }) {
-                throw EngineError.invalidInput("unit \(bad) is out of range for layer '\(layer.name)' (\(layer.unitCount) units, 0–\(layer.unitCount - 1)): narrow --units")
+                throw EngineError.invalidInput("unit \(bad) is out of range for layer '\(layer.name)' (\(layer.unitCount) units, 0–\(layer.unitCount - 1)): narrow \(SettingName.units.mention)")
             }
             out.append(contentsOf: selected.map { AtlasUnit(layer: layer.name, unit: $0) })
         }
@@ -79,7 +79,7 @@ public struct AtlasShard: Equatable, Sendable, CustomStringConvertible {
 
     public init(index: Int, count: Int) throws {
         guard count >= 1, index >= 0, index < count else {
-            throw EngineError.invalidInput("bad shard \(index)/\(count): the index must be in 0..<count (e.g. --shard 0/4 … --shard 3/4)")
+            throw EngineError.invalidInput("bad shard \(index)/\(count): the index must be in 0..<count (e.g. \(SettingName.shard.mention) 0/4 … \(SettingName.shard.mention) 3/4)")
         }
         self.index = index
         self.count = count
@@ -89,7 +89,7 @@ public struct AtlasShard: Equatable, Sendable, CustomStringConvertible {
     public init(parsing text: String) throws {
         let parts = text.split(separator: "/").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard parts.count == 2, let i = parts[0], let n = parts[1] else {
-            throw EngineError.invalidInput("bad shard '\(text)': use i/n, e.g. --shard 0/4 (shard 0 of 4)")
+            throw EngineError.invalidInput("bad shard '\(text)': use i/n, e.g. \(SettingName.shard.mention) 0/4 (shard 0 of 4)")
         }
         try self.init(index: i, count: n)
     }
@@ -112,14 +112,14 @@ public struct AtlasShard: Equatable, Sendable, CustomStringConvertible {
         }
         if let id = try int("SLURM_ARRAY_TASK_ID") {
             guard let n = try count ?? int("SLURM_ARRAY_TASK_COUNT") else {
-                throw EngineError.invalidInput("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not: pass --shard-count N")
+                throw EngineError.invalidInput("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not: pass \(SettingName.shardCount.mention) N")
             }
             let minimum = try int("SLURM_ARRAY_TASK_MIN") ?? 0
             return try AtlasShard(index: id - minimum, count: n)
         }
         if let index = try int("JOB_COMPLETION_INDEX") {
             guard let n = try count ?? int("AMGPU_SHARD_COUNT") else {
-                throw EngineError.invalidInput("JOB_COMPLETION_INDEX is set but the number of shards is not: pass --shard-count N (the Job's completions) or set AMGPU_SHARD_COUNT")
+                throw EngineError.invalidInput("JOB_COMPLETION_INDEX is set but the number of shards is not: pass \(SettingName.shardCount.mention) N (the Job's completions) or set AMGPU_SHARD_COUNT")
             }
             return try AtlasShard(index: index, count: n)
         }

@@ -61,7 +61,7 @@ public struct ImageParameterization: Codable, Equatable, Sendable {
     /// Throws for combinations that have no meaning.
     public func validate() throws {
         if kind == .fourier && squash == .clamp {
-            throw EngineError.invalidAttribute("the Fourier parameterization needs the sigmoid squash (clamping a spectrum does not bound the image); use --param pixel for clamp")
+            throw EngineError.invalidAttribute("the Fourier parameterization needs the sigmoid squash (clamping a spectrum does not bound the image); set \(SettingName.parameterization.mention) to pixel for clamp")
         }
         if squash == .clamp && decorrelated {
             throw EngineError.invalidAttribute("pixel + clamp works on the image itself and cannot be decorrelated; drop decorrelation or use the sigmoid squash")

@@ -113,7 +113,7 @@ public func allFinite(_ tensor: Tensor, on backend: any Backend) throws -> Bool 
 /// Throws `EngineError.numerical` naming `what` and `step` when `tensor` holds NaN or Inf.
 public func requireFinite(_ tensor: Tensor, _ what: String, step: Int, on backend: any Backend) throws {
     if try !allFinite(tensor, on: backend) {
-        throw EngineError.numerical("\(what) became NaN or infinite at step \(step); the learning rate is likely too high (try a smaller --lr) or a regularizer weight too large")
+        throw EngineError.numerical("\(what) became NaN or infinite at step \(step); the learning rate is likely too high (try a smaller \(SettingName.learningRate.mention)) or a regularizer weight too large")
     }
 }
 
