@@ -463,11 +463,16 @@ struct AdversarialTests {
             } catch let e as EngineError {
                 #expect("\(e)".contains(fragment), "\(args): \(e)")
             } catch {
-                Issue.record("\(args): unexpected \(error)")
+                // Flag errors come from parsing and validate() (exit status 64, EX_USAGE).
+                let message = Adversarial.message(for: error)
+                #expect(message.contains(fragment), "\(args): \(message)")
             }
         }
         fails(["--image", photos[0]], "target")
-        fails(["--image", photos[0], "--target", "1", "--attack", "cw"], "unknown attack")
+        fails(["--image", photos[0], "--target", "1", "--attack", "cw"], "'cw' is invalid for '--attack")
+        fails(["--image", photos[0], "--target", "1", "--attacks", "pgd,cw"], "unknown attack 'cw'")
+        fails(["--image", photos[0], "--target", "1", "--norm", "l3"], "--norm")
+        fails(["--image", photos[0], "--target", "1", "--attack", "pgd", "--attacks", "fgsm"], "not both")
         fails(["--image", photos[0], "--target", "1", "--eps", "eight"], "--eps")
         fails(["--image", dir.appendingPathComponent("missing.png").path, "--target", "1"], "no such file")
         let notPNG = dir.appendingPathComponent("text.png").path
