@@ -403,6 +403,45 @@ struct AdversarialTests {
         #expect(BitmapFont.mask("ß") == BitmapFont.mask("?"))
     }
 
+    // MARK: the engine's attack runner (no CLI)
+
+    @Test func runnerWritesImagesReportsAndSummaries() throws {
+        let dir = try Self.tempDir("runner")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = try Self.tinyModel(batch: 3)
+        let runner = AttackRunner(attacker: try AdversarialAttacker(model: model, backend: Backends.cpu))
+        var pgd = AttackConfig.defaults(.pgd)
+        pgd.steps = 2
+        pgd.eps = 4.0 / 255
+        let photos = [AttackPhoto(name: "Photo A", image: Self.smoothImage(size: 16, seed: 3)),
+                      AttackPhoto(name: "b", image: Self.smoothImage(size: 16, seed: 4))]
+        var progressCalls = 0
+        var finished: [AttackKind] = []
+        runner.progress = { _, _ in progressCalls += 1 }
+        runner.attackFinished = { config, examples in
+            finished.append(config.kind)
+            #expect(examples.count == 4)
+        }
+        let out = dir.appendingPathComponent("out").path
+        let result = try runner.run(AttackRunRequest(photos: photos, photoPaths: ["a.png", "b.png"], targets: [2, 4],
+                                                     configs: [pgd, .defaults(.fgsm)], outputFolder: out, panels: true, summaries: true))
+        #expect(finished == [.pgd, .fgsm] && progressCalls > 0)
+        #expect(result.examples.count == 8 && result.summaries.map(\.attack) == ["pgd", "fgsm"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: out)
+        #expect(files.count == 8 * 4 + 3, "\(files.sorted())")
+        for name in ["summary.csv", "summary.json", "examples.csv"] { #expect(files.contains(name), "\(name) missing") }
+        // Files are named photo_attack_target (slugged); the report records what was measured on the PNG.
+        let base = out + "/photo-a_pgd_" + AttackRunner.slug(model.className(4))
+        let report = try JSONDecoder().decode(ExampleReport.self, from: Data(contentsOf: URL(fileURLWithPath: base + ".json")))
+        #expect(report.config == pgd && report.example.steps == 2 && report.example.linf255 <= 4)
+        #expect(report.example.files["adversarial"] == base + "_adv.png" && report.example.files["panel"] == base + "_panel.png")
+        let written = try PNGFile.read(base + "_adv.png")
+        let l = Perturbation.difference(photos[0].image, written).map { abs($0) }.max() ?? 0
+        #expect(abs(Double(l) * 255 - Double(report.example.linf255)) < 1e-3 && l > 0)
+        let summary = try JSONDecoder().decode(SetSummary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
+        #expect(summary.examples.count == 8 && summary.photos == ["a.png", "b.png"] && summary.configs.count == 2)
+    }
+
     // MARK: the CLI
 
     static func writeTestPhotos(_ dir: URL) throws -> [String] {

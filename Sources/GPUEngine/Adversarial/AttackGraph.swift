@@ -7,7 +7,10 @@ import Foundation
 ///   `pixels` x: what the model sees (x0 + δ, or its 8-bit quantization);
 ///   `delta` δ (present only when a penalty is).
 /// Values:
-///   `modelInput` = (x − mean_c)/std_c, one `ChannelAffine` (the AM graphs' normalization);
+///   `modelInput` = (x − mean_c)/std_c as two broadcasting `Binary` ops, in the order of
+///   `ImagePreprocessing.normalize` (not the AM graphs' fused `ChannelAffine` x·(1/std) − mean/std, which
+///   rounds differently): the model sees bit for bit what the evaluation of the written PNG sees, so
+///   the early-stop test with `quantizedForward` is the test the PNG passes;
 ///   `penalty` [B] = λ·TV(δ) + μ·mean(δ²), TV(δ) = (Σ|Δx δ| + Σ|Δy δ|)/(3·H·W) through the
 ///   `tv` regularizer (`NeighborDifferences` + `Reduce`), mean over the 3·H·W values.
 /// Backward: given ∂s/∂modelInput from the model, returns ∂J/∂δ for J = s(x) − penalty(δ), with
@@ -29,8 +32,10 @@ final class AttackGraph: @unchecked Sendable {
         pixels = try g.addInput("pixels", shape: shape)
         let mean = (0..<3).map { p.mean.count == 3 ? p.mean[$0] : 0 }
         let std = (0..<3).map { p.std.count == 3 ? p.std[$0] : 1 }
-        modelInput = try g.add(ChannelAffine(scale: std.map { 1 / $0 }, shift: (0..<3).map { -mean[$0] / std[$0] }),
-                               [pixels], name: "normalize")
+        let meanValue = try g.addConstant("mean", HostTensor(shape: [1, 3, 1, 1], values: mean))
+        let stdValue = try g.addConstant("std", HostTensor(shape: [1, 3, 1, 1], values: std))
+        let centered = try g.add(Binary(.sub), [pixels, meanValue], name: "center")
+        modelInput = try g.add(Binary(.div), [centered, stdValue], name: "normalize")
         var total: ValueID? = nil
         var d: ValueID? = nil
         if tvWeight > 0 || l2Weight > 0 {
