@@ -35,14 +35,19 @@ struct Adversarial: ParsableCommand {
     @Flag(name: .long, help: "Untargeted: move away from the clean top-1 class (no --target).")
     var untargeted = false
 
-    @Option(name: .long, help: "The attack: am-tv, pgd, pgd-l2, bim, fgsm or feature (default am-tv).")
-    var attack: String?
+    @Option(name: .long, help: "The attack (default am-tv; also amtv, ifgsm for bim, pgdl2).")
+    var attack: AttackKind?
 
-    @Option(name: .long, help: "Comma-separated attacks to compare on the same examples (e.g. am-tv,pgd).")
-    var attacks: String?
+    @Option(name: .long, help: "Comma-separated attacks to compare on the same examples (e.g. am-tv,pgd).",
+            transform: { text in
+                let kinds = try text.split(separator: ",").map { try AttackKind(parsing: String($0)) }
+                guard !kinds.isEmpty else { throw ValidationError("--attacks is empty") }
+                return kinds
+            })
+    var attacks: [AttackKind]?
 
     @Option(name: .long, help: "Defaults to start from: torchattacks (10 steps) or foolbox (L∞ PGD/BIM 40 steps of 0.01/0.3·ε, L2 PGD 50 of 0.025·ε).")
-    var preset: String = "torchattacks"
+    var preset: AttackPreset = .torchattacks
 
     @Option(name: .long, help: "Radius of the ball, a number or fraction (default 8/255 for L∞, 1.0 for pgd-l2).")
     var eps: String?
@@ -53,8 +58,8 @@ struct Adversarial: ParsableCommand {
     @Option(name: .long, help: "Gradient steps (default 10; am-tv and feature 40; fgsm is always 1).")
     var steps: Int?
 
-    @Option(name: .long, help: "Norm of the ball: linf or l2 (default linf; l2 for pgd-l2).")
-    var norm: String?
+    @Option(name: .long, help: "Norm of the ball (default linf; l2 for pgd-l2).")
+    var norm: PerturbationNorm?
 
     @Option(name: .long, help: "λ of the total-variation penalty λ·TV(δ), TV = (Σ|Δx| + Σ|Δy|)/(3·H·W) in [0, 1] units (default 3000 for am-tv, else 0).")
     var tv: Double?
@@ -63,10 +68,10 @@ struct Adversarial: ParsableCommand {
     var l2: Double?
 
     @Option(name: .long, help: "Loss: logit (target logit) or ce (cross-entropy) (default logit for am-tv, ce for the baselines).")
-    var loss: String?
+    var loss: AttackLoss?
 
-    @Option(name: .long, help: "Step rule: sign, adam or normalized (default sign; adam for am-tv; normalized for pgd-l2).")
-    var stepRule: String?
+    @Option(name: .long, help: "Step rule (default sign; adam for am-tv; normalized for pgd-l2).")
+    var stepRule: StepRule?
 
     @Option(name: .long, help: "Early-stop margin in logits: stop once z_target − max other ≥ margin (default 1 for am-tv).")
     var margin: Double?
@@ -100,30 +105,16 @@ struct Adversarial: ParsableCommand {
 
     // MARK: - configuration
 
-    func attackKinds() throws -> [AttackKind] {
-        if attack != nil && attacks != nil { throw EngineError.invalidInput("give --attack or --attacks, not both") }
-        if let attacks {
-            let kinds = try attacks.split(separator: ",").map { try AttackKind(parsing: String($0)) }
-            guard !kinds.isEmpty else { throw EngineError.invalidInput("--attacks is empty") }
-            return kinds
-        }
-        return [try attack.map { try AttackKind(parsing: $0) } ?? .amTV]
-    }
+    var attackKinds: [AttackKind] { attacks ?? [attack ?? .amTV] }
 
+    /// The configuration of one attack: its preset's defaults, then the flags given.
     func config(_ kind: AttackKind) throws -> AttackConfig {
         var c = AttackConfig.defaults(kind)
-        switch preset.lowercased() {
-        case "torchattacks", "ta": break
-        case "foolbox", "fb": c.applyFoolboxPreset()
-        default: throw EngineError.invalidInput("unknown --preset '\(preset)': use torchattacks or foolbox")
-        }
-        if let norm {
-            guard let n = PerturbationNorm(rawValue: norm.lowercased()) else { throw EngineError.invalidInput("--norm must be linf or l2, got '\(norm)'") }
-            c.norm = n
-        }
+        if preset == .foolbox { c.applyFoolboxPreset() }
+        if let norm { c.norm = norm }
         if let eps {
             let e = try parseFraction(eps, what: "--eps")
-            if alpha == nil && preset.lowercased().hasPrefix("f") && (kind == .pgd || kind == .bim || kind == .pgdL2) {
+            if alpha == nil && preset == .foolbox && (kind == .pgd || kind == .bim || kind == .pgdL2) {
                 c.alpha *= e / c.eps     // foolbox step sizes are relative to ε
             }
             c.eps = e
@@ -133,16 +124,8 @@ struct Adversarial: ParsableCommand {
         if let steps, kind != .fgsm { c.steps = steps }   // FGSM is one step by definition
         if let tv { c.tvWeight = tv }
         if let l2 { c.l2Weight = l2 }
-        if let loss {
-            guard let l = AttackLoss(rawValue: loss.lowercased()) else { throw EngineError.invalidInput("--loss must be logit or ce, got '\(loss)'") }
-            c.loss = l
-        }
-        if let stepRule {
-            guard let r = StepRule(rawValue: stepRule.lowercased()) else {
-                throw EngineError.invalidInput("--step-rule must be sign, adam or normalized, got '\(stepRule)'")
-            }
-            c.stepRule = r
-        }
+        if let loss { c.loss = loss }
+        if let stepRule { c.stepRule = stepRule }
         if let margin { c.margin = margin }
         if let earlyStop { c.earlyStop = earlyStop }
         if let randomStart { c.randomStart = randomStart }
@@ -154,6 +137,27 @@ struct Adversarial: ParsableCommand {
         }
         try c.validate()
         return c
+    }
+
+    /// Checks of the flags alone, before any file is read (a failure exits with status 64, EX_USAGE).
+    func validate() throws {
+        if attack != nil && attacks != nil { throw ValidationError("give --attack or --attacks, not both") }
+        if image == nil && images == nil { throw ValidationError("give --image PHOTO (JPEG or PNG) or --images DIR") }
+        if image != nil && images != nil { throw ValidationError("give --image or --images, not both") }
+        if let batch, batch < 1 || batch > 256 { throw ValidationError("--batch must lie in 1…256, got \(batch)") }
+        let kinds = attackKinds
+        if kinds.contains(.feature) && (guide == nil || layer == nil) {
+            throw ValidationError("--attack feature needs --guide IMAGE.png and --layer NAME")
+        }
+        if kinds.contains(where: { $0 != .feature }) && !untargeted && target == nil && targets == nil {
+            throw ValidationError("give the target class (--target NAME or --targets a,b,c), or --untargeted")
+        }
+        if untargeted && (target != nil || targets != nil) { throw ValidationError("--untargeted takes no --target/--targets") }
+        do {
+            _ = try kinds.map(config)
+        } catch let error as EngineError {
+            throw ValidationError(error.description)
+        }
     }
 
     /// A photo fitted to the model's input size as its card says (resize + centre crop; an image
@@ -179,12 +183,6 @@ struct Adversarial: ParsableCommand {
         }
     }
 
-    static func slug(_ text: String) -> String {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-")
-        let s = String(text.lowercased().map { allowed.contains($0) ? $0 : "-" })
-        return s.split(separator: "-").joined(separator: "-")
-    }
-
     // MARK: - run
 
     func run() throws {
@@ -194,22 +192,8 @@ struct Adversarial: ParsableCommand {
     }
 
     func runAttacks() throws {
-        let kinds = try attackKinds()
-        let configs = try kinds.map(config)
-        if image == nil && images == nil { throw EngineError.invalidInput("give --image PHOTO (JPEG or PNG) or --images DIR") }
-        if image != nil && images != nil { throw EngineError.invalidInput("give --image or --images, not both") }
-        if let batch, batch < 1 || batch > 256 { throw EngineError.invalidInput("--batch must lie in 1…256, got \(batch)") }
-        let hasFeature = kinds.contains(.feature)
-        if hasFeature && (guide == nil || layer == nil) {
-            throw EngineError.invalidInput("--attack feature needs --guide IMAGE.png and --layer NAME")
-        }
-        let classifierAttacks = kinds.contains { $0 != .feature }
-        if classifierAttacks && !untargeted && target == nil && targets == nil {
-            throw EngineError.invalidInput("give the target class (--target NAME or --targets a,b,c), or --untargeted")
-        }
-        if untargeted && (target != nil || targets != nil) {
-            throw EngineError.invalidInput("--untargeted takes no --target/--targets")
-        }
+        let configs = try attackKinds.map(config)
+        let classifierAttacks = configs.contains { $0.kind != .feature }
 
         // Photos.
         var photoPaths: [String] = []
@@ -233,91 +217,48 @@ struct Adversarial: ParsableCommand {
             throw EngineError.invalidInput("\(model.name) has no classifier: use --attack feature with --guide and --layer")
         }
         let targetIndices = try targetNames.map { try model.classIndex($0) }
-        var guideImage: RGBImage? = nil
         let background = try imageOptions.backgroundColor()
-        if let guide { guideImage = try Self.loadPhoto(guide, preprocessing: model.preprocessing, background: background) }
-
-        try createOutputFolder(out)
-        var photos: [(name: String, image: RGBImage)] = []
-        for p in photoPaths {
-            let stem = URL(fileURLWithPath: p).deletingPathExtension().lastPathComponent
-            photos.append((stem, try Self.loadPhoto(p, preprocessing: model.preprocessing, background: background)))
+        let guideImage = try guide.map { try Self.loadPhoto($0, preprocessing: model.preprocessing, background: background) }
+        let photos = try photoPaths.map { p in
+            AttackPhoto(name: URL(fileURLWithPath: p).deletingPathExtension().lastPathComponent,
+                        image: try Self.loadPhoto(p, preprocessing: model.preprocessing, background: background))
         }
         let log: (String) -> Void = quiet ? { _ in } : { printError($0) }
-        log("amgpu adversarial: \(model.name) on \(backend.name), batch \(model.batchSize), \(photos.count) photo(s) × \(max(targetIndices.count, 1)) target(s) × \(kinds.count) attack(s) → \(out)")
+        log("amgpu adversarial: \(model.name) on \(backend.name), batch \(model.batchSize), \(photos.count) photo(s) × \(max(targetIndices.count, 1)) target(s) × \(configs.count) attack(s) → \(out)")
 
-        var allExamples: [AdversarialExample] = []
-        var summaries: [AttackSummary] = []
-        for config in configs {
-            var jobs: [AttackJob] = []
-            var labels: [String] = []
-            for photo in photos {
-                if config.kind == .feature {
-                    jobs.append(AttackJob(name: photo.name, original: photo.image, target: nil, guide: guideImage))
-                    labels.append("guide-" + Self.slug(URL(fileURLWithPath: guide ?? "guide").deletingPathExtension().lastPathComponent))
-                } else if config.targeted {
-                    for t in targetIndices {
-                        jobs.append(AttackJob(name: photo.name, original: photo.image, target: t))
-                        labels.append(Self.slug(model.className(t)))
-                    }
-                } else {
-                    jobs.append(AttackJob(name: photo.name, original: photo.image, target: nil))
-                    labels.append("untargeted")
-                }
-            }
-            let bar = AttackProgressBar(quiet: quiet, label: config.kind.rawValue)
-            attacker.progress = { bar.update($0) }
-            let outcomes = try attacker.run(jobs, config: config)
-            bar.finish()
-            // Write the adversarial PNGs, then re-read them: every metric is measured on the files.
-            var files: [[String: String]] = []
-            var written: [RGBImage] = []
-            for (i, job) in jobs.enumerated() {
-                let base = URL(fileURLWithPath: out).appendingPathComponent("\(Self.slug(job.name))_\(config.kind.rawValue)_\(labels[i])").path
-                let advPath = base + "_adv.png"
-                try PNGFile.write(outcomes[i].adversarial, to: advPath)
-                written.append(try PNGFile.read(advPath))
-                files.append(["adversarial": advPath, "json": base + ".json"])
-            }
-            var examples = try AdversarialEvaluation.measure(attacker: attacker, jobs: jobs, outcomes: outcomes, adversarial: written,
-                                                             config: config, files: files)
-            for (i, job) in jobs.enumerated() {
-                let base = URL(fileURLWithPath: out).appendingPathComponent("\(Self.slug(job.name))_\(config.kind.rawValue)_\(labels[i])").path
-                if !noPanels {
-                    let scale = config.norm == .linf ? config.eps : max(examples[i].linf, 1.0 / 255)
-                    let delta = Perturbation.visualize(job.original, written[i], scale: scale)
-                    try PNGFile.write(delta, to: base + "_delta.png")
-                    let panel = try Self.panel(job: job, adversarial: written[i], delta: delta, example: examples[i], config: config,
-                                               amplification: 0.5 / scale)
-                    try PNGFile.write(panel, to: base + "_panel.png")
-                    examples[i].files["perturbation"] = base + "_delta.png"
-                    examples[i].files["panel"] = base + "_panel.png"
-                }
-                let report = ExampleReport(model: model.name, modelSource: model.source, device: backend.name,
-                                           date: ISO8601DateFormatter().string(from: Date()), config: config, example: examples[i],
-                                           card: model.cardRecord)
-                try writeAtomically(try JSONEncoder.pretty.encode(report), to: base + ".json")
-            }
-            allExamples += examples
-            summaries.append(AttackSummary(attack: config.kind.rawValue, examples: examples))
-            if photos.count * max(targetIndices.count, 1) == 1, let e = examples.first {
-                print(Self.describe(e, config: config))
-            }
+        let request = AttackRunRequest(photos: photos, photoPaths: photoPaths, targets: targetIndices, guide: guideImage,
+                                       guideName: URL(fileURLWithPath: guide ?? "guide").deletingPathExtension().lastPathComponent,
+                                       configs: configs, outputFolder: out, panels: !noPanels,
+                                       summaries: images != nil || configs.count > 1)
+        let runner = AttackRunner(attacker: attacker)
+        let bars = ProgressBars(quiet: quiet)
+        runner.progress = { config, p in bars.bar(for: config).update(p) }
+        runner.attackFinished = { config, examples in
+            bars.bar(for: config).finish()
+            bars.current = nil
+            if exampleCount == 1, let e = examples.first { print(Self.describe(e, config: config)) }
         }
-        if images != nil || configs.count > 1 {
-            let summary = SetSummary(model: model.name, modelSource: model.source, device: backend.name,
-                                     date: ISO8601DateFormatter().string(from: Date()), photos: photoPaths,
-                                     targets: targetIndices.map { model.className($0) }, configs: configs, summaries: summaries,
-                                     examples: allExamples, card: model.cardRecord)
-            try writeAtomically(try JSONEncoder.pretty.encode(summary), to: URL(fileURLWithPath: out).appendingPathComponent("summary.json").path)
-            try writeAtomically(Data(AdversarialEvaluation.summaryCSV(summaries).utf8), to: URL(fileURLWithPath: out).appendingPathComponent("summary.csv").path)
-            try writeAtomically(Data(AdversarialEvaluation.examplesCSV(allExamples).utf8), to: URL(fileURLWithPath: out).appendingPathComponent("examples.csv").path)
-            print(AdversarialEvaluation.table(summaries), terminator: "")
-            print("wrote \(out)/summary.csv, summary.json, examples.csv and \(allExamples.count) example(s)")
+        let result = try runner.run(request)
+        if request.summaries {
+            print(AdversarialEvaluation.table(result.summaries), terminator: "")
+            print("wrote \(out)/summary.csv, summary.json, examples.csv and \(result.examples.count) example(s)")
         }
     }
 
-    static func percent(_ p: Double?) -> String { p.map { String(format: "%.1f%%", $0 * 100) } ?? "-" }
+    /// One progress bar per attack, made at its first update.
+    final class ProgressBars {
+        let quiet: Bool
+        var current: AttackProgressBar?
+        init(quiet: Bool) { self.quiet = quiet }
+        func bar(for config: AttackConfig) -> AttackProgressBar {
+            if let current { return current }
+            let bar = AttackProgressBar(quiet: quiet, label: config.kind.rawValue)
+            current = bar
+            return bar
+        }
+    }
+
+    static func percent(_ p: Double?) -> String { AdversarialEvaluation.percent(p) }
 
     static func describe(_ e: AdversarialExample, config: AttackConfig) -> String {
         var parts: [String] = []
@@ -335,23 +276,6 @@ struct Adversarial: ParsableCommand {
         return s
     }
 
-    static func panel(job: AttackJob, adversarial: RGBImage, delta: RGBImage, example e: AdversarialExample, config: AttackConfig,
-                      amplification: Double) throws -> RGBImage {
-        func label(_ c: ClassProbability?) -> String { c.map { "\($0.name) \(percent($0.probability))" } ?? "" }
-        var images = [job.original, delta, adversarial]
-        var captions: [[String]] = [
-            ["ORIGINAL", label(e.originalBefore)],
-            [String(format: "PERTURBATION X%.1f", amplification), "L-INF \(e.linf255)/255  L2 \(String(format: "%.2f", e.l2))",
-             String(format: "SSIM %.3f  PSNR ", e.ssim) + (e.psnr.map { String(format: "%.1f", $0) } ?? "INF")],
-            ["ADVERSARIAL (\(config.kind.rawValue))", label(e.predictedAfter),
-             e.target.map { "TARGET \($0.name) \(percent($0.probability))" } ?? (e.success ? "SUCCESS" : "FAILED")],
-        ]
-        if config.kind == .feature, let g = job.guide {
-            images.append(g)
-            captions.append(["GUIDE", e.featureDistanceRatio.map { String(format: "DISTANCE RATIO %.3f", $0) } ?? ""])
-        }
-        return try Panel.compose(images, captions: captions)
-    }
 }
 
 /// Progress on stderr: a bar over the examples when stderr is a terminal, else one line per finished example.
@@ -384,27 +308,33 @@ final class AttackProgressBar {
     }
 }
 
-/// The JSON written next to each example.
-struct ExampleReport: Codable {
-    var model: String
-    var modelSource: String
-    var device: String
-    var date: String
-    var config: AttackConfig
-    var example: AdversarialExample
-    var card: ModelCardRecord?
+/// `--preset`: whose defaults the attacks start from.
+enum AttackPreset: String, CaseIterable, ExpressibleByArgument {
+    case torchattacks
+    case foolbox
+
+    init?(argument: String) {
+        switch argument.lowercased() {
+        case "torchattacks", "ta": self = .torchattacks
+        case "foolbox", "fb": self = .foolbox
+        default: return nil
+        }
+    }
 }
 
-/// summary.json of a set.
-struct SetSummary: Codable {
-    var model: String
-    var modelSource: String
-    var device: String
-    var date: String
-    var photos: [String]
-    var targets: [String]
-    var configs: [AttackConfig]
-    var summaries: [AttackSummary]
-    var examples: [AdversarialExample]
-    var card: ModelCardRecord?
+extension AttackKind: ExpressibleByArgument {
+    /// The CLI spellings of `init(parsing:)` (am-tv, amtv, ifgsm, pgdl2, …).
+    public init?(argument: String) { try? self.init(parsing: argument) }
+}
+
+extension PerturbationNorm: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument.lowercased()) }
+}
+
+extension AttackLoss: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument.lowercased()) }
+}
+
+extension StepRule: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument.lowercased()) }
 }

@@ -293,11 +293,14 @@ struct AdversarialTests {
         // Over all checked coordinates together (a zero or scaled gradient fails even where entries are small).
         #expect(err2.squareRoot() <= 1e-2 * ref2.squareRoot(), "\(loss): ‖g − g_fd‖/‖g_fd‖ = \(err2.squareRoot() / ref2.squareRoot()) over \(checked) coordinates")
         // The penalties: value λ·TV + μ·mean(δ²).
-        var penalties = [Float](repeating: 0, count: deltas[0].count)
-        let value = attacker.applyPenalties(deltas[0], config: config, gradient: &penalties)
-        let tv = Perturbation.totalVariation(deltas[0], height: 16, width: 16)
-        let l2 = deltas[0].reduce(0.0) { $0 + Double($1) * Double($1) } / Double(deltas[0].count)
-        #expect(abs(value - (4 * tv + 3 * l2)) < 1e-9)
+        // (computed on the device in fp32 by the attack graph; the reference in Double on the host).
+        let penalties = try attacker.penalties(deltas, config: config)
+        for b in 0..<2 {
+            let tv = Perturbation.totalVariation(deltas[b], height: 16, width: 16)
+            let l2 = deltas[b].reduce(0.0) { $0 + Double($1) * Double($1) } / Double(deltas[b].count)
+            let expected = 4 * tv + 3 * l2
+            #expect(abs(penalties[b] - expected) <= 1e-5 * expected, "image \(b): penalty \(penalties[b]), expected \(expected)")
+        }
     }
 
     // MARK: the attack loop on a tiny model
@@ -400,6 +403,45 @@ struct AdversarialTests {
         #expect(BitmapFont.mask("ß") == BitmapFont.mask("?"))
     }
 
+    // MARK: the engine's attack runner (no CLI)
+
+    @Test func runnerWritesImagesReportsAndSummaries() throws {
+        let dir = try Self.tempDir("runner")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = try Self.tinyModel(batch: 3)
+        let runner = AttackRunner(attacker: try AdversarialAttacker(model: model, backend: Backends.cpu))
+        var pgd = AttackConfig.defaults(.pgd)
+        pgd.steps = 2
+        pgd.eps = 4.0 / 255
+        let photos = [AttackPhoto(name: "Photo A", image: Self.smoothImage(size: 16, seed: 3)),
+                      AttackPhoto(name: "b", image: Self.smoothImage(size: 16, seed: 4))]
+        var progressCalls = 0
+        var finished: [AttackKind] = []
+        runner.progress = { _, _ in progressCalls += 1 }
+        runner.attackFinished = { config, examples in
+            finished.append(config.kind)
+            #expect(examples.count == 4)
+        }
+        let out = dir.appendingPathComponent("out").path
+        let result = try runner.run(AttackRunRequest(photos: photos, photoPaths: ["a.png", "b.png"], targets: [2, 4],
+                                                     configs: [pgd, .defaults(.fgsm)], outputFolder: out, panels: true, summaries: true))
+        #expect(finished == [.pgd, .fgsm] && progressCalls > 0)
+        #expect(result.examples.count == 8 && result.summaries.map(\.attack) == ["pgd", "fgsm"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: out)
+        #expect(files.count == 8 * 4 + 3, "\(files.sorted())")
+        for name in ["summary.csv", "summary.json", "examples.csv"] { #expect(files.contains(name), "\(name) missing") }
+        // Files are named photo_attack_target (slugged); the report records what was measured on the PNG.
+        let base = out + "/photo-a_pgd_" + AttackRunner.slug(model.className(4))
+        let report = try JSONDecoder().decode(ExampleReport.self, from: Data(contentsOf: URL(fileURLWithPath: base + ".json")))
+        #expect(report.config == pgd && report.example.steps == 2 && report.example.linf255 <= 4)
+        #expect(report.example.files["adversarial"] == base + "_adv.png" && report.example.files["panel"] == base + "_panel.png")
+        let written = try PNGFile.read(base + "_adv.png")
+        let l = Perturbation.difference(photos[0].image, written).map { abs($0) }.max() ?? 0
+        #expect(abs(Double(l) * 255 - Double(report.example.linf255)) < 1e-3 && l > 0)
+        let summary = try JSONDecoder().decode(SetSummary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
+        #expect(summary.examples.count == 8 && summary.photos == ["a.png", "b.png"] && summary.configs.count == 2)
+    }
+
     // MARK: the CLI
 
     static func writeTestPhotos(_ dir: URL) throws -> [String] {
@@ -460,11 +502,16 @@ struct AdversarialTests {
             } catch let e as EngineError {
                 #expect("\(e)".contains(fragment), "\(args): \(e)")
             } catch {
-                Issue.record("\(args): unexpected \(error)")
+                // Flag errors come from parsing and validate() (exit status 64, EX_USAGE).
+                let message = Adversarial.message(for: error)
+                #expect(message.contains(fragment), "\(args): \(message)")
             }
         }
         fails(["--image", photos[0]], "target")
-        fails(["--image", photos[0], "--target", "1", "--attack", "cw"], "unknown attack")
+        fails(["--image", photos[0], "--target", "1", "--attack", "cw"], "'cw' is invalid for '--attack")
+        fails(["--image", photos[0], "--target", "1", "--attacks", "pgd,cw"], "unknown attack 'cw'")
+        fails(["--image", photos[0], "--target", "1", "--norm", "l3"], "--norm")
+        fails(["--image", photos[0], "--target", "1", "--attack", "pgd", "--attacks", "fgsm"], "not both")
         fails(["--image", photos[0], "--target", "1", "--eps", "eight"], "--eps")
         fails(["--image", dir.appendingPathComponent("missing.png").path, "--target", "1"], "no such file")
         let notPNG = dir.appendingPathComponent("text.png").path

@@ -144,7 +144,7 @@ import Testing
         // settings
         Case(name: "setting-lr-nan", args: visualize(["--layer", "output", "--unit", "1", "--lr", "nan"]), problem: "learning rate", fix: "must be a finite number > 0"),
         Case(name: "setting-lr-diverges-to-nan", args: visualize(["--layer", "output", "--unit", "1", "--lr", "1e38"]), problem: "became NaN or infinite", fix: "try a smaller --lr"),
-        Case(name: "setting-eps-nan", args: adversarial(["--target", "3", "--eps", "nan"]), problem: "--eps", fix: "--eps"),
+        Case(name: "setting-eps-nan", args: adversarial(["--target", "3", "--eps", "nan"]), problem: "--eps", fix: "--eps", usageError: true),
         Case(name: "setting-steps-zero", args: visualize(["--layer", "output", "--unit", "1", "--steps", "0"]), problem: "steps", fix: "must be ≥ 1"),
         Case(name: "setting-bad-layer", args: visualize(["--layer", "layer9.nope", "--unit", "1"]), problem: "layer9.nope", fix: "amgpu layers"),
         Case(name: "setting-unit-out-of-range", args: visualize(["--layer", "output", "--unit", "1000"]), problem: "1000", fix: "0…999"),

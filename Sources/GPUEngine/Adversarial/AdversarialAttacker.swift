@@ -47,14 +47,16 @@ public struct AttackProgress: Sendable {
     public var message: String?
 }
 
-/// Runs attacks on a model: the model runs forward and backward on `backend` (a batch of
-/// `model.batchSize` images per call); δ, its projection, TV and the step rules are host-side
-/// (150k values per 224² image: negligible next to the network).
+/// Runs attacks on a model. Everything per step stays on `backend`: δ of every example is a device
+/// tensor, fed through an `AttackGraph` (x → (x − mean)/std, penalties on δ) into the model (a batch of
+/// `model.batchSize` images per call); the step rules, the projection and the L∞ quantization are
+/// `AttackKernels`, Adam is the AM engine's `AdamOptimizer`. Only the class scores (or the feature
+/// layer's values) come to the host each step, for the loss seed and the early-stop test.
 ///
-/// Per step and image, with s = the model score for the loss, g = ∂J/∂x:
+/// Per step and image, with s = the model score for the loss, g = ∂J/∂δ:
 ///   J(δ) = s(x₀ + δ) − λ·TV(δ) − μ·mean(δ²)
 ///   δ ← Π(δ + step(g)),  Π = projection onto the ε-ball of the norm, then onto x₀ + δ ∈ [0, 1].
-/// The model sees x_norm = (x − mean_c)/std_c, so ∂J/∂x = ∂J/∂x_norm / std_c.
+/// With `quantizedForward` the model sees the 8-bit image of x₀ + δ and g passes straight through.
 /// Examples run in the batch's slots; when one finishes (early stop or last step) the next job takes its slot.
 public final class AdversarialAttacker: @unchecked Sendable {
     public let model: Model
@@ -78,6 +80,9 @@ public final class AdversarialAttacker: @unchecked Sendable {
     public var height: Int { model.graph.shape(of: model.input)[2] }
     public var width: Int { model.graph.shape(of: model.input)[3] }
     var plane: Int { height * width }
+    /// The shape of one example's image or δ on the device.
+    var exampleShape: [Int] { [1, 3, height, width] }
+    var batchShape: [Int] { [batch, 3, height, width] }
 
     /// True when the model output is a vector of class scores [B, K], K > 1.
     public var hasClassifier: Bool {
@@ -87,7 +92,8 @@ public final class AdversarialAttacker: @unchecked Sendable {
 
     // MARK: model passes
 
-    /// The normalized batch for planar images in [0, 1]; missing slots are filled with zeros.
+    /// The normalized batch for planar images in [0, 1] (the model card's preprocessing, as every
+    /// classification in amgpu); missing slots are filled with zeros.
     func modelInput(_ images: [[Float]]) -> HostTensor {
         let p = model.preprocessing
         var values = [Float](repeating: 0, count: batch * 3 * plane)
@@ -101,23 +107,19 @@ public final class AdversarialAttacker: @unchecked Sendable {
         return HostTensor(shape: [batch, 3, height, width], values: values)
     }
 
-    /// Runs the model on up to `batch` planar images; returns the value of `layer` per image (flattened)
-    /// and, with `differentiable`, the pass to call `inputGradients` on.
-    func forward(_ images: [[Float]], layer: ValueID, differentiable: Bool) throws -> (rows: [[Float]], pass: ForwardPass) {
-        guard images.count <= batch else {
-            throw EngineError.invalidInput("\(images.count) images for a model built with batch \(batch)")
-        }
-        let input = try backend.tensor(modelInput(images))
+    /// Runs the model on a normalized input [B, 3, H, W] on the device; returns the value of `layer`
+    /// for the first `count` images (flattened) and, with `differentiable`, the pass for `inputGradient`.
+    func forward(_ input: Tensor, layer: ValueID, count: Int, differentiable: Bool) throws -> (rows: [[Float]], pass: ForwardPass) {
         let pass = try executor.forward(feeds: [model.input: input], targets: [layer],
                                         differentiable: differentiable ? [model.input] : [])
         let out = try backend.download(pass.value(layer))
         let width = out.count / max(batch, 1)
-        let rows = (0..<images.count).map { Array(out.values[($0 * width)..<(($0 + 1) * width)]) }
+        let rows = (0..<min(count, batch)).map { Array(out.values[($0 * width)..<(($0 + 1) * width)]) }
         return (rows, pass)
     }
 
-    /// ∂(Σ_b seed_b · layer_b)/∂x for each of `count` images, planar, in [0, 1] image units.
-    func inputGradients(_ pass: ForwardPass, layer: ValueID, seeds: [[Float]], count: Int) throws -> [[Float]] {
+    /// ∂(Σ_b seed_b · layer_b)/∂(model input) [B, 3, H, W] on the device (rows without a seed get 0).
+    func inputGradient(_ pass: ForwardPass, layer: ValueID, seeds: [[Float]]) throws -> Tensor {
         let shape = model.graph.shape(of: layer)
         let rowWidth = shape.dropFirst().reduce(1, *)
         var seed = [Float](repeating: 0, count: batch * rowWidth)
@@ -126,17 +128,7 @@ public final class AdversarialAttacker: @unchecked Sendable {
         }
         let grads = try executor.backward(pass, seeds: [layer: backend.tensor(HostTensor(shape: shape, values: seed))])
         guard let g = grads[model.input] else { throw EngineError.invalidGraph("no gradient reached the model input") }
-        let host = try backend.download(g)
-        let p = model.preprocessing
-        return (0..<count).map { b in
-            var out = [Float](repeating: 0, count: 3 * plane)
-            for c in 0..<3 {
-                let inv = 1 / (p.std.count == 3 ? p.std[c] : 1)
-                let base = (b * 3 + c) * plane
-                for i in 0..<plane { out[c * plane + i] = host.values[base + i] * inv }
-            }
-            return out
-        }
+        return g
     }
 
     /// The values of `layer` (default: the output) for any number of images at the model's input size
@@ -150,7 +142,8 @@ public final class AdversarialAttacker: @unchecked Sendable {
             for image in chunk where image.width != width || image.height != height {
                 throw EngineError.invalidInput("an image of \(image.width)×\(image.height) was given to \(model.name), which takes \(width)×\(height)")
             }
-            rows += try forward(chunk.map(Perturbation.planar), layer: id, differentiable: false).rows
+            let input = try backend.tensor(modelInput(chunk.map(Perturbation.planar)))
+            rows += try forward(input, layer: id, count: chunk.count, differentiable: false).rows
             start += batch
         }
         return rows
@@ -212,42 +205,61 @@ public final class AdversarialAttacker: @unchecked Sendable {
         return Double(m) + Foundation.log(x.reduce(0.0) { $0 + Foundation.exp(Double($1 - m)) })
     }
 
-    /// Penalties of J and their gradient: λ·TV(δ) + μ·mean(δ²) (value), and −∂/∂δ of it added to `gradient`.
-    func applyPenalties(_ delta: [Float], config: AttackConfig, gradient: inout [Float]) -> Double {
-        var value = 0.0
-        if config.tvWeight > 0 {
-            value += config.tvWeight * Perturbation.totalVariation(delta, height: height, width: width)
-            Perturbation.addTotalVariationGradient(delta, height: height, width: width, scale: -Float(config.tvWeight), into: &gradient)
-        }
-        if config.l2Weight > 0 {
-            let n = Double(delta.count)
-            var s = 0.0
-            let k = Float(-2 * config.l2Weight / n)
-            for i in delta.indices {
-                s += Double(delta[i]) * Double(delta[i])
-                gradient[i] += k * delta[i]
-            }
-            value += config.l2Weight * s / n
-        }
-        return value
+    /// The attack's image-side graph for `config` (normalization and penalties).
+    func attackGraph(_ config: AttackConfig) throws -> AttackGraph {
+        try AttackGraph(batch: batch, height: height, width: width, preprocessing: model.preprocessing,
+                        tvWeight: config.tvWeight, l2Weight: config.l2Weight, backend: backend)
     }
 
     /// J(δ) = score(x₀ + δ) − λ·TV(δ) − μ·mean(δ²) and ∂J/∂δ for up to `batch` images (planar [3, H, W]),
-    /// exactly as the attack loop computes them (no quantization). For gradient checks.
+    /// computed on the device exactly as the attack loop computes them (no quantization). For gradient checks.
     public func objective(originals: [[Float]], deltas: [[Float]], targets: [Int?], config: AttackConfig,
                           guides: [[Float]]? = nil) throws -> (values: [Double], gradients: [[Float]]) {
+        let count = originals.count, per = 3 * plane
+        guard count == deltas.count, count == targets.count, count <= batch,
+              originals.allSatisfy({ $0.count == per }), deltas.allSatisfy({ $0.count == per }) else {
+            throw EngineError.invalidInput("objective: \(count) originals, \(deltas.count) perturbations and \(targets.count) targets of \(per) values each for a model built with batch \(batch)")
+        }
         let layer = try targetLayer(config)
-        let xs = zip(originals, deltas).map { o, d in zip(o, d).map { $0 + $1 } }
-        let (rows, pass) = try forward(xs, layer: layer, differentiable: true)
+        let head = try attackGraph(config)
+        var x0 = [Float](repeating: 0, count: batch * per), d = x0
+        for b in 0..<count {
+            x0.replaceSubrange((b * per)..<((b + 1) * per), with: originals[b])
+            d.replaceSubrange((b * per)..<((b + 1) * per), with: deltas[b])
+        }
+        let delta = try backend.tensor(HostTensor(shape: batchShape, values: d))
+        let x = try backend.run(Binary(.add), backend.tensor(HostTensor(shape: batchShape, values: x0)), delta)
+        let pass = try head.forward(pixels: x, delta: delta, differentiable: true)
+        let (rows, modelPass) = try forward(pass.modelInput, layer: layer, count: count, differentiable: true)
         var values: [Double] = [], seeds: [[Float]] = []
         for (b, row) in rows.enumerated() {
             let s = Self.score(row, config: config, target: targets[b], originalClass: targets[b] ?? 0, guide: guides?[b])
             values.append(s.value)
             seeds.append(s.seed)
         }
-        var grads = try inputGradients(pass, layer: layer, seeds: seeds, count: rows.count)
-        for b in grads.indices { values[b] -= applyPenalties(deltas[b], config: config, gradient: &grads[b]) }
-        return (values, grads)
+        let g = try backend.download(head.backward(pass, gradModelInput: inputGradient(modelPass, layer: layer, seeds: seeds)))
+        if let penalty = pass.penalty {
+            let p = try backend.download(penalty).values
+            for b in 0..<count { values[b] -= Double(p[b]) }
+        }
+        return (values, (0..<count).map { Array(g.values[($0 * per)..<(($0 + 1) * per)]) })
+    }
+
+    /// λ·TV(δ) + μ·mean(δ²) for up to `batch` perturbations (planar [3, H, W]), as the attack graph computes it.
+    public func penalties(_ deltas: [[Float]], config: AttackConfig) throws -> [Double] {
+        let per = 3 * plane
+        guard deltas.count <= batch, deltas.allSatisfy({ $0.count == per }) else {
+            throw EngineError.invalidInput("penalties: \(deltas.count) perturbations for batch \(batch) of \(per) values each")
+        }
+        let head = try attackGraph(config)
+        var d = [Float](repeating: 0, count: batch * per)
+        for b in deltas.indices { d.replaceSubrange((b * per)..<((b + 1) * per), with: deltas[b]) }
+        let delta = try backend.tensor(HostTensor(shape: batchShape, values: d))
+        guard let penalty = try head.forward(pixels: delta, delta: delta, differentiable: false).penalty else {
+            return deltas.map { _ in 0 }
+        }
+        let p = try backend.download(penalty).values
+        return deltas.indices.map { Double(p[$0]) }
     }
 
     func targetLayer(_ config: AttackConfig) throws -> ValueID {
@@ -267,19 +279,49 @@ public final class AdversarialAttacker: @unchecked Sendable {
         return model.output
     }
 
+    // MARK: device slices
+
+    /// Row `b` of a batch tensor [B, 3, H, W] as a new [1, 3, H, W] tensor.
+    func slice(_ t: Tensor, _ b: Int) throws -> Tensor {
+        let per = 3 * plane
+        let out = try backend.zeros(exampleShape)
+        try copyStrided(into: out, dstOffset: 0, from: t, srcOffset: b * per,
+                        map: IndexMap(dims: [per], strides0: [1], strides1: [1]), on: backend)
+        return out
+    }
+
+    /// Writes a [1, 3, H, W] tensor into row `b` of a batch tensor.
+    func store(_ t: Tensor, into batchTensor: Tensor, _ b: Int) throws {
+        let per = 3 * plane
+        try copyStrided(into: batchTensor, dstOffset: b * per, from: t, srcOffset: 0,
+                        map: IndexMap(dims: [per], strides0: [1], strides1: [1]), on: backend)
+    }
+
+    /// The 8-bit image whose planar values k/255 `t` [1, 3, H, W] holds (a quantized x).
+    func image(ofPixels t: Tensor) throws -> RGBImage {
+        let v = try backend.download(t).values
+        var pixels = [UInt8](repeating: 0, count: 3 * plane)
+        for c in 0..<3 {
+            for i in 0..<plane { pixels[i * 3 + c] = UInt8(min(max((v[c * plane + i] * 255).rounded(), 0), 255)) }
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
     // MARK: the attack loop
 
     struct Slot {
         var job: Int
-        var x0: [Float]
-        var delta: [Float]
-        var m: [Float] = []
-        var v: [Float] = []
+        /// x₀ and δ of the example, [1, 3, H, W] on the backend.
+        var x0: Tensor
+        var delta: Tensor
+        var adam: AdamOptimizer?
         var step = 0
         var seconds = 0.0
         var bestMargin = -Double.infinity
-        var best: RGBImage?
-        var current: RGBImage?
+        /// The best quantized image so far: on the device (L∞) or on the host (L2, quantized there).
+        var best: Tensor?
+        var bestImage: RGBImage?
+        var currentImage: RGBImage?
     }
 
     /// Runs `config` on every job (in the batch's slots) and returns one outcome per job, in order.
@@ -314,6 +356,10 @@ public final class AdversarialAttacker: @unchecked Sendable {
             for i in rows.indices { guides[i] = rows[i] }
         }
 
+        let head = try attackGraph(config)
+        // The batch's x₀ and δ; rows of empty slots keep their last (valid) values and are ignored.
+        let batchX0 = try backend.zeros(batchShape), batchDelta = try backend.zeros(batchShape)
+        let per = 3 * plane
         var outcomes = [AttackOutcome?](repeating: nil, count: jobs.count)
         var pending = Array(jobs.indices.reversed())
         var slots = [Slot?](repeating: nil, count: batch)
@@ -322,9 +368,9 @@ public final class AdversarialAttacker: @unchecked Sendable {
         var iteration = 0
         var finished = 0
 
-        func start(_ j: Int) -> Slot {
-            let x0 = Perturbation.planar(jobs[j].original)
-            var delta = [Float](repeating: 0, count: x0.count)
+        func start(_ j: Int, slot b: Int) throws -> Slot {
+            let planar = Perturbation.planar(jobs[j].original)
+            var delta = [Float](repeating: 0, count: planar.count)
             if config.randomStart {
                 var rng = RandomSource(seed: config.seed, stream: [UInt64(j)])
                 switch config.norm {
@@ -337,14 +383,25 @@ public final class AdversarialAttacker: @unchecked Sendable {
                     let r = rng.uniform() * config.eps
                     if n > 0 { for i in delta.indices { delta[i] = Float(Double(delta[i]) / n * r) } }
                 }
-                Perturbation.project(&delta, original: x0, norm: config.norm, eps: config.eps)
             }
-            var slot = Slot(job: j, x0: x0, delta: delta)
+            let x0 = try backend.tensor(HostTensor(shape: exampleShape, values: planar))
+            let d = try backend.tensor(HostTensor(shape: exampleShape, values: delta))
+            if config.randomStart { try AttackKernels.project(d, original: x0, norm: config.norm, eps: config.eps, on: backend) }
+            try store(x0, into: batchX0, b)
+            var adam: AdamOptimizer? = nil
             if config.stepRule == .adam {
-                slot.m = [Float](repeating: 0, count: x0.count)
-                slot.v = slot.m
+                // PyTorch's Adam defaults with lr α, ascent; one per example (its own step count).
+                adam = try AdamOptimizer(config: AdamConfig(learningRate: Float(config.alpha), beta1: 0.9, beta2: 0.999, eps: 1e-8,
+                                                            schedule: .constant, maximize: true),
+                                         parameterShape: exampleShape, totalSteps: config.steps, backend: backend)
             }
-            return slot
+            return Slot(job: j, x0: x0, delta: d, adam: adam)
+        }
+
+        /// The 8-bit image of x₀ + δ for a slot (`Perturbation.quantize`, on the host: once per example).
+        func quantized(_ s: Slot) throws -> RGBImage {
+            let x = try backend.download(backend.run(Binary(.add), s.x0, s.delta)).values
+            return try Perturbation.quantize(x, original: jobs[s.job].original, norm: config.norm, eps: config.eps)
         }
 
         func finish(_ b: Int, image: RGBImage, early: Bool) {
@@ -358,31 +415,35 @@ public final class AdversarialAttacker: @unchecked Sendable {
                                      message: "[\(finished)/\(jobs.count)] \(jobs[s.job].name)\(target): \(s.step) steps, \(String(format: "%.2f", s.seconds)) s\(early ? " (stopped early)" : "")"))
         }
 
+        let deviceQuantization = config.quantizedForward && config.norm == .linf
         while true {
             for b in 0..<batch where slots[b] == nil {
                 guard let j = pending.popLast() else { break }
-                slots[b] = start(j)
+                slots[b] = try start(j, slot: b)
             }
             let active = (0..<batch).filter { slots[$0] != nil }
             if active.isEmpty { break }
             let t0 = clock.now
-            // The images the model sees this step.
-            var inputs = [[Float]](repeating: [], count: batch)
-            for b in active {
-                guard var s = slots[b] else { continue }
-                let x = zip(s.x0, s.delta).map { $0 + $1 }
-                if config.quantizedForward {
-                    let q = try Perturbation.quantize(x, original: jobs[s.job].original, norm: config.norm, eps: config.eps)
-                    s.current = q
-                    inputs[b] = Perturbation.planar(q)
+            // The images the model sees this step: x = x₀ + δ, or its 8-bit image.
+            for b in active { if let s = slots[b] { try store(s.delta, into: batchDelta, b) } }
+            var pixels = try backend.run(Binary(.add), batchX0, batchDelta)
+            if deviceQuantization {
+                pixels = try AttackKernels.quantizeLinf(pixels, original: batchX0, eps: config.eps, on: backend)
+            } else if config.quantizedForward {
+                // L2: the rounding that keeps ‖q‖₂ ≤ 255·ε is a sort (Perturbation.quantize), done on the host.
+                var values = try backend.download(pixels).values
+                for b in active {
+                    guard var s = slots[b] else { continue }
+                    let q = try Perturbation.quantize(Array(values[(b * per)..<((b + 1) * per)]), original: jobs[s.job].original,
+                                                      norm: config.norm, eps: config.eps)
+                    s.currentImage = q
+                    values.replaceSubrange((b * per)..<((b + 1) * per), with: Perturbation.planar(q))
                     slots[b] = s
-                } else {
-                    inputs[b] = x
                 }
+                pixels = try backend.tensor(HostTensor(shape: batchShape, values: values))
             }
-            let filler = inputs[active[0]]
-            for b in 0..<batch where inputs[b].isEmpty { inputs[b] = filler }
-            let (rows, pass) = try forward(inputs, layer: layer, differentiable: true)
+            let headPass = try head.forward(pixels: pixels, delta: batchDelta, differentiable: true)
+            let (rows, pass) = try forward(headPass.modelInput, layer: layer, count: batch, differentiable: true)
             var seeds = [[Float]](repeating: [], count: batch)
             var stepping: [Int] = []
             var finishing: [(Int, RGBImage, Bool)] = []
@@ -390,28 +451,36 @@ public final class AdversarialAttacker: @unchecked Sendable {
                 guard var s = slots[b] else { continue }
                 let sc = Self.score(rows[b], config: config, target: jobs[s.job].target, originalClass: originalClasses[s.job],
                                     guide: guides[s.job])
-                if config.quantizedForward, let current = s.current {
+                if config.quantizedForward {
                     let m = sc.margin ?? sc.value
-                    if m > s.bestMargin { s.bestMargin = m; s.best = current }
+                    if m > s.bestMargin {
+                        s.bestMargin = m
+                        if deviceQuantization { s.best = try slice(pixels, b) } else { s.bestImage = s.currentImage }
+                    }
                 }
                 slots[b] = s
                 let reached = config.earlyStop && (sc.margin.map { $0 >= config.margin } ?? false)
                 if reached || s.step >= config.steps {
-                    let x = zip(s.x0, s.delta).map { $0 + $1 }
-                    let last = try s.current ?? Perturbation.quantize(x, original: jobs[s.job].original, norm: config.norm, eps: config.eps)
-                    finishing.append((b, reached ? last : (s.best ?? last), reached))
+                    let last: RGBImage
+                    if deviceQuantization {
+                        last = try image(ofPixels: slice(pixels, b))
+                    } else if let current = s.currentImage {
+                        last = current
+                    } else {
+                        last = try quantized(s)
+                    }
+                    let best = try s.best.map(image(ofPixels:)) ?? s.bestImage
+                    finishing.append((b, reached ? last : (best ?? last), reached))
                 } else {
                     seeds[b] = sc.seed
                     stepping.append(b)
                 }
             }
             if !stepping.isEmpty {
-                let grads = try inputGradients(pass, layer: layer, seeds: seeds, count: batch)
+                let gradient = try head.backward(headPass, gradModelInput: inputGradient(pass, layer: layer, seeds: seeds))
                 for b in stepping {
                     guard var s = slots[b] else { continue }
-                    var g = grads[b]
-                    _ = applyPenalties(s.delta, config: config, gradient: &g)
-                    step(&s, gradient: g, config: config)
+                    try step(&s, gradient: slice(gradient, b), config: config)
                     slots[b] = s
                 }
             }
@@ -421,8 +490,7 @@ public final class AdversarialAttacker: @unchecked Sendable {
             // Attacks without early stop end right after their last step (no extra forward).
             for b in stepping {
                 guard let s = slots[b], s.step >= config.steps, !config.earlyStop else { continue }
-                let x = zip(s.x0, s.delta).map { $0 + $1 }
-                finish(b, image: try Perturbation.quantize(x, original: jobs[s.job].original, norm: config.norm, eps: config.eps), early: false)
+                finish(b, image: try quantized(s), early: false)
             }
             iteration += 1
             progress?(AttackProgress(finished: finished, total: jobs.count, iteration: iteration,
@@ -434,26 +502,19 @@ public final class AdversarialAttacker: @unchecked Sendable {
         }
     }
 
-    /// One step of the step rule on δ (ascent on J), then the projection.
-    func step(_ s: inout Slot, gradient g: [Float], config: AttackConfig) {
+    /// One step of the step rule on δ (ascent on J), then the projection; all on the backend.
+    func step(_ s: inout Slot, gradient g: Tensor, config: AttackConfig) throws {
         let a = Float(config.alpha)
         switch config.stepRule {
         case .sign:
-            for i in s.delta.indices { s.delta[i] += a * Perturbation.signum(g[i]) }
+            try AttackKernels.signStep(s.delta, gradient: g, alpha: a, on: backend)
         case .normalized:
-            let n = Float(Perturbation.l2Norm(g) + 1e-10)
-            for i in s.delta.indices { s.delta[i] += a * g[i] / n }
+            try AttackKernels.normalizedStep(s.delta, gradient: g, alpha: a, on: backend)
         case .adam:
-            let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8
-            let t = Float(s.step + 1)
-            let c1 = 1 - Foundation.pow(b1, t), c2 = (1 - Foundation.pow(b2, t)).squareRoot()
-            for i in s.delta.indices {
-                s.m[i] = b1 * s.m[i] + (1 - b1) * g[i]
-                s.v[i] = b2 * s.v[i] + (1 - b2) * g[i] * g[i]
-                s.delta[i] += a / c1 * s.m[i] / (s.v[i].squareRoot() / c2 + eps)
-            }
+            guard let adam = s.adam else { throw EngineError.invalidGraph("the Adam step rule has no optimizer state") }
+            try adam.step(parameters: s.delta, gradient: g)
         }
-        Perturbation.project(&s.delta, original: s.x0, norm: config.norm, eps: config.eps)
+        try AttackKernels.project(s.delta, original: s.x0, norm: config.norm, eps: config.eps, on: backend)
         s.step += 1
     }
 
