@@ -16,8 +16,10 @@ For each case this writes a folder that amgpu's TimmOracleTests read:
 timm runs in float64 (the float32 weights converted exactly, `model.double()`), so the reference
 has no float32 rounding of its own (timm's float32 forward and gradient are kept too: output32.npy,
 grad32.npy). x and s are drawn again (up to 8 times, `rejected_inputs` in config.json) while timm's
-own float32 input gradient misses its float64 one by more than 1e-4: then a ReLU/ReLU6 input lies
-within float32 rounding of its kink and no float32 implementation can be held to 1e-3 there; amgpu runs in float32 and must match it (TimmOracleTests:
+own float32 input gradient misses its float64 one by more than 1e-5 (well-conditioned draws agree
+to ~1e-6): then a ReLU/ReLU6 input lies within float32 rounding of its kink, another float32
+implementation (other summation order, BN folded) may take the other side, and no float32
+implementation can be held to 1e-3 there; amgpu runs in float32 and must match it (TimmOracleTests:
 logits ≤ 1e-4, input gradient ≤ 1e-3, relative to the largest reference magnitude).
 
 `perturb` makes sure nothing is trivially zero or an identity: every floating tensor of the
@@ -122,7 +124,7 @@ def write_case(out, model, architecture, size, batch, seed, builder=None, note=N
     del sd
     headless = getattr(model, "num_classes", 1) == 0
     forward = (lambda v: model.forward_features(v)) if headless else (lambda v: model(v))
-    # Draw x and s until timm's own float32 input gradient matches its float64 one to 1e-4: where it
+    # Draw x and s until timm's own float32 input gradient matches its float64 one to 1e-5: where it
     # does not, some ReLU/ReLU6 input lies within float32 rounding of a kink and the float32 gradient
     # is not determined to 1e-3 by anyone (the choice looks at timm only, never at amgpu).
     rejected = []
@@ -142,7 +144,7 @@ def write_case(out, model, architecture, size, batch, seed, builder=None, note=N
         (y * s).sum().backward()
         model.float()
         g32_error = float((g32.double() - xd.grad).abs().max() / xd.grad.abs().max())
-        if g32_error <= 1e-4:
+        if g32_error <= 1e-5:
             break
         rejected.append(g32_error)
     np.save(os.path.join(out, "output32.npy"), y32.numpy())
