@@ -170,8 +170,17 @@ def write_case(out, model, architecture, size, batch, seed, builder=None, note=N
     return y.shape
 
 
+# (size, batch) where the default is too ill-conditioned: ResNetV2-101's unnormalized pre-activation
+# residual stream makes timm's own float32 output miss its float64 one by 1.5e-5 and its float32 input
+# gradient miss by ~1e-2 at 72 px, batch 2 (every one of 8 draws: ReLU inputs within rounding of the
+# kink); at 32 px, batch 1 about half the draws are well conditioned.
+SIZE_OVERRIDES = {"resnetv2_101": (32, 1)}
+
+
 def default_size(architecture):
     """A reduced input size: a 3×3 patch grid for ViTs, 72 px for CNNs (odd maps after stride 8)."""
+    if architecture in SIZE_OVERRIDES:
+        return SIZE_OVERRIDES[architecture][0]
     if architecture.startswith("vit_"):
         patch = 14 if "patch14" in architecture else 16
         return 3 * patch
@@ -295,7 +304,8 @@ def check(args):
             d = os.path.join(work, arch)
             t0 = time.time()
             try:
-                sub = argparse.Namespace(out=d, arch=arch, size=None, batch=args.batch, seed=args.seed)
+                batch = SIZE_OVERRIDES[arch][1] if arch in SIZE_OVERRIDES else args.batch
+                sub = argparse.Namespace(out=d, arch=arch, size=None, batch=batch, seed=args.seed)
                 full(sub)
                 with open(os.path.join(d, "config.json")) as f:
                     oracle = json.load(f)["amgpu_oracle"]
@@ -353,6 +363,7 @@ def main():
     c.add_argument("--seed", type=int, default=18)
     c.add_argument("--work", help="folder for the temporary cases (default: the system's)")
     c.add_argument("--log", help="write the header and the result lines here")
+    c.add_argument("--update", action="store_true", help="keep the other architectures' rows of an earlier --log")
     x = sub.add_parser("fixtures")
     x.add_argument("out")
     x.add_argument("--seed", type=int, default=18)
@@ -380,6 +391,24 @@ def main():
         ]
         print("\n".join(header), flush=True)
         lines, failures = check(args)
+        if args.update and args.log and os.path.exists(args.log):
+            # Keep the other architectures' rows of the earlier log; the header says which were rerun.
+            rerun = {l.split()[1] for l in lines}
+            old_rows, current = {}, None
+            for l in open(args.log).read().split("\n"):
+                if l.startswith(("PASS ", "FAIL ")):
+                    current = l.split()[1]
+                    old_rows[current] = [l]
+                elif l.startswith("     ") and current:
+                    old_rows[current].append(l)
+                else:
+                    current = None
+            merged = {k: "\n".join(v) for k, v in old_rows.items() if k not in rerun}
+            merged.update({l.split()[1]: l for l in lines})
+            lines = [merged[k] for k in sorted(merged)]
+            failures = sum(l.startswith("FAIL") for l in lines)
+            old_header = open(args.log).read().split("\n")[1]
+            header[1] = old_header + f"; rerun {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} (amgpu {commit}): {', '.join(sorted(rerun))}"
         summary = f"\n{len(lines) - failures} of {len(lines)} architectures pass"
         print(summary)
         if args.log:
