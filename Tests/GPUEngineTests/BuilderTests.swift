@@ -442,7 +442,7 @@ struct BuilderTests {
         }
         let file = try SafetensorsFile(path: weightsPath)
         let n = photos.count
-        let model = try ModelBuilders.build("efficientnet_lite0", weights: .file(file), batch: n, imageSize: nil)
+        let model = try ModelBuilders.build("tf_efficientnet_lite0", weights: .file(file), batch: n, imageSize: nil)
         #expect(model.preprocessing == .imagenet(224))
         var values: [Float] = []
         for p in photos { values += ImagePreprocessing.modelInput(try PNGFile.read(p), model.preprocessing).values }

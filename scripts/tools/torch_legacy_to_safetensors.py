@@ -334,7 +334,7 @@ def main():
         out, nparams = rename_and_check(sd)
         print(f"layout check passed: {len(out)} tensors, {nparams} parameters "
               f"(+ BN running statistics)")
-        meta = {"format": "pt", "architecture": "efficientnet_lite0",
+        meta = {"format": "pt", "architecture": "tf_efficientnet_lite0",
                 "naming": "timm", "bn_eps": "1e-3"}
     if args.list:
         for k, v in out.items():

@@ -43,7 +43,7 @@ public enum ModelLoader {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw EngineError.io(ModelStore.missingMessage(ref, known.file))
             }
-            let arch = ref.hasSuffix(".onnx") ? nil : ref
+            let arch = ref.hasSuffix(".onnx") ? nil : (ModelStore.fetchedArchitectures[ref] ?? ref)
             return try loadFile(path, batch: batch, architecture: arch, imageSize: imageSize, name: ref, card: layers)
         }
         if ref.hasSuffix(".onnx") || ref.hasSuffix(".safetensors") || ref.contains("/") {
@@ -72,8 +72,13 @@ public enum ModelLoader {
             configArchitecture = ModelCardValues.configArchitecture(path: config)
         }
         let file = try SafetensorsFile(path: path)
-        guard let arch = architecture ?? file.metadata["amgpu.architecture"] ?? file.metadata["architecture"] ?? configArchitecture else {
+        guard var arch = architecture ?? file.metadata["amgpu.architecture"] ?? file.metadata["architecture"] ?? configArchitecture else {
             throw EngineError.invalidInput("'\(path)' does not say which architecture it holds: pass --arch NAME (one of \(ModelBuilders.architectures.joined(separator: ", ")))")
+        }
+        // scripts/fetch-models before 2026-12-02 labelled its TensorFlow-ported EfficientNet-Lite0
+        // (BN eps 1e-3, TF "SAME" padding) `efficientnet_lite0`, which in timm is the PyTorch variant.
+        if architecture == nil, arch == "efficientnet_lite0", file.metadata["bn_eps"] == "1e-3" {
+            arch = "tf_efficientnet_lite0"
         }
         var size = imageSize
         if size == nil, let l = layers.first(where: { $0.height != nil }), let h = l.height {

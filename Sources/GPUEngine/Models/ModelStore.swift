@@ -17,6 +17,10 @@ public enum ModelStore {
         "dinov2_vits14": ("models/dinov2_vits14.onnx", "DINOv2 ViT-S/14 backbone (+ saliency decoder), ONNX"),
     ]
 
+    /// The builder of a fetched safetensors whose timm architecture is not its short name:
+    /// the fetched EfficientNet-Lite0 holds TensorFlow's weights, timm's `tf_efficientnet_lite0`.
+    public static let fetchedArchitectures: [String: String] = ["efficientnet_lite0": "tf_efficientnet_lite0"]
+
     /// The fetch script's hint for a missing file.
     public static func missingMessage(_ name: String, _ file: String) -> String {
         "model '\(name)' is not fetched yet (expected \(path(file))): run scripts/fetch-models (set AMGPU_HOME to use another folder)"

@@ -14,9 +14,10 @@ import Foundation
 /// `blocks.{s}.{i}.{bn1,bn2,bn3}.{weight,bias,running_mean,running_var}`, `conv_head.weight`, `bn2.*`,
 /// `classifier.{weight,bias}`.
 ///
-/// `efficientnet_lite0` / `tf_efficientnet_lite0`: the weights of the TensorFlow checkpoint
-/// (`scripts/fetch-models`), so TF "SAME" padding and BN eps 1e-3. `mobilenetv2_100`: PyTorch
-/// symmetric padding, eps 1e-5.
+/// As timm builds them (checked against timm by `scripts/check-timm` and TimmOracleTests):
+/// `efficientnet_lite0` and `mobilenetv2_100` use PyTorch symmetric padding and BN eps 1e-5;
+/// `tf_efficientnet_lite0` (weights ported from TensorFlow, like the checkpoint `scripts/fetch-models`
+/// converts) TF "SAME" padding and BN eps 1e-3.
 final class EfficientNetBuilder: BuilderBase {
     struct Stage: Sendable {
         var repeats: Int, kernel: Int, stride: Int, expansion: Int, channels: Int
@@ -39,7 +40,10 @@ final class EfficientNetBuilder: BuilderBase {
             Stage(repeats: 3, kernel: 5, stride: 1, expansion: 6, channels: 112),
             Stage(repeats: 4, kernel: 5, stride: 2, expansion: 6, channels: 192),
             Stage(repeats: 1, kernel: 3, stride: 1, expansion: 6, channels: 320),
-        ], padding: .tfSame, eps: 1e-3)
+        ], padding: .symmetric, eps: 1e-5)
+        var tfLite0 = lite0
+        tfLite0.padding = .tfSame
+        tfLite0.eps = 1e-3
         let mobilenetV2 = Config(stages: [
             Stage(repeats: 1, kernel: 3, stride: 1, expansion: 1, channels: 16),
             Stage(repeats: 2, kernel: 3, stride: 2, expansion: 6, channels: 24),
@@ -49,7 +53,7 @@ final class EfficientNetBuilder: BuilderBase {
             Stage(repeats: 3, kernel: 3, stride: 2, expansion: 6, channels: 160),
             Stage(repeats: 1, kernel: 3, stride: 1, expansion: 6, channels: 320),
         ], padding: .symmetric, eps: 1e-5)
-        return ["efficientnet_lite0": lite0, "tf_efficientnet_lite0": lite0, "mobilenetv2_100": mobilenetV2]
+        return ["efficientnet_lite0": lite0, "tf_efficientnet_lite0": tfLite0, "mobilenetv2_100": mobilenetV2]
     }()
 
     let config: Config

@@ -25,6 +25,11 @@ final class ResNetBuilder: BuilderBase {
         var layers: [Int]
         var bottleneck: Bool
         var preActivation: Bool
+        /// Output channels of the stem convolution (timm: 64 for both classes).
+        var stem = 64
+        /// Each stage's bottleneck width w: a basic block outputs w channels, a bottleneck 4w (v1:
+        /// timm's `channels`; v2: timm's `channels` / 4). timm's named models: 64, 128, 256, 512.
+        var widths = [64, 128, 256, 512]
     }
 
     static let configs: [String: Config] = [
@@ -54,6 +59,9 @@ final class ResNetBuilder: BuilderBase {
         guard size >= 32 else {
             throw EngineError.invalidInput("\(name) needs images of at least 32×32 pixels (its output stride is 32), got \(size)")
         }
+        guard config.widths.count == config.layers.count, config.widths.allSatisfy({ $0 >= 1 }), config.stem >= 1 else {
+            throw EngineError.invalidGraph("\(name): \(config.layers.count) stages need as many positive widths, got \(config.widths)")
+        }
         let input = try graph.addInput("input", shape: [batch, 3, size, size])
         let (output, head): (ValueID, Int)
         if config.preActivation {
@@ -69,14 +77,14 @@ final class ResNetBuilder: BuilderBase {
 
     private func buildV1(_ input: ValueID) throws -> (ValueID, Int) {
         let relu = Unary(.relu)
-        var x = try conv(input, "conv1", bn: "bn1", eps: eps, out: 64, kernel: 7, stride: 2, activation: relu, name: "act1")
+        var x = try conv(input, "conv1", bn: "bn1", eps: eps, out: config.stem, kernel: 7, stride: 2, activation: relu, name: "act1")
         alias("conv1", x)
         x = try maxPool3x3(x, name: "maxpool")
         alias("stem", x)
-        var channels = 64
+        var channels = config.stem
         let expansion = config.bottleneck ? 4 : 1
         for (stage, depth) in config.layers.enumerated() {
-            let width = 64 << stage
+            let width = config.widths[stage]
             let out = width * expansion
             for b in 0..<depth {
                 let p = "layer\(stage + 1).\(b)"
@@ -115,13 +123,13 @@ final class ResNetBuilder: BuilderBase {
 
     private func buildV2(_ input: ValueID) throws -> (ValueID, Int) {
         let relu = Unary(.relu)
-        var x = try conv(input, "stem.conv", bn: nil, eps: eps, out: 64, kernel: 7, stride: 2, name: "stem.conv")
+        var x = try conv(input, "stem.conv", bn: nil, eps: eps, out: config.stem, kernel: 7, stride: 2, name: "stem.conv")
         x = try maxPool3x3(x, name: "stem.pool")
         alias("stem", x)
-        var channels = 64
+        var channels = config.stem
         for (stage, depth) in config.layers.enumerated() {
-            let out = 256 << stage
-            let mid = out / 4
+            let mid = config.widths[stage]
+            let out = 4 * mid
             for b in 0..<depth {
                 let p = "stages.\(stage).blocks.\(b)"
                 let stride = b == 0 && stage > 0 ? 2 : 1

@@ -199,12 +199,15 @@ final class Importer {
         let (output, finalActivation) = try logitsBeforeSoftmax(graphOutput)
         // 6. Aliases from torch-export scopes: the last value computed inside each module scope.
         var aliases: [String: ValueID] = [:]
+        var modulePaths: [String: String] = [:]
         for node in nodes {
             guard node.name.hasPrefix("/"), let out = node.output.first, let id = values[out] else { continue }
             var parts = node.name.split(separator: "/").map(String.init)
             parts.removeLast()  // the op name
             while !parts.isEmpty {
-                aliases[parts.joined(separator: ".")] = id   // later nodes overwrite: the scope's last value
+                let alias = parts.joined(separator: ".")
+                aliases[alias] = id   // later nodes overwrite: the scope's last value
+                if modulePaths[alias] == nil { modulePaths[alias] = Self.modulePath(scopes: parts) }
                 parts.removeLast()
             }
         }
@@ -219,10 +222,12 @@ final class Importer {
             notes.append("1001 outputs: index 0 is taken as the background class and 1…1000 as the ImageNet classes (the TF-slim/TFLite convention); give --labels FILE if the model differs")
         }
         var recommended = Set<String>()
-        for (alias, _) in aliases {
-            let last = alias.split(separator: ".").last.map(String.init) ?? ""
-            if last == "fc1" || alias.hasSuffix("mlp.fc1") || last.hasPrefix("layer.") || alias.hasSuffix("intermediate.dense") { recommended.insert(alias) }
-            if alias.range(of: #"^(blocks|stages|layers?)\.\d+$"#, options: .regularExpression) != nil { recommended.insert(alias) }
+        for (alias, id) in aliases where Self.isRecommendedTarget(modulePath: modulePaths[alias] ?? alias) {
+            // A channels-last map [B, H, W, C] inside the graph (ConvNeXt's Linear mlp.fc1, Swin's stages)
+            // would be read as C = H channels: not recommended (H = W ≠ last axis marks it).
+            let shape = graph.shape(of: id)
+            if shape.count == 4, shape[1] == shape[2], shape[2] != shape[3] { continue }
+            recommended.insert(alias)
         }
         recommended.insert(graph.name(of: output))
         let model = Model(name: name, graph: graph, input: input, output: output, family: family,
@@ -245,6 +250,43 @@ final class Importer {
             model.card.sources["output"] = "the graph's output"
         }
         return model
+    }
+
+    // MARK: recommended AM targets
+
+    /// The PyTorch module path of a TorchScript-export scope list: the exporter writes each scope as
+    /// the child's attribute path inside its parent (`/stages/stages.0/blocks/blocks.1/mlp/fc1/Conv`),
+    /// so a scope that the next one repeats as its prefix is dropped: ["stages", "stages.0", "blocks",
+    /// "blocks.1", "mlp", "fc1"] → "stages.0.blocks.1.mlp.fc1" (timm's name; the alias itself stays
+    /// the scopes joined by ".", `stages.stages.0.blocks.blocks.1.mlp.fc1`).
+    static func modulePath(scopes: [String]) -> String {
+        var kept: [String] = []
+        for (k, part) in scopes.enumerated() where !(k + 1 < scopes.count && scopes[k + 1].hasPrefix(part + ".")) {
+            kept.append(part)
+        }
+        return kept.joined(separator: ".")
+    }
+
+    /// Containers whose numbered children are blocks or stages, as timm / torchvision / Hugging Face
+    /// name them: `blocks.3` (ViT, DeiT, BEiT, CaiT, XCiT, EVA, MLP-Mixer), `blocks.3.1` (EfficientNet,
+    /// MobileNetV3, GhostNet, LCNet), `stages.2` and `stages.2.blocks.1` (ConvNeXt, PoolFormer, EdgeNeXt,
+    /// FastViT, RepViT, TinyViT, MobileViT, LeViT, PVTv2, EfficientFormer, MobileOne), `layers.1.blocks.0`
+    /// (Swin), `layer3.1` (ResNet), `transformers.1.blocks.0` (PiT), `serial_blocks2.0` (CoaT),
+    /// `cls_attn_blocks.0` (XCiT), `blocks_token_only.0` (CaiT), `encoder.layer.5` (Hugging Face).
+    static let blockContainers = #"(blocks|layers?|stages|layer\d+|features|transformers|serial_blocks\d*|parallel_blocks|cls_attn_blocks|blocks_token_only|network|levels)"#
+
+    /// Whether a value with this module path is a recommended AM target: a block or stage output
+    /// (a numbered child of a block container, or RegNet's `s2` / `s2.b1`, DenseNet's `denseblock2` /
+    /// `denseblock2.denselayer3`, ResNet's `layer3`), or an MLP's hidden layer (`…fc1`, Hugging Face's
+    /// `intermediate.dense`: the expanded, per-neuron features).
+    static func isRecommendedTarget(modulePath m: String) -> Bool {
+        let last = m.split(separator: ".").last.map(String.init) ?? m
+        if last == "fc1" || m.hasSuffix("intermediate.dense") { return true }
+        let patterns = [#"(^|\.)"# + blockContainers + #"(\.\d+)+$"#,
+                        #"(^|\.)s\d+(\.b\d+)?$"#,
+                        #"(^|\.)denseblock\d+(\.denselayer\d+)?$"#,
+                        #"^layer\d+$"#]
+        return patterns.contains { m.range(of: $0, options: .regularExpression) != nil }
     }
 
     // MARK: helpers for op mapping
