@@ -283,11 +283,16 @@ public final class AdversarialAttacker: @unchecked Sendable {
 
     /// Row `b` of a batch tensor [B, 3, H, W] as a new [1, 3, H, W] tensor.
     func slice(_ t: Tensor, _ b: Int) throws -> Tensor {
-        let per = 3 * plane
         let out = try backend.zeros(exampleShape)
+        try copyRow(t, b, into: out)
+        return out
+    }
+
+    /// Copies row `b` of a batch tensor [B, 3, H, W] into a [1, 3, H, W] tensor.
+    func copyRow(_ t: Tensor, _ b: Int, into out: Tensor) throws {
+        let per = 3 * plane
         try copyStrided(into: out, dstOffset: 0, from: t, srcOffset: b * per,
                         map: IndexMap(dims: [per], strides0: [1], strides1: [1]), on: backend)
-        return out
     }
 
     /// Writes a [1, 3, H, W] tensor into row `b` of a batch tensor.
@@ -315,6 +320,8 @@ public final class AdversarialAttacker: @unchecked Sendable {
         var x0: Tensor
         var delta: Tensor
         var adam: AdamOptimizer?
+        /// This step's ∂J/∂δ of the example, [1, 3, H, W] (reused every step).
+        var gradient: Tensor
         var step = 0
         var seconds = 0.0
         var bestMargin = -Double.infinity
@@ -395,7 +402,7 @@ public final class AdversarialAttacker: @unchecked Sendable {
                                                             schedule: .constant, maximize: true),
                                          parameterShape: exampleShape, totalSteps: config.steps, backend: backend)
             }
-            return Slot(job: j, x0: x0, delta: d, adam: adam)
+            return Slot(job: j, x0: x0, delta: d, adam: adam, gradient: try backend.zeros(exampleShape))
         }
 
         /// The 8-bit image of x₀ + δ for a slot (`Perturbation.quantize`, on the host: once per example).
@@ -455,7 +462,11 @@ public final class AdversarialAttacker: @unchecked Sendable {
                     let m = sc.margin ?? sc.value
                     if m > s.bestMargin {
                         s.bestMargin = m
-                        if deviceQuantization { s.best = try slice(pixels, b) } else { s.bestImage = s.currentImage }
+                        if deviceQuantization {
+                            if let best = s.best { try copyRow(pixels, b, into: best) } else { s.best = try slice(pixels, b) }
+                        } else {
+                            s.bestImage = s.currentImage
+                        }
                     }
                 }
                 slots[b] = s
@@ -480,7 +491,8 @@ public final class AdversarialAttacker: @unchecked Sendable {
                 let gradient = try head.backward(headPass, gradModelInput: inputGradient(pass, layer: layer, seeds: seeds))
                 for b in stepping {
                     guard var s = slots[b] else { continue }
-                    try step(&s, gradient: slice(gradient, b), config: config)
+                    try copyRow(gradient, b, into: s.gradient)
+                    try step(&s, gradient: s.gradient, config: config)
                     slots[b] = s
                 }
             }
