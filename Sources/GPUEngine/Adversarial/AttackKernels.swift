@@ -15,20 +15,14 @@ public enum AttackKernels {
     public static func signStep(_ delta: Tensor, gradient: Tensor, alpha: Float, on backend: any Backend) throws {
         try requireSameShape(delta, gradient, "attack sign step")
         guard delta.count > 0 else { return }
-        switch backend.kind {
-        case .cpu(let cpu): try cpu.attackSignStep(delta: delta, gradient: gradient, alpha: alpha)
-        case .opencl(let cl): try cl.attackSignStep(delta: delta, gradient: gradient, alpha: alpha)
-        }
+        try backend.kernels.attackSignStep(delta: delta, gradient: gradient, alpha: alpha)
     }
 
     /// PGD L2 ascent step, in place: δ ← δ + α·g/(‖g‖₂ + 1e-10), the norm over all of `gradient`.
     public static func normalizedStep(_ delta: Tensor, gradient: Tensor, alpha: Float, on backend: any Backend) throws {
         try requireSameShape(delta, gradient, "attack normalized step")
         guard delta.count > 0 else { return }
-        switch backend.kind {
-        case .cpu(let cpu): try cpu.attackNormalizedStep(delta: delta, gradient: gradient, alpha: alpha)
-        case .opencl(let cl): try cl.attackNormalizedStep(delta: delta, gradient: gradient, alpha: alpha)
-        }
+        try backend.kernels.attackNormalizedStep(delta: delta, gradient: gradient, alpha: alpha)
     }
 
     /// Projection, in place (torchattacks' order): δ ← clip(δ, −ε, ε) (L∞) or δ·min(1, ε/‖δ‖₂) (L2, the
@@ -38,10 +32,7 @@ public enum AttackKernels {
         try requireSameShape(delta, original, "attack projection")
         guard eps.isFinite, eps > 0 else { throw EngineError.invalidAttribute("attack projection: ε must be > 0, got \(eps)") }
         guard delta.count > 0 else { return }
-        switch backend.kind {
-        case .cpu(let cpu): try cpu.attackProject(delta: delta, original: original, norm: norm, eps: eps)
-        case .opencl(let cl): try cl.attackProject(delta: delta, original: original, norm: norm, eps: eps)
-        }
+        try backend.kernels.attackProject(delta: delta, original: original, norm: norm, eps: eps)
     }
 
     /// ⌊255·ε⌋: the largest change of an 8-bit value an L∞ attack of radius ε may make.
@@ -55,9 +46,6 @@ public enum AttackKernels {
         try requireSameShape(x, original, "attack quantization")
         let bound = linfBound(eps: eps)
         guard x.count > 0 else { return try backend.zeros(x.shape) }
-        switch backend.kind {
-        case .cpu(let cpu): return try cpu.attackQuantizeLinf(x, original: original, bound: bound)
-        case .opencl(let cl): return try cl.attackQuantizeLinf(x, original: original, bound: bound)
-        }
+        return try backend.kernels.attackQuantizeLinf(x, original: original, bound: bound)
     }
 }

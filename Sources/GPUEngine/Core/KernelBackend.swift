@@ -120,6 +120,17 @@ protocol KernelBackend: Backend {
     func clampInPlace(_ t: Tensor, low: Float, high: Float) throws
     /// True when no element of t is NaN or ±Inf.
     func allFinite(_ t: Tensor) throws -> Bool
+
+    // MARK: Attack steps (attack.cl): Attack+CPU.swift / Attack+OpenCL.swift; callers in Adversarial/AttackKernels.swift
+
+    /// δ ← δ + α·sign(g) in place (sign(0) = 0); δ, g same shape.
+    func attackSignStep(delta: Tensor, gradient: Tensor, alpha: Float) throws
+    /// δ ← δ + α·g/(‖g‖₂ + 1e-10) in place, the norm over all of g.
+    func attackNormalizedStep(delta: Tensor, gradient: Tensor, alpha: Float) throws
+    /// In place: δ ← clip(δ, −ε, ε) (L∞) or δ·min(1, ε/‖δ‖₂) (L2); then δ ← clip(x0 + δ, 0, 1) − x0.
+    func attackProject(delta: Tensor, original: Tensor, norm: PerturbationNorm, eps: Double) throws
+    /// out = (p0 + clamp(round(255·clamp(x, 0, 1)) − p0, −bound, bound))/255 with p0 = round(255·x0) (q = 0 where x is NaN).
+    func attackQuantizeLinf(_ x: Tensor, original: Tensor, bound: Int) throws -> Tensor
 }
 
 extension Backend {

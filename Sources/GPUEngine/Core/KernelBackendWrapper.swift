@@ -165,4 +165,20 @@ extension KernelBackendWrapper {
     func allFinite(_ t: Tensor) throws -> Bool {
         try base.allFinite(t)
     }
+
+    func attackSignStep(delta: Tensor, gradient: Tensor, alpha: Float) throws {
+        try base.attackSignStep(delta: delta, gradient: gradient, alpha: alpha)
+    }
+
+    func attackNormalizedStep(delta: Tensor, gradient: Tensor, alpha: Float) throws {
+        try base.attackNormalizedStep(delta: delta, gradient: gradient, alpha: alpha)
+    }
+
+    func attackProject(delta: Tensor, original: Tensor, norm: PerturbationNorm, eps: Double) throws {
+        try base.attackProject(delta: delta, original: original, norm: norm, eps: eps)
+    }
+
+    func attackQuantizeLinf(_ x: Tensor, original: Tensor, bound: Int) throws -> Tensor {
+        try base.attackQuantizeLinf(x, original: original, bound: bound)
+    }
 }
