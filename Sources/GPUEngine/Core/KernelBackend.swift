@@ -83,7 +83,8 @@ protocol KernelBackend: Backend {
     func padForward(_ x: Tensor, outShape: [Int], begin: [Int], mode: PadMode, value: Float) throws -> Tensor
     /// dx [inShape][i] = Σ of dy over the output positions that read x[i] (`end` = the end pads per axis).
     func padBackward(_ dy: Tensor, inShape: [Int], begin: [Int], end: [Int], mode: PadMode) throws -> Tensor
-    /// y[n, c, oy, ox] = Σ_{taps} rows.weight · cols.weight · x[n, c, rows.index, cols.index] (separable `Resize`).
+    /// Separable two-tap `Resize` of x [N, C, H, W] to `outShape`: y[n, c, oy, ox] = Σ wy · wx · x[n, c, iy, ix] over
+    /// the row taps (iy, wy) ∈ {(rows.i0[oy], rows.w0[oy]), (rows.i1[oy], rows.w1[oy])} and the column taps likewise.
     func resizeForward(_ x: Tensor, outShape: [Int], rows: ResizeAxisTable, cols: ResizeAxisTable) throws -> Tensor
     /// The adjoint of `resizeForward`: dx [inShape].
     func resizeBackward(_ dy: Tensor, inShape: [Int], rows: ResizeAxisTable, cols: ResizeAxisTable) throws -> Tensor
