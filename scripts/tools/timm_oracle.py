@@ -16,7 +16,8 @@ For each case this writes a folder that amgpu's TimmOracleTests read:
 timm runs in float64 (the float32 weights converted exactly, `model.double()`), so the reference
 has no float32 rounding of its own (timm's float32 forward and gradient are kept too: output32.npy,
 grad32.npy). x and s are drawn again (up to 8 times, `rejected_inputs` in config.json) while timm's
-own float32 input gradient misses its float64 one by more than 1e-5 (well-conditioned draws agree
+own float32 input gradient (default, or with channels-last convolutions: another summation order)
+misses its float64 one by more than 1e-5 (well-conditioned draws agree
 to ~1e-6): then a ReLU/ReLU6 input lies within float32 rounding of its kink, another float32
 implementation (other summation order, BN folded) may take the other side, and no float32
 implementation can be held to 1e-3 there; amgpu runs in float32 and must match it (TimmOracleTests:
@@ -124,7 +125,8 @@ def write_case(out, model, architecture, size, batch, seed, builder=None, note=N
     del sd
     headless = getattr(model, "num_classes", 1) == 0
     forward = (lambda v: model.forward_features(v)) if headless else (lambda v: model(v))
-    # Draw x and s until timm's own float32 input gradient matches its float64 one to 1e-5: where it
+    # Draw x and s until timm's own float32 input gradient, in two summation orders (default and
+    # channels-last), matches its float64 one to 1e-5: where it
     # does not, some ReLU/ReLU6 input lies within float32 rounding of a kink and the float32 gradient
     # is not determined to 1e-3 by anyone (the choice looks at timm only, never at amgpu).
     rejected = []
@@ -138,12 +140,19 @@ def write_case(out, model, architecture, size, batch, seed, builder=None, note=N
         (y32 * s.float()).sum().backward()
         y32, g32 = y32.detach(), x32.grad
         del x32
+        # A second float32 run with another summation order (channels-last convolutions).
+        model.to(memory_format=torch.channels_last)
+        xb = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        (forward(xb) * s.float()).sum().backward()
+        g32b = xb.grad.contiguous()
+        del xb
+        model.to(memory_format=torch.contiguous_format)
         model.double()
         xd = x.double().requires_grad_(True)
         y = forward(xd)
         (y * s).sum().backward()
         model.float()
-        g32_error = float((g32.double() - xd.grad).abs().max() / xd.grad.abs().max())
+        g32_error = max(float((g.double() - xd.grad).abs().max() / xd.grad.abs().max()) for g in (g32, g32b))
         if g32_error <= 1e-5:
             break
         rejected.append(g32_error)
@@ -170,11 +179,11 @@ def write_case(out, model, architecture, size, batch, seed, builder=None, note=N
     return y.shape
 
 
-# (size, batch) where the default is too ill-conditioned: ResNetV2-101's unnormalized pre-activation
-# residual stream makes timm's own float32 output miss its float64 one by 1.5e-5 and its float32 input
-# gradient miss by ~1e-2 at 72 px, batch 2 (every one of 8 draws: ReLU inputs within rounding of the
-# kink); at 32 px, batch 1 about half the draws are well conditioned.
-SIZE_OVERRIDES = {"resnetv2_101": (32, 1)}
+# (size, batch) where the default is too ill-conditioned: with ResNetV2's unnormalized pre-activation
+# residual stream, timm's own float32 output misses its float64 one by 0.9e-5 (-50) to 1.5e-5 (-101) and
+# its float32 input gradient by 2e-3 to 5e-2 at 72 px, batch 2, in every one of 8 draws (ReLU inputs
+# within rounding of the kink); at 32 px, batch 1 about half the draws are well conditioned.
+SIZE_OVERRIDES = {"resnetv2_50": (32, 1), "resnetv2_101": (32, 1)}
 
 
 def default_size(architecture):
@@ -384,9 +393,11 @@ def main():
             f"date {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine {cpu}, "
             f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}; amgpu {commit}, run-tensor --device {args.device}",
             f"timm {timm.__version__}, torch {torch.__version__}; timm.create_model(name) random init, seed {args.seed}, "
-            "constant/near-zero tensors redrawn (scripts/tools/timm_oracle.py), state_dict → safetensors + pretrained_cfg → config.json",
+            "constant/near-zero tensors redrawn, BN running statistics from a train-mode pass then moved randomly "
+            "(scripts/tools/timm_oracle.py), state_dict → safetensors + pretrained_cfg → config.json",
             "reference: timm in float64 on the same float32 input x; L = Σ s ⊙ y for a random s; "
-            "rel = max|Δ| / max|ref|; PASS: output ≤ 1e-4 and input gradient ≤ 1e-3",
+            "rel = max|Δ| / max|ref|; PASS: output ≤ 1e-4 and input gradient ≤ 1e-3; x, s redrawn (listed) while "
+            "timm's own float32 gradient (default or channels-last) misses its float64 one by > 1e-5 (ReLU kinks within float32 rounding)",
             "",
         ]
         print("\n".join(header), flush=True)
@@ -407,7 +418,7 @@ def main():
             merged.update({l.split()[1]: l for l in lines})
             lines = [merged[k] for k in sorted(merged)]
             failures = sum(l.startswith("FAIL") for l in lines)
-            old_header = open(args.log).read().split("\n")[1]
+            old_header = open(args.log).read().split("\n")[1].split("; rerun ")[0]
             header[1] = old_header + f"; rerun {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} (amgpu {commit}): {', '.join(sorted(rerun))}"
         summary = f"\n{len(lines) - failures} of {len(lines)} architectures pass"
         print(summary)
