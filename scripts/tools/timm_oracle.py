@@ -16,7 +16,8 @@ For each case this writes a folder that amgpu's TimmOracleTests read:
 timm runs in float64 (the float32 weights converted exactly, `model.double()`), so the reference
 has no float32 rounding of its own (timm's float32 forward and gradient are kept too: output32.npy,
 grad32.npy). x and s are drawn again (up to 8 times, `rejected_inputs` in config.json) while timm's
-own float32 input gradient misses its float64 one by more than 1e-5 (well-conditioned draws agree
+own float32 input gradient (default, or with channels-last convolutions: another summation order)
+misses its float64 one by more than 1e-5 (well-conditioned draws agree
 to ~1e-6): then a ReLU/ReLU6 input lies within float32 rounding of its kink, another float32
 implementation (other summation order, BN folded) may take the other side, and no float32
 implementation can be held to 1e-3 there; amgpu runs in float32 and must match it (TimmOracleTests:
@@ -124,7 +125,8 @@ def write_case(out, model, architecture, size, batch, seed, builder=None, note=N
     del sd
     headless = getattr(model, "num_classes", 1) == 0
     forward = (lambda v: model.forward_features(v)) if headless else (lambda v: model(v))
-    # Draw x and s until timm's own float32 input gradient matches its float64 one to 1e-5: where it
+    # Draw x and s until timm's own float32 input gradient, in two summation orders (default and
+    # channels-last), matches its float64 one to 1e-5: where it
     # does not, some ReLU/ReLU6 input lies within float32 rounding of a kink and the float32 gradient
     # is not determined to 1e-3 by anyone (the choice looks at timm only, never at amgpu).
     rejected = []
@@ -138,12 +140,19 @@ def write_case(out, model, architecture, size, batch, seed, builder=None, note=N
         (y32 * s.float()).sum().backward()
         y32, g32 = y32.detach(), x32.grad
         del x32
+        # A second float32 run with another summation order (channels-last convolutions).
+        model.to(memory_format=torch.channels_last)
+        xb = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        (forward(xb) * s.float()).sum().backward()
+        g32b = xb.grad.contiguous()
+        del xb
+        model.to(memory_format=torch.contiguous_format)
         model.double()
         xd = x.double().requires_grad_(True)
         y = forward(xd)
         (y * s).sum().backward()
         model.float()
-        g32_error = float((g32.double() - xd.grad).abs().max() / xd.grad.abs().max())
+        g32_error = max(float((g.double() - xd.grad).abs().max() / xd.grad.abs().max()) for g in (g32, g32b))
         if g32_error <= 1e-5:
             break
         rejected.append(g32_error)
@@ -167,14 +176,14 @@ def write_case(out, model, architecture, size, batch, seed, builder=None, note=N
         cfg["amgpu_oracle"]["note"] = note
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1, sort_keys=True)
-    return y.shape
+    return y.shape, g32_error <= 1e-5
 
 
-# (size, batch) where the default is too ill-conditioned: ResNetV2-101's unnormalized pre-activation
-# residual stream makes timm's own float32 output miss its float64 one by 1.5e-5 and its float32 input
-# gradient miss by ~1e-2 at 72 px, batch 2 (every one of 8 draws: ReLU inputs within rounding of the
-# kink); at 32 px, batch 1 about half the draws are well conditioned.
-SIZE_OVERRIDES = {"resnetv2_101": (32, 1)}
+# (size, batch) where the default is too ill-conditioned: with ResNetV2's unnormalized pre-activation
+# residual stream, timm's own float32 output misses its float64 one by 0.9e-5 (-50) to 1.5e-5 (-101) and
+# its float32 input gradient by 2e-3 to 5e-2 at 72 px, batch 2, in every one of 8 draws (ReLU inputs
+# within rounding of the kink); at 32 px, batch 1 about half the draws are well conditioned.
+SIZE_OVERRIDES = {"resnetv2_50": (32, 1), "resnetv2_101": (32, 1)}
 
 
 def default_size(architecture):
@@ -187,13 +196,11 @@ def default_size(architecture):
     return 72
 
 
-def full(args):
-    arch = args.arch
-    size = args.size or default_size(arch)
-    torch.manual_seed(args.seed)
+def make_model(arch, size, seed):
+    """timm's model `arch` (random init, seed) for inputs size × size, and a note for the log."""
+    torch.manual_seed(seed)
     note = None
-    vit = arch.startswith("vit_")
-    kwargs = dict(img_size=size) if vit else {}
+    kwargs = dict(img_size=size) if arch.startswith("vit_") else {}
     if arch in LEGACY:
         cfg_name, legacy = LEGACY[arch]
         from timm.models.vision_transformer import VisionTransformer
@@ -204,9 +211,28 @@ def full(args):
         note = f"not registered in timm {timm.__version__}: timm's VisionTransformer({legacy}), pretrained_cfg of {cfg_name}"
     else:
         model = timm.create_model(arch, pretrained=False, **kwargs)
-    shape = write_case(args.out, model, arch, size, args.batch, args.seed, note=note)
-    print(f"{arch}: timm {timm.__version__}, {sum(p.numel() for p in model.parameters())} parameters, "
-          f"input [{args.batch}, 3, {size}, {size}], output {list(shape)}")
+    return model, note
+
+
+def full(args):
+    """One case for `args.arch`. A CNN whose 8 draws are all ill-conditioned at the default size is
+    made again at 32 px, batch 1 (fewer ReLUs, fewer near-kink inputs); the note says so."""
+    arch = args.arch
+    ladder = [(args.size or default_size(arch), args.batch)]
+    if not arch.startswith("vit_") and ladder[0] != (32, 1):
+        ladder.append((32, 1))
+    fallback = None
+    for size, batch in ladder:
+        model, note = make_model(arch, size, args.seed)
+        if fallback:
+            note = "; ".join(n for n in (note, fallback) if n)
+        shape, accepted = write_case(args.out, model, arch, size, batch, args.seed, note=note)
+        print(f"{arch}: timm {timm.__version__}, {sum(p.numel() for p in model.parameters())} parameters, "
+              f"input [{batch}, 3, {size}, {size}], output {list(shape)}")
+        if accepted:
+            break
+        fallback = f"every draw at {size} px, batch {batch} was ill-conditioned: made again at 32 px, batch 1"
+        del model
 
 
 def fixtures(args):
@@ -265,7 +291,7 @@ def fixtures(args):
 
     for i, (key, arch, model, size, builder) in enumerate(cases):
         batch = 2 if builder["family"] == "vit" else 1
-        shape = write_case(os.path.join(args.out, key), model, arch, size, batch, args.seed + i, builder=builder,
+        shape, _ = write_case(os.path.join(args.out, key), model, arch, size, batch, args.seed + i, builder=builder,
                            note=f"timm's {type(model).__name__} reduced like {arch}")
         for extra in ("output32.npy", "grad32.npy"):  # the suite compares with float64 only
             os.remove(os.path.join(args.out, key, extra))
@@ -384,9 +410,11 @@ def main():
             f"date {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine {cpu}, "
             f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}; amgpu {commit}, run-tensor --device {args.device}",
             f"timm {timm.__version__}, torch {torch.__version__}; timm.create_model(name) random init, seed {args.seed}, "
-            "constant/near-zero tensors redrawn (scripts/tools/timm_oracle.py), state_dict → safetensors + pretrained_cfg → config.json",
+            "constant/near-zero tensors redrawn, BN running statistics from a train-mode pass then moved randomly "
+            "(scripts/tools/timm_oracle.py), state_dict → safetensors + pretrained_cfg → config.json",
             "reference: timm in float64 on the same float32 input x; L = Σ s ⊙ y for a random s; "
-            "rel = max|Δ| / max|ref|; PASS: output ≤ 1e-4 and input gradient ≤ 1e-3",
+            "rel = max|Δ| / max|ref|; PASS: output ≤ 1e-4 and input gradient ≤ 1e-3; x, s redrawn (listed) while "
+            "timm's own float32 gradient (default or channels-last) misses its float64 one by > 1e-5 (ReLU kinks within float32 rounding)",
             "",
         ]
         print("\n".join(header), flush=True)
@@ -407,7 +435,7 @@ def main():
             merged.update({l.split()[1]: l for l in lines})
             lines = [merged[k] for k in sorted(merged)]
             failures = sum(l.startswith("FAIL") for l in lines)
-            old_header = open(args.log).read().split("\n")[1]
+            old_header = open(args.log).read().split("\n")[1].split("; rerun ")[0]
             header[1] = old_header + f"; rerun {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} (amgpu {commit}): {', '.join(sorted(rerun))}"
         summary = f"\n{len(lines) - failures} of {len(lines)} architectures pass"
         print(summary)
