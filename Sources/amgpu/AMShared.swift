@@ -73,7 +73,7 @@ func naturalPhotos() -> [RGBImage] {
     return names.filter { $0.hasSuffix(".png") }.sorted().compactMap { try? PNGFile.read((dir as NSString).appendingPathComponent($0)) }
 }
 
-/// The progress of an AM run (`visualize`, `atlas`) on stderr. On a terminal, one redrawn line: a bar over the
+/// The progress of a run (`visualize`, `atlas`, `adversarial`) on stderr. On a terminal, one redrawn line: a bar over the
 /// images (done plus the in-flight fractions), the batch that reported last (its step and objective), images
 /// per minute and ETA. Otherwise plain lines: one at each finished batch, and step lines at most every
 /// `interval` seconds.
@@ -93,21 +93,40 @@ final class ProgressReporter: @unchecked Sendable {
     }
 
     func update(_ p: AMRunProgress) {
-        guard !quiet, p.total > 0 else { return }
+        guard p.total > 0 else { return }
+        let eta = p.etaSeconds.map { $0 < 90 ? String(format: "%.0f s", $0) : String(format: "%.1f min", $0 / 60) } ?? "?"
+        var text = "\(p.finished)/\(p.total) images\(p.failed > 0 ? " (\(p.failed) failed)" : "")"
+        if let s = p.step {
+            text += String(format: "  %@ %@ step %d/%d objective %.4f", s.layer, s.units.map(String.init).joined(separator: ","),
+                           s.step, s.steps, s.objective)
+        }
+        text += String(format: "  %.1f images/min  ETA %@", p.jobsPerMinute, eta)
+        draw(fraction: (Double(p.finished) + p.inFlight) / Double(p.total), text: text,
+             line: p.step == nil ? text : nil, throttled: p.step != nil ? text : nil)
+    }
+
+    /// An attack run (`adversarial`): a bar over the examples; off a terminal, one line per finished example.
+    func update(_ p: AttackProgress) {
+        guard p.total > 0 else { return }
+        let rate = Double(p.finished) / max(p.elapsedSeconds, 1e-9)
+        let eta = p.finished > 0 ? String(format: "ETA %.0f s", Double(p.total - p.finished) / max(rate, 1e-9)) : "ETA -"
+        let text = String(format: "%d/%d examples  step %d  %.1f s  ", p.finished, p.total, p.iteration, p.elapsedSeconds) + eta
+        draw(fraction: Double(p.finished) / Double(p.total), text: text, line: p.message, throttled: nil)
+    }
+
+    /// On a terminal, redraws one line: `label [bar] text`. Otherwise prints `line` when given, and
+    /// `throttled` at most every `interval` seconds.
+    private func draw(fraction: Double, text: String, line: String?, throttled: String?) {
+        guard !quiet else { return }
         lock.withLock {
-            let eta = p.etaSeconds.map { $0 < 90 ? String(format: "%.0f s", $0) : String(format: "%.1f min", $0 / 60) } ?? "?"
-            var text = "\(p.finished)/\(p.total) images\(p.failed > 0 ? " (\(p.failed) failed)" : "")"
-            if let s = p.step {
-                text += String(format: "  %@ %@ step %d/%d objective %.4f", s.layer, s.units.map(String.init).joined(separator: ","),
-                               s.step, s.steps, s.objective)
-            }
-            text += String(format: "  %.1f images/min  ETA %@", p.jobsPerMinute, eta)
             if terminal {
-                let bar = progressBar((Double(p.finished) + p.inFlight) / Double(p.total))
-                FileHandle.standardError.write("\r\(label) [\(bar)] \(text)   ".data(using: .utf8) ?? Data())
+                FileHandle.standardError.write("\r\(label) [\(progressBar(fraction))] \(text)   ".data(using: .utf8) ?? Data())
                 drew = true
-            } else if p.step == nil || Date().timeIntervalSince(lastLine) > interval {
-                printError("\(label): \(text)")
+            } else if let line {
+                printError("\(label): \(line)")
+                lastLine = Date()
+            } else if let throttled, Date().timeIntervalSince(lastLine) > interval {
+                printError("\(label): \(throttled)")
                 lastLine = Date()
             }
         }

@@ -217,7 +217,7 @@ struct Adversarial: ParsableCommand {
             throw EngineError.invalidInput("\(model.name) has no classifier: use --attack feature with --guide and --layer")
         }
         let targetIndices = try targetNames.map { try model.classIndex($0) }
-        let background = try imageOptions.backgroundColor()
+        let background = imageOptions.backgroundColor()
         let guideImage = try guide.map { try Self.loadPhoto($0, preprocessing: model.preprocessing, background: background) }
         let photos = try photoPaths.map { p in
             AttackPhoto(name: URL(fileURLWithPath: p).deletingPathExtension().lastPathComponent,
@@ -248,11 +248,11 @@ struct Adversarial: ParsableCommand {
     /// One progress bar per attack, made at its first update.
     final class ProgressBars {
         let quiet: Bool
-        var current: AttackProgressBar?
+        var current: ProgressReporter?
         init(quiet: Bool) { self.quiet = quiet }
-        func bar(for config: AttackConfig) -> AttackProgressBar {
+        func bar(for config: AttackConfig) -> ProgressReporter {
             if let current { return current }
-            let bar = AttackProgressBar(quiet: quiet, label: config.kind.rawValue)
+            let bar = ProgressReporter(quiet: quiet, label: config.kind.rawValue)
             current = bar
             return bar
         }
@@ -276,36 +276,6 @@ struct Adversarial: ParsableCommand {
         return s
     }
 
-}
-
-/// Progress on stderr: a bar over the examples when stderr is a terminal, else one line per finished example.
-final class AttackProgressBar {
-    let quiet: Bool
-    let label: String
-    let terminal = isatty(2) != 0
-
-    init(quiet: Bool, label: String) {
-        self.quiet = quiet
-        self.label = label
-    }
-
-    func update(_ p: AttackProgress) {
-        guard !quiet else { return }
-        if terminal {
-            let width = 24, filled = width * p.finished / max(p.total, 1)
-            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            let rate = Double(p.finished) / max(p.elapsedSeconds, 1e-9)
-            let eta = p.finished > 0 ? String(format: "ETA %.0f s", Double(p.total - p.finished) / max(rate, 1e-9)) : "ETA -"
-            let text = String(format: "%d/%d examples  step %d  %.1f s  ", p.finished, p.total, p.iteration, p.elapsedSeconds) + eta
-            FileHandle.standardError.write("\r\(label) [\(bar)] \(text)   ".data(using: .utf8) ?? Data())
-        } else if let m = p.message {
-            printError("\(label): \(m)")
-        }
-    }
-
-    func finish() {
-        if terminal && !quiet { FileHandle.standardError.write("\n".data(using: .utf8) ?? Data()) }
-    }
 }
 
 /// `--preset`: whose defaults the attacks start from.
