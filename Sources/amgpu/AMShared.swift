@@ -114,6 +114,14 @@ final class ProgressReporter: @unchecked Sendable {
         draw(fraction: Double(p.finished) / Double(p.total), text: text, line: p.message, throttled: nil)
     }
 
+    /// A probe (`probe`): a bar over the shard's images; off a terminal, a line at most every `interval` seconds.
+    func update(_ p: ProbeProgress) {
+        guard p.total > 0 else { return }
+        let eta = p.etaSeconds.map { $0 < 90 ? String(format: "%.0f s", $0) : String(format: "%.1f min", $0 / 60) } ?? "?"
+        let text = String(format: "%d/%d images (%d skipped)  %.1f images/min  ETA %@", p.done, p.total, p.skipped, p.imagesPerMinute, eta)
+        draw(fraction: Double(p.done) / Double(p.total), text: text, line: nil, throttled: text)
+    }
+
     /// On a terminal, redraws one line: `label [bar] text`. Otherwise prints `line` when given, and
     /// `throttled` at most every `interval` seconds.
     private func draw(fraction: Double, text: String, line: String?, throttled: String?) {

@@ -9,6 +9,7 @@ public enum SettingName: String, CaseIterable, Sendable {
     case units
     case shard
     case shardCount = "shard count"
+    case top
 
     /// How a message names the setting: ⟨name⟩.
     public var mention: String { "⟨\(rawValue)⟩" }
