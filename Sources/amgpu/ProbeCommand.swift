@@ -10,7 +10,7 @@ struct Probe: ParsableCommand {
         --layers, the --top images with the largest value (the maximum over a feature map's positions, or over a ViT
         layer's patch tokens), the position of that maximum and its receptive-field box, and statistics over the images.
         Writes OUT/probe.json and OUT/<layer>/<unit>.png (the top patches). --shard i/n (or Slurm array / Kubernetes
-        Indexed Job variables) probes a slice of the images into OUT/shards/; `amgpu probe-merge OUT --out OUT` merges
+        Indexed Job variables) probes every n-th batch of the images into OUT/shards/ (all shards need the same --batch); `amgpu probe-merge OUT --out OUT` merges
         the shards exactly. A killed run (even kill -9) resumes from its last checkpoint when rerun. See docs/probe.md.
         """)
 
@@ -69,8 +69,9 @@ struct Probe: ParsableCommand {
             if let shard { slice = shard }
             else { slice = try AtlasShard.fromEnvironment(ProcessInfo.processInfo.environment, count: shardCount) ?? .whole }
             let folder = try ImageFolder.list(images)
-            let mine = slice.select(folder.images).count
-            let model = try modelOptions.load(batch: max(1, min(batch, mine)))
+            // Every shard loads the same batch size: shards hold whole batches of the listing.
+            let model = try modelOptions.load(batch: max(1, min(batch, folder.images.count)))
+            let mine = GPUEngine.Probe.shardImages(folder.images, shard: slice, batch: model.batchSize).count
             let backend = try deviceOptions.makeBackend()
             let request = ProbeRequest(layers: layers, units: units, top: top, shard: slice, checkpointEvery: checkpointEvery,
                                        patchSize: patchSize, background: imageOptions.backgroundColor())

@@ -177,3 +177,238 @@ enum ProbeFixtures {
         }
     }
 }
+
+/// `Probe`: top-k and statistics against an independent computation, shards merged == unsharded, resume after
+/// SIGKILL (the real binary), and the bad inputs.
+@Suite(.serialized) struct ProbeRunTests {
+    /// 11 generated images, one of them twice under another name (a tie, broken by path), and a text file.
+    static func folder(_ name: String) throws -> (dir: String, folder: ImageFolder) {
+        let dir = try ProbeFixtures.tempDir(name)
+        let paths = try ProbeFixtures.images(11, in: dir)
+        try FileManager.default.copyItem(atPath: paths[4], toPath: dir + "/dup04.png")
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
+        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0]).write(to: URL(fileURLWithPath: dir + "/broken.png"))
+        return (dir, try ImageFolder.list(dir))
+    }
+
+    /// Per image, the unit's values over positions from a batch-1 model, one image at a time.
+    static func independent(_ model: Model, layer: String, unit: Int, paths: [String]) throws -> [String: (max: Float, argmax: Int, mean: Double)] {
+        let runner = try ModelRunner(model: model, backend: CPUBackend())
+        let id = try model.resolve(layer: layer)
+        var out: [String: (Float, Int, Double)] = [:]
+        for path in paths {
+            guard let image = try? ImageFile.read(path) else { continue }
+            let t = try #require(try runner.run(ImagePreprocessing.modelInput(image, model.preprocessing), layers: [id])[id])
+            let plane = t.shape.count == 4 ? t.shape[2] * t.shape[3] : 1
+            let values = Array(t.values[(unit * plane)..<((unit + 1) * plane)])
+            let m = values.max()!
+            out[path] = (m, values.firstIndex(of: m)!, values.reduce(0.0) { $0 + Double($1) } / Double(plane))
+        }
+        return out
+    }
+
+    @Test func topKAndStatisticsMatchAnIndependentComputation() throws {
+        let (dir, folder) = try Self.folder("topk")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/out"
+        let model = try ProbeFixtures.tinyCNN(batch: 4)
+        let summary = try Probe.run(model: model, backend: CPUBackend(), folder: folder,
+                                    request: ProbeRequest(layers: ["conv2", "fc"], units: [1, 4], top: 5), out: out)
+        let result = try #require(summary.result)
+        #expect(result.images == 12 && result.listed == 13 && result.skipped.map { URL(fileURLWithPath: $0.path).lastPathComponent } == ["notes.txt", "broken.png"])
+        let single = try ProbeFixtures.tinyCNN(batch: 1)
+        let truth = try Self.independent(single, layer: "conv2", unit: 4, paths: folder.images)
+        let ranked = truth.sorted { $0.value.max != $1.value.max ? $0.value.max > $1.value.max : Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+        let top = try #require(result.layers["conv2"]?["4"])
+        #expect(top.map(\.image) == ranked.prefix(5).map(\.key))
+        for (e, t) in zip(top, ranked) {
+            #expect(abs(e.value - t.value.max) <= 1e-5 * max(1, abs(t.value.max)), "\(e.image): \(e.value) vs \(t.value.max)")
+            #expect(e.position == [t.value.argmax / 8, t.value.argmax % 8])
+            let g = try ReceptiveFields(model: single).geometry(of: single.resolve(layer: "conv2"), name: "conv2")
+            #expect(e.box == g.box(position: t.value.argmax, inputHeight: 32, inputWidth: 32))
+        }
+        // The duplicate image ties with its original: both ranked, the smaller path first, wherever they are.
+        let all = try Probe.run(model: model, backend: CPUBackend(), folder: folder,
+                                request: ProbeRequest(layers: ["conv2"], units: [4], top: 12), out: dir + "/all").result
+        let names = try #require(all?.layers["conv2"]?["4"]).map { URL(fileURLWithPath: $0.image).lastPathComponent }
+        let i = try #require(names.firstIndex(of: "dup04.png")), j = try #require(names.firstIndex(of: "img04.png"))
+        #expect(j == i + 1, "tie order: \(names)")
+        // Statistics of the per-image maximum and mean, against the independent values.
+        let stats = try #require(result.statistics["conv2"]?["4"])
+        let maxima = truth.values.map { Double($0.max) }, means = truth.values.map(\.mean)
+        let mu = maxima.reduce(0, +) / Double(maxima.count)
+        let sd = (maxima.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(maxima.count)).squareRoot()
+        #expect(stats.max.count == 12 && abs(stats.max.mean - mu) < 1e-5 && abs(stats.max.std - sd) < 1e-5, "\(stats.max) vs \(mu) ± \(sd)")
+        #expect(abs(stats.mean.mean - means.reduce(0, +) / 12) < 1e-5)
+        #expect(stats.max.fractionPositive == Double(maxima.filter { $0 > 0 }.count) / 12)
+        let sorted = maxima.sorted()
+        for q in RunningSummary.reportedQuantiles {
+            let exact = sorted[Int((q * 11).rounded(.down))]
+            let got = try #require(stats.max.quantiles[String(format: "%g", q)])
+            #expect(abs(got - exact) <= 0.0101 * abs(exact) + 1e-9, "quantile \(q): \(got) vs \(exact)")
+        }
+        // The logits are a vector: position [], the whole image.
+        let logit = try #require(result.layers["fc"]?["1"]?.first)
+        #expect(logit.position == [] && logit.box == PixelBox(x0: 0, y0: 0, x1: 32, y1: 32))
+        // Montages and probe.json were written; the JSON reads back equal.
+        #expect(FileManager.default.fileExists(atPath: out + "/conv2/4.png") && FileManager.default.fileExists(atPath: out + "/fc/1.png"))
+        let png = try PNGFile.read(out + "/conv2/4.png")
+        #expect(png.width >= 5 * 64 && png.pixels.contains { $0 != 255 })
+        #expect(try ProbeResult.read(out) == result)
+    }
+
+    /// Three shards merged give exactly the unsharded top-k (values, images, positions, boxes) and statistics
+    /// (counts, extremes, quantiles exactly; mean and std to rounding), for a CNN map, logits and ViT tokens.
+    @Test(arguments: ["cnn", "vit"]) func mergedShardsEqualTheUnshardedRun(_ kind: String) throws {
+        let (dir, folder) = try Self.folder("merge-\(kind)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = kind == "cnn" ? try ProbeFixtures.tinyCNN(batch: 3)
+                                  : try ModelLoader.load("random:vit_tiny_patch16_224", batch: 3, imageSize: 32)
+        let layers = kind == "cnn" ? ["conv2", "fc"] : ["blocks.0", "blocks.1.mlp.fc1"]
+        let units = kind == "cnn" ? nil : [0, 5, 17, 100]
+        let whole = try #require(try Probe.run(model: model, backend: CPUBackend(), folder: folder,
+                                               request: ProbeRequest(layers: layers, units: units, top: 4), out: dir + "/whole").result)
+        for i in 0..<3 {
+            let s = try Probe.run(model: model, backend: CPUBackend(), folder: folder,
+                                  request: ProbeRequest(layers: layers, units: units, top: 4, shard: try AtlasShard(index: i, count: 3),
+                                                        checkpointEvery: 1), out: dir + "/sharded")
+            #expect(s.result == nil && s.state.complete && s.state.shardImages == [6, 4, 3][i])
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/sharded/probe.json"))
+        let merged = try Probe.merge(inputs: [dir + "/sharded"])
+        #expect(merged.layers == whole.layers, "merged top-k differs from the unsharded run")
+        #expect(merged.images == whole.images && merged.listed == whole.listed && Set(merged.skipped.map(\.path)) == Set(whole.skipped.map(\.path)))
+        #expect(merged.shards == 3 && whole.shards == 1)
+        for (layer, units) in whole.statistics {
+            for (unit, w) in units {
+                let m = try #require(merged.statistics[layer]?[unit])
+                for (a, b) in [(m.max, w.max), (m.mean, w.mean)] {
+                    #expect(a.count == b.count && a.min == b.min && a.max == b.max && a.quantiles == b.quantiles && a.fractionPositive == b.fractionPositive)
+                    #expect(abs(a.mean - b.mean) <= 1e-12 * max(1, abs(b.mean)) && abs(a.std - b.std) <= 1e-9 * max(1, b.std), "\(layer):\(unit) \(a.mean) vs \(b.mean)")
+                }
+            }
+        }
+        if kind == "vit" {
+            let e = try #require(whole.layers["blocks.0"]?["5"]?.first)
+            #expect(e.position.count == 1 && e.position[0] >= 1 && e.box.width == 16 && e.box.height == 16, "\(e)")
+        }
+        // A merge that lacks a shard, or has one twice, is refused.
+        try FileManager.default.moveItem(atPath: dir + "/sharded/shards/shard-2-of-3.json", toPath: dir + "/s2.json")
+        do { _ = try Probe.merge(inputs: [dir + "/sharded"]); Issue.record("a merge without shard 2 succeeded") } catch {
+            #expect("\(error)".contains("shards 2/3 are missing"), "\(error)")
+        }
+        do { _ = try Probe.merge(inputs: [dir + "/sharded", dir + "/s2.json", dir + "/s2.json", dir + "/whole"]); Issue.record("a mixed merge succeeded") } catch {
+            #expect("\(error)".contains("another probe"), "\(error)")
+        }
+    }
+
+    /// A state from a killed run is resumed: the result equals an uninterrupted run's.
+    @Test func interruptedRunResumesFromItsCheckpoint() throws {
+        let (dir, folder) = try Self.folder("resume")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try ProbeFixtures.tinyCNN(batch: 2)
+        let request = ProbeRequest(layers: ["conv2", "fc"], top: 3, checkpointEvery: 2)
+        let whole = try #require(try Probe.run(model: model, backend: CPUBackend(), folder: folder, request: request, out: dir + "/a").result)
+        struct Stop: Error {}
+        do {
+            _ = try Probe.run(model: model, backend: CPUBackend(), folder: folder, request: request, out: dir + "/b") { p in
+                if p.done >= 7 { throw Stop() }
+            }
+        } catch is Stop {}
+        let partial = try ProbeState.read(Probe.statePath(out: dir + "/b", shard: .whole))
+        #expect(!partial.complete && partial.consumed > 0 && partial.consumed < folder.images.count, "\(partial.consumed)")
+        let resumed = try Probe.run(model: model, backend: CPUBackend(), folder: folder, request: request, out: dir + "/b")
+        #expect(resumed.resumedAt == partial.consumed)
+        #expect(resumed.result == whole)
+        // Another request on the same folder is refused, not mixed in.
+        var other = request
+        other.top = 4
+        do { _ = try Probe.run(model: model, backend: CPUBackend(), folder: folder, request: other, out: dir + "/b"); Issue.record("a different --top resumed") } catch {
+            #expect("\(error)".contains("belongs to another probe"), "\(error)")
+        }
+    }
+
+    @Test func quantileSketchIsWithinOnePercentAndMergesExactly() throws {
+        var rng = SeededRandom(seed: 3)
+        var all = QuantileSketch(), a = QuantileSketch(), b = QuantileSketch()
+        var values: [Double] = []
+        for i in 0..<2000 {
+            let x = Double(rng.uniform(-1, 1)) * exp(Double(rng.uniform(-6, 6))) + (i % 97 == 0 ? 0 : 0)
+            values.append(x)
+            all.add(x)
+            if i % 3 == 0 { a.add(x) } else { b.add(x) }
+        }
+        values.append(0); all.add(0); b.add(0)
+        a.merge(b)
+        #expect(a == all)
+        let sorted = values.sorted()
+        for q in [0.0, 0.01, 0.1, 0.5, 0.9, 0.99, 1.0] {
+            let exact = sorted[Int((q * Double(sorted.count - 1)).rounded(.down))]
+            let got = try #require(all.quantile(q))
+            #expect(abs(got - exact) <= 0.01 * abs(exact) + 1e-9, "q \(q): \(got) vs \(exact)")
+        }
+        // A sketch that ignored its input (all zeros) or flipped signs would fail the checks above.
+        #expect(all.quantile(0.01)! < 0 && all.quantile(0.99)! > 0)
+        let data = try JSONEncoder().encode(all)
+        #expect(try JSONDecoder().decode(QuantileSketch.self, from: data) == all)
+    }
+
+    // MARK: the binary
+
+    static let model = ["--model", "random:resnet18", "--size", "32", "--weight-seed", "3"]
+
+    /// SIGKILL mid-run (after a checkpoint), rerun: the result equals an uninterrupted run's.
+    @Test func killedBinaryResumesToTheSameResult() throws {
+        let dir = try ProbeFixtures.tempDir("kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try ProbeFixtures.images(40, in: dir, seed: 8)
+        let args = ["probe"] + Self.model + ["--images", dir, "--layers", "layer1,output", "--units", "0-7", "--top", "4",
+                                             "--batch", "2", "--checkpoint-every", "1", "--device", "cpu", "--quiet"]
+        let process = Process()
+        process.executableURL = CLITests.binary
+        process.arguments = args + ["--out", dir + "-killed"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let state = Probe.statePath(out: dir + "-killed", shard: .whole)
+        defer { try? FileManager.default.removeItem(atPath: dir + "-killed"); try? FileManager.default.removeItem(atPath: dir + "-whole") }
+        let deadline = Date().addingTimeInterval(120)
+        var consumed = 0
+        while Date() < deadline && process.isRunning {
+            consumed = (try? ProbeState.read(state))?.consumed ?? 0
+            if consumed >= 6 { break }
+            usleep(5_000)
+        }
+        #expect(process.isRunning, "the run finished before it could be killed")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        let partial = try ProbeState.read(state)
+        #expect(!partial.complete && partial.consumed > 0 && partial.consumed < 40)
+        #expect(!FileManager.default.fileExists(atPath: dir + "-killed/probe.json"))
+        let rerun = try CLITests.run(args + ["--out", dir + "-killed"])
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(rerun.stdout.contains("resumed at"), "\(rerun.stdout)")
+        let whole = try CLITests.run(args + ["--out", dir + "-whole"])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        #expect(try ProbeResult.read(dir + "-killed") == ProbeResult.read(dir + "-whole"))
+    }
+
+    /// Shards through the CLI (one through Slurm's variables) and probe-merge give the unsharded probe.json.
+    @Test func cliShardsAndMerge() throws {
+        let dir = try ProbeFixtures.tempDir("cli")
+        defer { for s in ["", "-s", "-w", "-m"] { try? FileManager.default.removeItem(atPath: dir + s) } }
+        _ = try ProbeFixtures.images(7, in: dir, seed: 9)
+        let args = ["probe"] + Self.model + ["--images", dir, "--layers", "layer2", "--units", "3,5", "--top", "3", "--device", "cpu", "--quiet"]
+        #expect(try CLITests.run(args + ["--out", dir + "-w"]).status == 0)
+        let s0 = try CLITests.run(args + ["--out", dir + "-s", "--shard", "0/2"])
+        let s1 = try CLITests.run(args + ["--out", dir + "-s"], environment: ["SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "1"])
+        #expect(s0.status == 0 && s1.status == 0, "\(s0.stderr) \(s1.stderr)")
+        #expect(s1.stdout.contains("shard 1/2") && s1.stdout.contains("probe-merge"), "\(s1.stdout)")
+        let m = try CLITests.run(["probe-merge", dir + "-s", "--out", dir + "-m"])
+        #expect(m.status == 0, "\(m.stderr)")
+        let a = try ProbeResult.read(dir + "-m"), b = try ProbeResult.read(dir + "-w")
+        #expect(a.layers == b.layers && a.images == 7 && b.images == 7)
+        #expect(FileManager.default.fileExists(atPath: dir + "-m/layer2/5.png"))
+    }
+}

@@ -42,9 +42,14 @@ public final class LayerActivationStream {
 
     /// Streams `paths` in order, calling `body` once per batch (and once more, with no images, when files
     /// after the last batch were skipped). Returns the number of images read and the skipped files.
-    /// - Parameter requireOne: throw `invalidInput` when not one file could be read (default true).
+    /// - Parameters:
+    ///   - requireOne: throw `invalidInput` when not one file could be read (default true).
+    ///   - aligned: batch k holds the readable images among paths[k·B ..< (k+1)·B] (a skipped file leaves its
+    ///     slot to padding), so an image's batch-mates and slot depend only on its position in `paths`. The
+    ///     matrix-product kernels may round a row differently in another slot or batch, so runs that must agree
+    ///     to the last bit on a subset of the batches (probe shards) use this; false packs B readable images per batch.
     @discardableResult
-    public func run(_ paths: [String], background: BackgroundColor = .white, requireOne: Bool = true,
+    public func run(_ paths: [String], background: BackgroundColor = .white, requireOne: Bool = true, aligned: Bool = false,
                     _ body: (Batch) throws -> Void) throws -> (read: Int, skipped: [ImageFolder.Skipped]) {
         let batch = model.batchSize
         var pending: [(index: Int, path: String, input: HostTensor)] = []
@@ -90,7 +95,7 @@ public final class LayerActivationStream {
                 skippedSinceBatch.append(s)
                 allSkipped.append(s)
             }
-            if pending.count == batch { try flush(consumed: n + 1) }
+            if aligned ? (n + 1) % batch == 0 : pending.count == batch { try flush(consumed: n + 1) }
         }
         try flush(consumed: paths.count)
         if requireOne, read == 0, !paths.isEmpty {

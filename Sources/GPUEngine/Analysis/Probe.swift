@@ -58,7 +58,10 @@ public struct ProbeRunSummary {
 /// top-k images (value = the maximum over the layer's positions — spatial positions of a feature map, patch
 /// tokens of a ViT layer — with that position and its receptive-field box) and statistics over the images.
 ///
-/// Sharded like `atlas`: shard i of n takes the listing's images at positions p mod n = i, and writes
+/// Sharded like `atlas`, by batches: with batch size B, shard i of n takes the listing's images at positions p with
+/// ⌊p / B⌋ mod n = i (whole batches, interleaved), and runs them in those same batches (`LayerActivationStream`'s
+/// aligned batching), so every image is computed with the same batch-mates in the same slot as in an unsharded
+/// run and its activations agree to the last bit. Each shard writes
 /// its state to OUT/shards/shard-i-of-n.json (atomically, every `checkpointEvery` batches), so a killed shard
 /// resumes after the last checkpoint. `merge` combines the shards' states exactly: top-k by the total order of
 /// `ProbeExample.ranks` over the union (each shard's top k holds every one of its images that can be in the
@@ -104,6 +107,11 @@ public enum Probe {
         return out
     }
 
+    /// The images of `shard`: whole batches of `batch` consecutive listing positions, batch k to shard k mod n.
+    public static func shardImages(_ images: [String], shard: AtlasShard, batch: Int) -> [String] {
+        images.indices.filter { ($0 / max(batch, 1)) % shard.count == shard.index }.map { images[$0] }
+    }
+
     public static func statePath(out: String, shard: AtlasShard) -> String {
         (out as NSString).appendingPathComponent("shards/shard-\(shard.index)-of-\(shard.count).json")
     }
@@ -112,15 +120,23 @@ public enum Probe {
     /// Resumes from OUT/shards/shard-i-of-n.json when it belongs to the same run; an unsharded run also writes
     /// probe.json and the montages (`write`).
     public static func run(model: Model, backend: any Backend, folder: ImageFolder, request: ProbeRequest, out: String,
-                           progress: ((ProbeProgress) -> Void)? = nil) throws -> ProbeRunSummary {
+                           progress: ((ProbeProgress) throws -> Void)? = nil) throws -> ProbeRunSummary {
         try request.validate()
         let plan = try plan(model: model, layers: request.layers, units: request.units)
         let shard = request.shard
-        let mine = shard.select(folder.images)
+        let mine = shardImages(folder.images, shard: shard, batch: model.batchSize)
         let inputHeight = model.preprocessing.height, inputWidth = model.preprocessing.width
         let statePath = statePath(out: out, shard: shard)
+        // A run that fails before its first checkpoint leaves nothing behind: the folders it created go.
+        let fm = FileManager.default
+        let created = [out, (statePath as NSString).deletingLastPathComponent].filter { !fm.fileExists(atPath: $0) }
         try makeFolder((statePath as NSString).deletingLastPathComponent)
-        var state = ProbeState(model: model.name, modelSHA256: model.fileSHA256(), preprocessing: model.preprocessing, top: request.top,
+        var checkpointed = false
+        func cleanUp() {
+            guard !checkpointed else { return }
+            for dir in created.reversed() where ((try? fm.contentsOfDirectory(atPath: dir)) ?? ["?"]).isEmpty { try? fm.removeItem(atPath: dir) }
+        }
+        var state = ProbeState(model: model.name, modelSHA256: model.fileSHA256(), preprocessing: model.preprocessing, top: request.top, batch: model.batchSize,
                                layers: plan.map(\.layer), listingSHA256: sha256Hex(Data(folder.images.joined(separator: "\n").utf8)),
                                listed: folder.images.count, listingSkipped: folder.skipped, shardIndex: shard.index, shardCount: shard.count,
                                shardImages: mine.count, consumed: 0, complete: false, read: 0, skipped: [],
@@ -128,18 +144,20 @@ public enum Probe {
         if FileManager.default.fileExists(atPath: statePath) {
             let old = try ProbeState.read(statePath)
             guard old.runKey == state.runKey, old.shardImages == state.shardImages, old.shardIndex == state.shardIndex else {
-                throw EngineError.invalidInput("'\(statePath)' belongs to another probe (a different model, images, layers, units, --top or shard count); give a new \(SettingName.outputFolder.mention) or delete that folder")
+                throw EngineError.invalidInput("'\(statePath)' belongs to another probe (a different model, images, layers, units, top, batch size or shard count); give a new \(SettingName.outputFolder.mention) or delete that folder")
             }
             state = old
         }
         let resumedAt = state.consumed
         let start = Date()
         if !state.complete {
+          do {
             let stream = try LayerActivationStream(model: model, backend: backend, layers: plan.map(\.value))
             var batches = 0
             let base = state.consumed
-            progress?(ProbeProgress(done: base, total: mine.count, read: state.read, skipped: state.skipped.count, imagesPerMinute: 0, etaSeconds: nil))
-            try stream.run(Array(mine[base...]), background: request.background, requireOne: false) { batch in
+            try progress?(ProbeProgress(done: base, total: mine.count, read: state.read, skipped: state.skipped.count, imagesPerMinute: 0, etaSeconds: nil))
+            // Unsharded, not one readable image is an error; a shard may hold only bad files (the merge checks the total).
+            try stream.run(Array(mine[base...]), background: request.background, requireOne: shard.count == 1 && base == 0, aligned: true) { batch in
                 state.skipped += batch.skipped
                 for (l, p) in plan.enumerated() {
                     guard let t = batch.activations[p.value] else { continue }
@@ -149,15 +167,23 @@ public enum Probe {
                 state.read += batch.paths.count
                 state.consumed = base + batch.consumed
                 batches += 1
-                if batches % request.checkpointEvery == 0 { try state.write(to: statePath) }
+                if batches % request.checkpointEvery == 0, state.read > 0 {
+                    try state.write(to: statePath)
+                    checkpointed = true
+                }
                 let elapsed = Date().timeIntervalSince(start)
                 let rate = Double(state.consumed - base) / max(elapsed, 1e-9) * 60
-                progress?(ProbeProgress(done: state.consumed, total: mine.count, read: state.read, skipped: state.skipped.count,
+                try progress?(ProbeProgress(done: state.consumed, total: mine.count, read: state.read, skipped: state.skipped.count,
                                         imagesPerMinute: rate, etaSeconds: rate > 0 ? Double(mine.count - state.consumed) / rate * 60 : nil))
             }
             state.consumed = mine.count
             state.complete = true
             try state.write(to: statePath)
+            checkpointed = true
+          } catch {
+            cleanUp()
+            throw error
+          }
         }
         var result: ProbeResult?
         if shard.count == 1 {

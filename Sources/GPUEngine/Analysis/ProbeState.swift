@@ -84,6 +84,8 @@ public struct ProbeState: Codable, Sendable, Equatable {
     public var modelSHA256: String?
     public var preprocessing: Preprocessing
     public var top: Int
+    /// The batch size B: shards hold whole batches, so every shard of a run must use the same B.
+    public var batch: Int
     public var layers: [ProbeLayer]
     /// SHA-256 of the whole folder listing (every image path, in order): shards of one run share it.
     public var listingSHA256: String
@@ -92,7 +94,7 @@ public struct ProbeState: Codable, Sendable, Equatable {
     public var listingSkipped: [ImageFolder.Skipped]
     public var shardIndex: Int
     public var shardCount: Int
-    /// This shard's images (positions p mod count = index of the listing).
+    /// This shard's images (whole batches: listing positions p with ⌊p / batch⌋ mod count = index).
     public var shardImages: Int
     /// How many of them are done (read or skipped), in order; `complete` when all are.
     public var consumed: Int
@@ -105,7 +107,7 @@ public struct ProbeState: Codable, Sendable, Equatable {
 
     /// The run this state belongs to, without what changes as it proceeds or differs between shards.
     var runKey: String {
-        "\(model)|\(modelSHA256 ?? "-")|\(top)|\(listingSHA256)|\(listed)|\(shardCount)|"
+        "\(model)|\(modelSHA256 ?? "-")|\(top)|\(batch)|\(listingSHA256)|\(listed)|\(shardCount)|"
             + layers.map { "\($0.name):\($0.shape):\($0.units)" }.joined(separator: ";")
             + "|\(preprocessing.height)x\(preprocessing.width)|\(preprocessing.mean)|\(preprocessing.std)|\(preprocessing.cropFraction)|\(preprocessing.interpolation)|\(preprocessing.fit)"
     }
