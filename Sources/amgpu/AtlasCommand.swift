@@ -44,7 +44,10 @@ struct Atlas: ParsableCommand {
     var seed: UInt64 = 0
 
     @Flag(name: .long, help: "Record each unit's mean objective over the fetched natural photos in its JSON.")
-    var baseline = false
+    var photoBaseline = false
+
+    @Option(name: .long, help: ArgumentHelp("A probe of the same model (OUT/probe.json of `amgpu probe`): each unit's dataset statistics and best example go into its JSON; with --index, its pages show the dataset examples.", valueName: "probe.json"))
+    var baseline: String?
 
     @Flag(name: .long, help: "Build the HTML atlas (DIR/index.html) after rendering.")
     var index = false
@@ -65,6 +68,12 @@ struct Atlas: ParsableCommand {
         try runReportingErrors {
             let background = imageOptions.backgroundColor()
             let model = try modelOptions.load(batch: 1)
+            // A probe of another model fails here, before any work.
+            let dataset = try baseline.map { path in
+                let result = try ProbeResult.read(path)
+                try result.checkModel(model, path: path)
+                return (path: path, result: result)
+            }
             let atlasLayers = try AtlasPlan.layers(layers, of: model)
             let all = try AtlasPlan.units(of: atlasLayers, selecting: units)
             let slice: AtlasShard
@@ -86,7 +95,7 @@ struct Atlas: ParsableCommand {
             try manifest.merge(into: layout)
             let logName = slice.count == 1 ? "run-\(currentHostName())-\(getpid()).log" : "shard-\(slice.index)-of-\(slice.count).log"
             let log = try AtlasLog(path: layout.path("logs", logName))
-            let options = AtlasRenderOptions(preset: preset, seed: seed, batch: batch, baselinePhotos: baseline ? naturalPhotos() : [],
+            let options = AtlasRenderOptions(preset: preset, seed: seed, batch: batch, baselinePhotos: photoBaseline ? naturalPhotos() : [],
                                              modelSHA256: sha, amgpuVersion: AMGPU.configuration.version)
             let modelOptions = self.modelOptions
             let renderer = try AtlasRenderer(layout: layout, layers: atlasLayers, options: options, devices: deviceList) { batch in
@@ -100,9 +109,13 @@ struct Atlas: ParsableCommand {
             bar.finish()
             log.append("summary: rendered \(summary.rendered), skipped \(summary.skipped), failed \(summary.failed.count)")
             print(Self.describe(summary, shard: slice, total: all.count))
+            if let dataset {
+                let n = try dataset.result.annotate(sidecars: mine.map { layout.recordPath($0) }, probePath: dataset.path)
+                print("atlas: \(n) of \(mine.count) unit JSONs have the dataset reference of \(dataset.path)")
+            }
             if index {
                 let result = try buildIndex(layout: layout, probeImages: probeImages, device: deviceList.first ?? .auto,
-                                            background: background)
+                                            background: background, dataset: baseline)
                 print("atlas index: \(result.units) units on \(result.pages.count - 1) layer page(s): \(layout.path("index.html"))")
             }
             if !summary.failed.isEmpty { throw ExitCode(1) }
@@ -135,6 +148,9 @@ struct AtlasIndexCommand: ParsableCommand {
     @Option(name: .long, help: "A folder of photos (JPEG or PNG): each unit shows the photos (and patches) that activate it most.")
     var probeImages: String?
 
+    @Option(name: .long, help: ArgumentHelp("An `amgpu probe` of the same model (its OUT folder or probe.json): each probed unit shows its dataset examples beside its image.", valueName: "probe.json"))
+    var baseline: String?
+
     @OptionGroup var imageOptions: ImageOptions
 
     @OptionGroup var deviceOptions: DeviceOptions
@@ -146,7 +162,7 @@ struct AtlasIndexCommand: ParsableCommand {
                 throw EngineError.invalidInput("'\(dir)' has no atlas.json: pass the --out folder of `amgpu atlas`")
             }
             let result = try buildIndex(layout: layout, probeImages: probeImages, device: deviceOptions.selection(),
-                                        background: imageOptions.backgroundColor())
+                                        background: imageOptions.backgroundColor(), dataset: baseline)
             print("atlas index: \(result.units) units on \(result.pages.count - 1) layer page(s), \(result.thumbnails) new thumbnail(s): \(layout.path("index.html"))")
         }
     }
@@ -154,7 +170,7 @@ struct AtlasIndexCommand: ParsableCommand {
 
 /// Probes the photos (if any) and writes the HTML pages.
 func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelection,
-                background: BackgroundColor = .white) throws -> AtlasIndex.Result {
+                background: BackgroundColor = .white, dataset: String? = nil) throws -> AtlasIndex.Result {
     var probes: [String: [[AtlasProbeHit]]]? = nil
     if let probeImages {
         let manifest = try AtlasManifest.read(layout.manifestPath)
@@ -178,5 +194,10 @@ func buildIndex(layout: AtlasLayout, probeImages: String?, device: DeviceSelecti
         probes = try AtlasProbe.compute(model: model, backend: device.makeBackend(notice: { printError($0) }),
                                         layers: manifest.layers, photos: photos)
     }
-    return try AtlasIndex.build(layout: layout, probes: probes)
+    let probe = try dataset.map { path -> (result: ProbeResult, folder: String) in
+        var isDirectory: ObjCBool = false
+        let folder = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
+        return (try ProbeResult.read(path), folder.isEmpty ? "." : folder)
+    }
+    return try AtlasIndex.build(layout: layout, probes: probes, dataset: probe)
 }

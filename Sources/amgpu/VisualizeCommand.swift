@@ -62,6 +62,9 @@ struct Visualize: ParsableCommand {
     @Flag(name: .long, help: "Skip the natural-photo baseline in the JSON.")
     var noBaseline = false
 
+    @Option(name: .long, help: ArgumentHelp("A probe of the same model (OUT/probe.json of `amgpu probe`): each unit's dataset statistics and best example go into its JSON as the natural reference.", valueName: "probe.json"))
+    var baseline: String?
+
     @Flag(name: .long, help: "No progress output.")
     var quiet = false
 
@@ -97,6 +100,12 @@ struct Visualize: ParsableCommand {
             if let unit { unitList = [unit] }
             if let units { unitList = units }
             let probe = try modelOptions.load(batch: 1)
+            // A probe of another model fails here, before any work.
+            let dataset = try baseline.map { path in
+                let result = try ProbeResult.read(path)
+                try result.checkModel(probe, path: path)
+                return (path: path, result: result)
+            }
             let className = self.className
             if className != nil { layerName = layerName ?? "output" }
             // The direction toward a photo, at the target layer.
@@ -128,6 +137,11 @@ struct Visualize: ParsableCommand {
                 }
             }) { batch in try modelOptions.load(batch: batch) }
             bar.finish()
+            if let dataset {
+                let sidecars = result.images.map { ($0 as NSString).deletingPathExtension + ".json" }
+                let n = try dataset.result.annotate(sidecars: sidecars, probePath: dataset.path)
+                if n < sidecars.count { printError("note: \(dataset.path) has no statistics for \(sidecars.count - n) of the \(sidecars.count) unit(s) (probe them with the same --layers/--units)") }
+            }
             print("wrote \(result.images.count) image(s), their JSON sidecars and \(result.grid) in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
         }
     }

@@ -29,6 +29,8 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
     public var batchUnits: [Int]?
     /// The model card the image was rendered with (preprocessing, labels, layout, each field's source).
     public var card: ModelCardRecord?
+    /// With `--baseline OUT/probe.json`: the unit's statistics over the probed data set and its best example.
+    public var datasetBaseline: DatasetBaseline? = nil
 
     public init(model: String, modelSource: String, modelSHA256: String?, layer: String, unit: Int, unitName: String?,
                 objective: Objective, preset: AMPreset, seed: UInt64, device: String, finalObjective: Float,

@@ -84,9 +84,18 @@ public enum AtlasIndex {
     }
 
     /// Builds the atlas pages from what is on disk (finished units only). `probes` (layer → per-unit hits)
-    /// adds each unit's top photos; probe photos must already be under `DIR/probe/`.
-    public static func build(layout: AtlasLayout, probes: [String: [[AtlasProbeHit]]]? = nil) throws -> Result {
+    /// adds each unit's top photos; probe photos must already be under `DIR/probe/`. `dataset` (an `amgpu probe`
+    /// result of the same model and its folder) adds each probed unit's dataset examples — its montage of top
+    /// patches, copied to `DIR/dataset/<layer>/<unit>.png` — beside the AM image.
+    public static func build(layout: AtlasLayout, probes: [String: [[AtlasProbeHit]]]? = nil,
+                             dataset: (result: ProbeResult, folder: String)? = nil) throws -> Result {
         let manifest = try AtlasManifest.read(layout.manifestPath)
+        if let d = dataset?.result {
+            let sameFile = d.modelSHA256 == nil || manifest.modelSHA256 == nil || d.modelSHA256 == manifest.modelSHA256
+            guard d.model == manifest.modelName, sameFile else {
+                throw EngineError.invalidInput("the probe in '\(dataset!.folder)' is of \(d.model), but the atlas is of \(manifest.modelName)\(sameFile ? "" : " (or the model file differs: SHA-256)"): give the probe.json of the atlas's model")
+            }
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         var pages: [String] = [], total = 0, thumbs = 0
@@ -122,12 +131,28 @@ public enum AtlasIndex {
                     }
                     cell += "</div>"
                 }
+                if let d = dataset, let info = d.result.layerInfo[layer.name], let examples = d.result.layers[layer.name]?[String(unit)],
+                   let best = examples.first,
+                   let montage = try? Data(contentsOf: URL(fileURLWithPath: (d.folder as NSString).appendingPathComponent("\(info.directory)/\(unit).png"))) {
+                    let copyDir = layout.path("dataset", layer.directory)
+                    try FileManager.default.createDirectory(atPath: copyDir, withIntermediateDirectories: true)
+                    try writeAtomically(montage, to: (copyDir as NSString).appendingPathComponent("\(unit).png"))
+                    var tip = "top \(examples.count) of \(d.result.images) images by \(info.reduction); best \(String(format: "%.3f", best.value)) (\((best.image as NSString).lastPathComponent))"
+                    if let s = d.result.statistics[layer.name]?[String(unit)] {
+                        tip += String(format: "; dataset mean %.3f ± %.3f, p99 %.3f", s.mean.mean, s.mean.std, s.mean.quantiles["0.99"] ?? .nan)
+                    }
+                    cell += "<div class=\"dataset\"><a href=\"../dataset/\(layer.directory)/\(unit).png\"><img src=\"../dataset/\(layer.directory)/\(unit).png\" loading=\"lazy\" alt=\"dataset examples\" title=\"\(html(tip))\"></a></div>"
+                    cell = cell.replacingOccurrences(of: "<figure>", with: "<figure class=\"with-dataset\">")
+                }
                 cells.append(cell + "</figure>")
             }
             if let hits = probes?[layer.name] {
                 try writeAtomically(encoder.encode(hits), to: (dir as NSString).appendingPathComponent("probe.json"))
             }
-            let note = probes?[layer.name] == nil ? "" : " Under each image: the natural photos that activate the unit most (patch around its strongest position; click for the photo)."
+            var note = probes?[layer.name] == nil ? "" : " Under each image: the natural photos that activate the unit most (patch around its strongest position; click for the photo)."
+            if let d = dataset, d.result.layers[layer.name] != nil {
+                note += " Beside each probed unit: its dataset examples (`amgpu probe`, \(d.result.images) images): the receptive-field patches of its top images, best first."
+            }
             let body = "<p><a href=\"../index.html\">← all layers</a> · \(html(manifest.modelName)) · shape \(layer.shape) · \(cells.count) of \(layer.unitCount) units rendered · objective: \(layer.objective.rawValue).\(note)</p>\n<div class=\"grid\">\n" + cells.joined(separator: "\n") + "\n</div>"
             let page = (dir as NSString).appendingPathComponent("index.html")
             try writeAtomically(Data(document(title: "\(manifest.modelName) · \(layer.name)", body: body).utf8), to: page)
@@ -167,6 +192,8 @@ public enum AtlasIndex {
         figcaption { text-align: center; }
         .probe { display: flex; gap: 2px; justify-content: center; }
         .probe span { display: block; width: 28px; height: 28px; border: 1px solid #ccc; background-repeat: no-repeat; }
+        figure.with-dataset { width: auto; display: flex; gap: 6px; align-items: flex-start; flex-wrap: wrap; }
+        .dataset img { height: \(thumbnailSide)px; border: 1px solid #ccc; }
         </style></head>
         <body><h1>\(html(title))</h1>
         \(body)
