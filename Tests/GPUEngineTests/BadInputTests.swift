@@ -126,6 +126,25 @@ import Testing
              problem: "no image could be classified (2 skipped)", fix: "re-export it"),
         Case(name: "image-folder-is-a-file", args: { dir, _ in ["classify", "--model", "random:resnet18", "--size", "32", "--images", dir + "/photo.png"] + cpu },
              problem: "is a file, not a folder", fix: "--image"),
+        // probe (dataset examples) and --baseline
+        Case(name: "probe-folder-empty", args: { dir, out in ["probe"] + tinyModel + ["--images", dir + "/emptyfolder", "--layers", "layer1", "--out", out] + cpu },
+             problem: "has no JPEG or PNG image: it holds no files", fix: "amgpu reads JPEG and PNG files"),
+        Case(name: "probe-all-files-bad", args: { dir, out in ["probe"] + tinyModel + ["--images", dir + "/badfolder", "--layers", "layer1", "--out", out, "--quiet"] + cpu },
+             problem: "no image could be read (2 skipped)", fix: "re-export it"),
+        Case(name: "probe-unknown-layer", args: { dir, out in ["probe"] + tinyModel + ["--images", dir + "/samestem", "--layers", "layer9", "--out", out] + cpu },
+             problem: "no layer named 'layer9'", fix: "amgpu layers"),
+        Case(name: "probe-unit-out-of-range", args: { dir, out in ["probe"] + tinyModel + ["--images", dir + "/samestem", "--layers", "layer1", "--units", "64", "--out", out] + cpu },
+             problem: "unit 64 is out of range for layer 'layer1' (64 units", fix: "narrow --units"),
+        Case(name: "probe-top-zero", args: { dir, out in ["probe"] + tinyModel + ["--images", dir + "/samestem", "--layers", "layer1", "--top", "0", "--out", out] + cpu },
+             problem: "--top must be at least 1", fix: "got 0", usageError: true),
+        Case(name: "probe-out-unwritable", args: { dir, _ in ["probe"] + tinyModel + ["--images", dir + "/samestem", "--layers", "layer1", "--out", dir + "/text.png/sub"] + cpu },
+             problem: "cannot create folder", fix: "give a writable --out"),
+        Case(name: "probe-merge-nothing", args: { dir, out in ["probe-merge", dir + "/emptyfolder", "--out", out] },
+             problem: "holds no probe shard states", fix: "amgpu probe --shard i/n"),
+        Case(name: "baseline-other-model", args: { dir, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--baseline", dir + "/otherprobe.json", "--out", out] + cpu },
+             problem: "is a probe of vit_tiny_patch16_224, not of resnet18", fix: "give the probe.json of the same model"),
+        Case(name: "baseline-not-a-probe", args: { dir, out in ["atlas"] + tinyModel + ["--layers", "layer1", "--units", "0", "--steps", "2", "--quiet", "--baseline", dir + "/text.png", "--out", out] + cpu },
+             problem: "is not an amgpu probe.json", fix: "text.png"),
         Case(name: "image-classify-bad-format", args: classify("random:resnet18", image: "photo.png", ["--format", "xml"]), problem: "'xml' is invalid for '--format", fix: "'text', 'csv' or 'json'", usageError: true),
         Case(name: "image-truncated-png", args: classify("random:resnet18", image: "truncated.png"), problem: "cannot decode image", fix: "re-export"),
         Case(name: "image-16k-by-16k", args: classify("random:resnet18", image: "huge.png"), problem: "is 16384×16384 pixels", fix: "downscale it first"),
@@ -272,6 +291,10 @@ extension BadInputTests {
         try write("empty.jpg", Data())
         try write("notes.jpg", Data("my holiday photos are in the other folder\n".utf8))
         try write("anim.gif", Data("GIF89a".utf8) + Data([1, 0, 1, 0, 0x80, 0, 0]))
+        // A probe.json of another model (for --baseline).
+        try write("otherprobe.json", JSONEncoder().encode(ProbeResult(
+            model: "vit_tiny_patch16_224", modelSHA256: nil, images: 1, listed: 1, skipped: [], top: 1, inputSize: [32, 32],
+            preprocessing: .imagenet(32), shards: 1, layers: [:], layerInfo: [:], statistics: [:])))
         try fm.createDirectory(atPath: dir + "/emptyfolder", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: dir + "/badfolder", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: dir + "/samestem", withIntermediateDirectories: true)

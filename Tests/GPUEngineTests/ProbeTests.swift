@@ -411,4 +411,31 @@ enum ProbeFixtures {
         #expect(a.layers == b.layers && a.images == 7 && b.images == 7)
         #expect(FileManager.default.fileExists(atPath: dir + "-m/layer2/5.png"))
     }
+
+    /// --baseline: visualize and atlas record the unit's dataset statistics; atlas-index shows the dataset examples.
+    @Test func baselineInSidecarsAndAtlasIndex() throws {
+        let dir = try ProbeFixtures.tempDir("baseline")
+        defer { for s in ["", "-p", "-v", "-a"] { try? FileManager.default.removeItem(atPath: dir + s) } }
+        _ = try ProbeFixtures.images(5, in: dir, seed: 10)
+        let p = try CLITests.run(["probe"] + Self.model + ["--images", dir, "--layers", "layer2", "--units", "3,5", "--top", "2", "--device", "cpu", "--quiet", "--out", dir + "-p"])
+        #expect(p.status == 0, "\(p.stderr)")
+        let probe = try ProbeResult.read(dir + "-p/probe.json")
+        let v = try CLITests.run(["visualize"] + Self.model + ["--layer", "layer2", "--unit", "3", "--steps", "2", "--no-baseline", "--quiet", "--device", "cpu",
+                                                              "--baseline", dir + "-p/probe.json", "--out", dir + "-v"])
+        #expect(v.status == 0, "\(v.stderr)")
+        let jsons = try FileManager.default.contentsOfDirectory(atPath: dir + "-v").filter { $0.hasSuffix(".json") }
+        #expect(jsons.count == 1)
+        let record = try JSONDecoder().decode(VisualizationSidecar.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "-v/" + jsons[0])))
+        let b = try #require(record.datasetBaseline)
+        let stats = try #require(probe.statistics["layer2"]?["3"])
+        #expect(b.unit == 3 && b.layer == "layer2" && b.images == 5 && b.mean == stats.mean && b.max == stats.max)
+        #expect(b.topValue == probe.layers["layer2"]?["3"]?.first?.value && b.topValue != 0)
+        let a = try CLITests.run(["atlas"] + Self.model + ["--layers", "layer2", "--units", "3,5,7", "--steps", "2", "--image-size", "32", "--copies", "1",
+                                                          "--batch", "3", "--quiet", "--device", "cpu", "--baseline", dir + "-p/probe.json", "--index", "--out", dir + "-a"])
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(a.stdout.contains("2 of 3 unit JSONs have the dataset reference"), "\(a.stdout)")
+        let page = try String(contentsOfFile: dir + "-a/layer2/index.html", encoding: .utf8)
+        #expect(page.contains("../dataset/layer2/5.png") && page.contains("../dataset/layer2/3.png") && !page.contains("../dataset/layer2/7.png"))
+        #expect(try PNGFile.read(dir + "-a/dataset/layer2/5.png") == PNGFile.read(dir + "-p/layer2/5.png"))
+    }
 }
