@@ -151,44 +151,45 @@ public enum Probe {
         let resumedAt = state.consumed
         let start = Date()
         if !state.complete {
-          do {
-            let stream = try LayerActivationStream(model: model, backend: backend, layers: plan.map(\.value))
-            var batches = 0
-            let base = state.consumed
-            try progress?(ProbeProgress(done: base, total: mine.count, read: state.read, skipped: state.skipped.count, imagesPerMinute: 0, etaSeconds: nil))
-            // Unsharded, not one readable image is an error; a shard may hold only bad files (the merge checks the total).
-            try stream.run(Array(mine[base...]), background: request.background, requireOne: shard.count == 1 && base == 0, aligned: true) { batch in
-                state.skipped += batch.skipped
-                for (l, p) in plan.enumerated() {
-                    guard let t = batch.activations[p.value] else { continue }
-                    accumulate(t, count: batch.paths.count, paths: batch.paths, geometry: p.geometry, units: &state.units[l],
-                               k: request.top, inputHeight: inputHeight, inputWidth: inputWidth)
+            do {
+                let stream = try LayerActivationStream(model: model, backend: backend, layers: plan.map(\.value))
+                var batches = 0
+                let base = state.consumed
+                try progress?(ProbeProgress(done: base, total: mine.count, read: state.read, skipped: state.skipped.count, imagesPerMinute: 0, etaSeconds: nil))
+                // Unsharded, not one readable image is an error; a shard may hold only bad files (the merge checks the total).
+                try stream.run(Array(mine[base...]), background: request.background, requireOne: shard.count == 1 && base == 0, aligned: true) { batch in
+                    state.skipped += batch.skipped
+                    for (l, p) in plan.enumerated() {
+                        guard let t = batch.activations[p.value] else { continue }
+                        accumulate(t, count: batch.paths.count, paths: batch.paths, geometry: p.geometry, units: &state.units[l],
+                                   k: request.top, inputHeight: inputHeight, inputWidth: inputWidth)
+                    }
+                    state.read += batch.paths.count
+                    state.consumed = base + batch.consumed
+                    batches += 1
+                    if batches % request.checkpointEvery == 0, state.read > 0 {
+                        try state.write(to: statePath)
+                        checkpointed = true
+                    }
+                    let elapsed = Date().timeIntervalSince(start)
+                    let rate = Double(state.consumed - base) / max(elapsed, 1e-9) * 60
+                    try progress?(ProbeProgress(done: state.consumed, total: mine.count, read: state.read, skipped: state.skipped.count,
+                                            imagesPerMinute: rate, etaSeconds: rate > 0 ? Double(mine.count - state.consumed) / rate * 60 : nil))
                 }
-                state.read += batch.paths.count
-                state.consumed = base + batch.consumed
-                batches += 1
-                if batches % request.checkpointEvery == 0, state.read > 0 {
-                    try state.write(to: statePath)
-                    checkpointed = true
-                }
-                let elapsed = Date().timeIntervalSince(start)
-                let rate = Double(state.consumed - base) / max(elapsed, 1e-9) * 60
-                try progress?(ProbeProgress(done: state.consumed, total: mine.count, read: state.read, skipped: state.skipped.count,
-                                        imagesPerMinute: rate, etaSeconds: rate > 0 ? Double(mine.count - state.consumed) / rate * 60 : nil))
+                state.consumed = mine.count
+                state.complete = true
+                try state.write(to: statePath)
+                checkpointed = true
+            } catch {
+                cleanUp()
+                throw error
             }
-            state.consumed = mine.count
-            state.complete = true
-            try state.write(to: statePath)
-            checkpointed = true
-          } catch {
-            cleanUp()
-            throw error
-          }
         }
         var result: ProbeResult?
         if shard.count == 1 {
-            result = try merge(states: [state])
-            try write(result!, to: out, patchSize: request.patchSize, background: request.background)
+            let merged = try merge(states: [state])
+            try write(merged, to: out, patchSize: request.patchSize, background: request.background)
+            result = merged
         }
         return ProbeRunSummary(state: state, resumedAt: resumedAt, statePath: statePath, result: result,
                                seconds: Date().timeIntervalSince(start))
@@ -249,8 +250,8 @@ public enum Probe {
             }
         }
         let indices = states.map(\.shardIndex)
-        guard Set(indices).count == indices.count else {
-            throw EngineError.invalidInput("shard \(indices.first { i in indices.filter { $0 == i }.count > 1 }!)/\(first.shardCount) is given twice")
+        if let twice = indices.first(where: { i in indices.filter { $0 == i }.count > 1 }) {
+            throw EngineError.invalidInput("shard \(twice)/\(first.shardCount) is given twice")
         }
         let missing = (0..<first.shardCount).filter { !indices.contains($0) }
         guard missing.isEmpty else {
