@@ -65,7 +65,7 @@ DEFAULT_CONFIGS = "lucid,pixel,ghiasi,maco"
 def class_names():
     path = os.path.join(qm.HOME, "data", "imagenet_classes.txt")
     with open(path) as f:
-        names = [line.strip() for line in f]
+        names = [line.rstrip("\n").split("\t")[0] for line in f]
     if len(names) != 1000:
         raise SystemExit(f"quality: {path} has {len(names)} lines, expected 1000")
     return names
@@ -90,9 +90,9 @@ def help_values(help_text, flag):
     j = help_text.find("(values:", i)
     k = help_text.find("\n  -", i + 1)
     if j < 0 or (k >= 0 and j > k):
-        return []
+        return None   # an untyped option: the binary checks the value itself (exit 64 → skipped)
     end = help_text.find(")", j)
-    return [v.strip() for v in help_text[j + len("(values:"):end].replace("\n", " ").split(",")]
+    return [v.strip() for v in help_text[j + len("(values:"):end].replace("\n", " ").split(",")] or None
 
 
 def resolve_config(name, help_text):
@@ -308,6 +308,8 @@ def fmt_rate(s):
 def table(results, judges):
     lines = []
     for split in ("held-out", "tuning", "all"):
+        if not any(r["summary"][split][j] for r in results if not r.get("skipped") for j in judges):
+            continue
         lines.append(f"\n**{split} classes**\n")
         head = "| tool / config | s per image |"
         sep = "|---|---|"
@@ -323,7 +325,7 @@ def table(results, judges):
             row = f"| {r['name']} | {r['seconds_per_image']:.1f} |"
             for j in judges:
                 s = r["summary"][split][j]
-                row += " " + " | ".join(fmt_rate(s)) + " |"
+                row += " " + " | ".join(fmt_rate(s) if s else ("–", "–", "–")) + " |"
             lf = r["summary"][split].get("low_frequency_power")
             row += f" {lf:.3f} |" if lf is not None else " – |"
             lines.append(row)
@@ -344,6 +346,8 @@ def cmd_run(a):
     if a.classes:
         n = int(a.classes)
         tuning, held = TUNING[:(n + 1) // 2], HELD_OUT[:n // 2]
+    if a.tuning_only:
+        held = []
     classes = tuning + held
     steps = a.steps or (32 if a.quick else 512)
     os.makedirs(a.out, exist_ok=True)
@@ -353,26 +357,46 @@ def cmd_run(a):
         f"configs {configs}{' + lucent' if not a.no_lucent else ''}")
     judges = load_judges()
     results = []
-    for name in configs:
-        args, why = resolve_config(name, help_text)
-        label = name.split("=", 1)[0]
-        if why:
-            log(f"skipping {label}: {why}")
-            results.append({"name": label, "skipped": why})
-            continue
-        images, secs, err, cmd = render_amgpu(a.amgpu, label, args, classes, steps, a.out, a.batch, a.device, a.seed)
-        if err:
-            log(f"skipping {label}: {err}")
-            results.append({"name": label, "skipped": err, "command": shlex.join(cmd)})
-            continue
-        results.append({"name": label, "tool": "amgpu", "command": shlex.join(cmd), "images": images,
-                        "seconds": secs})
-        log(f"{label}: {secs:.0f} s")
-    if not a.no_lucent:
+
+    def amgpu_configs():
+        for name in configs:
+            args, why = resolve_config(name, help_text)
+            label = name.split("=", 1)[0]
+            if why:
+                log(f"skipping {label}: {why}")
+                results.append({"name": label, "skipped": why})
+                continue
+            images, secs, err, cmd = render_amgpu(a.amgpu, label, args, classes, steps, a.out, a.batch, a.device,
+                                                  a.seed)
+            if err:
+                log(f"skipping {label}: {err}")
+                results.append({"name": label, "skipped": err, "command": shlex.join(cmd)})
+                continue
+            results.append({"name": label, "tool": "amgpu", "command": shlex.join(cmd), "images": images,
+                            "seconds": secs})
+            log(f"{label}: {secs:.0f} s")
+
+    lucent_result = []
+
+    def lucent():
         images, secs = render_lucent(classes, steps, a.out, a.batch, a.seed)
-        results.append({"name": "lucent (defaults)", "tool": "torch-lucent 0.1.8", "images": images,
-                        "seconds": secs, "command": f"render_vis(param.image(128, batch={a.batch}), "
-                        f"thresholds=({steps},)) on timm tf_efficientnet_lite0"})
+        lucent_result.append({"name": "lucent (defaults)", "tool": "torch-lucent 0.1.8", "images": images,
+                              "seconds": secs, "command": f"render_vis(param.image(128, batch={a.batch}), "
+                              f"thresholds=({steps},)) on timm tf_efficientnet_lite0"})
+
+    if a.parallel and not a.no_lucent:
+        # amgpu renders in its own processes while lucent renders here: both tools' times are then measured under
+        # the same (shared) load
+        import threading
+        th = threading.Thread(target=amgpu_configs)
+        th.start()
+        lucent()
+        th.join()
+    else:
+        amgpu_configs()
+        if not a.no_lucent:
+            lucent()
+    results += lucent_result
     all_paths = [p for r in results if "images" in r for p in r["images"].values()]
     stats = image_stats(a.amgpu, all_paths)
     for r in results:
@@ -457,6 +481,33 @@ def cmd_check(a):
         sys.exit(1)
 
 
+def cmd_report(a):
+    """Merges the scores.json of several runs (same classes' splits) into one table.md and contact sheet."""
+    names = class_names()
+    results, runs, tuning, held = [], [], [], []
+    for d in a.runs:
+        with open(os.path.join(d, "scores.json")) as f:
+            rep = json.load(f)
+        runs.append(f"{d}: {rep['date']}, {rep['steps']} steps, device {rep['device']}, batch {rep['batch']}")
+        for c in rep["classes"]["tuning"]:
+            tuning += [c] if c not in tuning else []
+        for c in rep["classes"]["held-out"]:
+            held += [c] if c not in held else []
+        for r in rep["results"]:
+            if "images" in r:
+                r = dict(r, images={c: os.path.join(d, p) for c, p in r["images"].items()})
+            results.append(r)
+    judges = rep["judges"]
+    classes = tuning + held
+    md = "Merged from:\n" + "".join(f"- {x}\n" for x in runs) + table(results, judges)
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "table.md"), "w") as f:
+        f.write(md)
+    rows = [(r["name"], {int(c): p for c, p in r["images"].items()}) for r in results if "images" in r]
+    contact_sheet(rows, classes, names, os.path.join(a.out, "contact-sheet.png"))
+    print(md)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -468,6 +519,9 @@ def main():
     r.add_argument("--classes", help="use only the first N classes (half tuning, half held-out)")
     r.add_argument("--quick", action="store_true", help="4 classes, 32 steps: a smoke test")
     r.add_argument("--no-lucent", action="store_true")
+    r.add_argument("--tuning-only", action="store_true", help="only the tuning classes (for choosing presets)")
+    r.add_argument("--parallel", action="store_true",
+                   help="render lucent at the same time as the amgpu configs (two processes)")
     r.add_argument("--batch", type=int, default=8)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto")
@@ -479,12 +533,12 @@ def main():
     c.add_argument("--gen-photos", type=int, default=3)
     c.add_argument("--device", default="auto")
     c.add_argument("--amgpu", default=".build/release/amgpu")
+    rp = sub.add_parser("report", help="merge the scores.json of several runs into one table and contact sheet")
+    rp.add_argument("runs", nargs="+", help="output folders of earlier runs")
+    rp.add_argument("--out", default="out/quality-report")
     a = ap.parse_args()
-    torch.set_num_threads(int(os.environ.get("QUALITY_THREADS", "2")))
-    if a.cmd == "run":
-        cmd_run(a)
-    else:
-        cmd_check(a)
+    torch.set_num_threads(int(os.environ.get("QUALITY_THREADS", "1")))
+    {"run": cmd_run, "check": cmd_check, "report": cmd_report}[a.cmd](a)
 
 
 if __name__ == "__main__":
