@@ -307,8 +307,10 @@ def fmt_rate(s):
 
 def table(results, judges):
     lines = []
+    def has(split):
+        return any(r["summary"][split][j] for r in results if not r.get("skipped") for j in judges)
     for split in ("held-out", "tuning", "all"):
-        if not any(r["summary"][split][j] for r in results if not r.get("skipped") for j in judges):
+        if not has(split) or (split == "all" and not (has("held-out") and has("tuning"))):
             continue
         lines.append(f"\n**{split} classes**\n")
         head = "| tool / config | s per image |"
