@@ -322,7 +322,7 @@ def table(results, judges):
         sep += "---|"
         lines += [head, sep]
         for r in results:
-            if r.get("skipped"):
+            if r.get("skipped") or not any(r["summary"][split][j] for j in judges):
                 continue
             row = f"| {r['name']} | {r['seconds_per_image']:.1f} |"
             for j in judges:
