@@ -180,7 +180,7 @@ import Testing
              problem: "--maco-spectrum only applies", fix: "--param maco", usageError: true),
         Case(name: "maco-spectrum-no-photos", args: { dir, out in ["maco-spectrum", "--images", dir + "/emptyfolder", "--out", out + "/s.npy"] },
              problem: "has no JPEG or PNG image", fix: "amgpu reads JPEG and PNG files"),
-        Case(name: "snapshot-every-negative", args: visualize(["--layer", "output", "--unit", "1", "--snapshot-every", "-2"]),
+        Case(name: "snapshot-every-negative", args: visualize(["--layer", "output", "--unit", "1", "--snapshot-every=-2"]),
              problem: "--snapshot-every must be ≥ 0", fix: "≥ 0", usageError: true),
     ]
 
