@@ -9,7 +9,8 @@ struct AMGPU: ParsableCommand {
         abstract: "Activation maximization and targeted adversarial examples for CNNs and ViTs, on any OpenCL device or the CPU.",
         version: "0.1.0",
         subcommands: [Visualize.self, Atlas.self, AtlasIndexCommand.self, Probe.self, ProbeMerge.self, Adversarial.self, Layers.self, Classify.self, Activations.self,
-                      Devices.self, SelfTest.self, Bench.self, ImageStats.self, MontageCommand.self, RunTensor.self])
+                      Devices.self, SelfTest.self, Bench.self, ImageStats.self, MontageCommand.self, RunTensor.self,
+                      MacoSpectrumCommand.self])
 }
 
 /// Options shared by every command that runs a model.

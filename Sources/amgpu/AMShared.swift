@@ -27,6 +27,24 @@ struct PresetOptions: ParsableArguments {
     @Option(name: .long, help: "L1 weight on the image.") var l1: Float?
     @Option(name: .long, help: "L2 weight on the image.") var l2: Float?
     @Option(name: .long, help: "Blur amount per step for pixel parameters (0–1).") var blur: Float?
+    @Option(name: .customLong("init"), help: ArgumentHelp("Start from this photo (JPEG or PNG, centre-cropped to the image size) instead of noise; with --param maco only its phase is kept.", valueName: "photo"))
+    var initPhoto: String?
+    @Option(name: .long, help: "With --init: std of normal noise added to the initial parameters.") var initNoise: Float?
+    @Option(name: .long, help: ArgumentHelp("MaCo magnitude spectrum (.npy [3, S, S/2+1] from `amgpu maco-spectrum`; default: built-in).", valueName: "file"))
+    var macoSpectrum: String?
+    @Option(name: .long, help: "Write each image every N steps (NAME-step0032.png) and a montage NAME-trajectory.png (0 = off).")
+    var snapshotEvery: Int = 0
+
+    func validate() throws {
+        if snapshotEvery < 0 { throw ValidationError("--snapshot-every must be ≥ 0 steps, got \(snapshotEvery)") }
+        if let initNoise {
+            if initPhoto == nil { throw ValidationError("--init-noise needs --init PHOTO (without a photo the preset's random init applies)") }
+            if !(initNoise.isFinite && initNoise >= 0) { throw ValidationError("--init-noise must be a finite number ≥ 0, got \(initNoise)") }
+        }
+        if macoSpectrum != nil, let param, param != .maco {
+            throw ValidationError("--maco-spectrum only applies to --param maco")
+        }
+    }
 
     /// The named preset (default by model family) with every given override applied, validated.
     func resolve(family: ModelFamily) throws -> AMPreset {
@@ -39,6 +57,7 @@ struct PresetOptions: ParsableArguments {
         if let param {
             switch param {
             case .fourier: p.parameterization = .fourier(decay: 1, decorrelated: decorrelate ?? true, sd: 0.01)
+            case .maco: p.parameterization = .maco(spectrum: nil, decorrelated: decorrelate ?? true)
             case .pixel:
                 let sq = squash ?? .sigmoid
                 p.parameterization = .pixel(sq, decorrelated: decorrelate ?? false,
@@ -47,6 +66,17 @@ struct PresetOptions: ParsableArguments {
         } else {
             if let decorrelate { p.parameterization.decorrelated = decorrelate }
             if let squash { p.parameterization.squash = squash }
+        }
+        if let macoSpectrum {
+            guard p.parameterization.kind == .maco else {
+                throw EngineError.invalidInput("--maco-spectrum only applies to the MaCo parameterization; add --param maco or --preset cnn-maco")
+            }
+            p.parameterization.macoSpectrum = absolutePath(macoSpectrum)
+        }
+        if let initPhoto {
+            let path = absolutePath(initPhoto)
+            _ = try ImageFile.read(path)   // a bad photo fails here, before any model is loaded
+            p.parameterization.initialization = .photo(path: path, noise: initNoise ?? 0)
         }
         if let imageSize { p.imageSize = imageSize }
         if let copies { p.transforms.copies = copies }
@@ -62,8 +92,16 @@ struct PresetOptions: ParsableArguments {
             if weight != 0 { p.regularizers.append(Regularizer(kind, weight: weight, center: kind == .l1 || kind == .l2 ? 0.5 : 0)) }
         }
         try p.validate()
+        if p.parameterization.kind == .maco {   // a bad spectrum file fails here, before any model is loaded
+            _ = try MacoSpectrum.magnitude(path: p.parameterization.macoSpectrum, height: p.imageSize, width: p.imageSize)
+        }
         return p
     }
+}
+
+/// `path` made absolute against the current folder (the sidecar records where the file was).
+func absolutePath(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.path
 }
 
 /// The fetched natural photos (for the baseline), if any.

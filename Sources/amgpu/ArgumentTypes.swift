@@ -21,6 +21,7 @@ extension InputLayout: ExpressibleByArgument {
 enum PresetChoice: String, CaseIterable, ExpressibleByArgument {
     case cnnLucid = "cnn-lucid"
     case vitGhiasi = "vit-ghiasi"
+    case cnnMaco = "cnn-maco"
 
     init?(argument: String) {
         guard let preset = try? AMPreset.named(argument), let choice = PresetChoice(rawValue: preset.name) else { return nil }

@@ -95,8 +95,9 @@ struct Atlas: ParsableCommand {
             try manifest.merge(into: layout)
             let logName = slice.count == 1 ? "run-\(currentHostName())-\(getpid()).log" : "shard-\(slice.index)-of-\(slice.count).log"
             let log = try AtlasLog(path: layout.path("logs", logName))
-            let options = AtlasRenderOptions(preset: preset, seed: seed, batch: batch, baselinePhotos: photoBaseline ? naturalPhotos() : [],
+            var options = AtlasRenderOptions(preset: preset, seed: seed, batch: batch, baselinePhotos: photoBaseline ? naturalPhotos() : [],
                                              modelSHA256: sha, amgpuVersion: AMGPU.configuration.version)
+            options.snapshotEvery = presetOptions.snapshotEvery
             let modelOptions = self.modelOptions
             let renderer = try AtlasRenderer(layout: layout, layers: atlasLayers, options: options, devices: deviceList) { batch in
                 try modelOptions.load(batch: batch)

@@ -118,9 +118,10 @@ struct Visualize: ParsableCommand {
             let preset = try presetOptions.resolve(family: probe.family)
             for t in addTerm { _ = try probe.resolve(layer: t.layer) }   // an unknown layer fails here, before any work
             let device = try deviceOptions.selection()
-            let run = UnitVisualization(target: target, folder: out, preset: preset, batchSize: batch, seed: seed, extraTerms: addTerm,
+            var run = UnitVisualization(target: target, folder: out, preset: preset, batchSize: batch, seed: seed, extraTerms: addTerm,
                                         diversity: diversity, baselinePhotos: noBaseline ? [] : naturalPhotos(),
                                         modelSHA256: probe.fileSHA256(), amgpuVersion: AMGPU.configuration.version)
+            run.settings.snapshotEvery = presetOptions.snapshotEvery
             let bar = ProgressReporter(quiet: quiet, label: "\(probe.name) \(target.term.layer)")
             let quiet = self.quiet, reportMemory = self.reportMemory, modelOptions = self.modelOptions
             let result = try run.run(model: probe, devices: [device], notice: { printError($0) }, progress: { p in

@@ -46,6 +46,10 @@ import Testing
     static func visualize(_ extra: [String]) -> @Sendable (String, String) -> [String] {
         { _, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--out", out] + cpu + extra }
     }
+    /// `visualize(extra)` with "{dir}" in `extra` replaced by the fixtures folder.
+    static func visualizeFixture(_ extra: [String]) -> @Sendable (String, String) -> [String] {
+        { dir, out in visualize(extra.map { $0.replacingOccurrences(of: "{dir}", with: dir) })(dir, out) }
+    }
     static func adversarial(_ extra: [String], image: String = "photo.png") -> @Sendable (String, String) -> [String] {
         { dir, out in ["adversarial"] + tinyModel + ["--steps", "2", "--quiet", "--out", out, "--image", dir + "/" + image] + cpu + extra }
     }
@@ -182,6 +186,21 @@ import Testing
              problem: "out of device memory: resnet18 at batch 1 needs a 400.00 MiB", fix: "smaller --batch or --size", environment: ["POCL_MEMORY_LIMIT": "1"], needsOpenCL: true),
         Case(name: "device-allocation-over-max-activations", args: { dir, out in ["activations", "--model", "random:resnet18", "--size", "2560", "--image", dir + "/photo.png", "--layer", "layer1", "--out", out + "/a.npy", "--device", "opencl"] },
              problem: "out of device memory: resnet18 at batch 1 needs a 400.00 MiB", fix: "smaller --batch or --size", environment: ["POCL_MEMORY_LIMIT": "1"], needsOpenCL: true),
+        // Image priors (#22): --init PHOTO, MaCo spectra, snapshots
+        Case(name: "init-photo-truncated", args: visualizeFixture(["--layer", "output", "--unit", "1", "--init", "{dir}/truncated.jpg"]),
+             problem: "Premature end of JPEG file", fix: "re-export it"),
+        Case(name: "init-photo-is-text", args: visualizeFixture(["--layer", "output", "--unit", "1", "--param", "fourier", "--init", "{dir}/text.png"]),
+             problem: "it looks like text", fix: "convert photo.webp photo.png"),
+        Case(name: "init-noise-without-init", args: visualize(["--layer", "output", "--unit", "1", "--init-noise", "0.1"]),
+             problem: "--init-noise needs --init", fix: "--init PHOTO", usageError: true),
+        Case(name: "maco-spectrum-garbage", args: visualizeFixture(["--layer", "output", "--unit", "1", "--param", "maco", "--maco-spectrum", "{dir}/text.png"]),
+             problem: "cannot read the MaCo spectrum", fix: "amgpu maco-spectrum"),
+        Case(name: "maco-spectrum-without-maco", args: visualizeFixture(["--layer", "output", "--unit", "1", "--param", "pixel", "--maco-spectrum", "{dir}/text.png"]),
+             problem: "--maco-spectrum only applies", fix: "--param maco", usageError: true),
+        Case(name: "maco-spectrum-no-photos", args: { dir, out in ["maco-spectrum", "--images", dir + "/emptyfolder", "--out", out + "/s.npy"] },
+             problem: "has no JPEG or PNG image", fix: "amgpu reads JPEG and PNG files"),
+        Case(name: "snapshot-every-negative", args: visualize(["--layer", "output", "--unit", "1", "--snapshot-every=-2"]),
+             problem: "--snapshot-every must be ≥ 0", fix: "≥ 0", usageError: true),
     ]
 
     /// Valid but unusual inputs next to the bad ones: they must work (exit 0).

@@ -93,10 +93,14 @@ public struct AMRunSettings: Sendable {
     public var keepImages: Bool
     public var modelSHA256: String?
     public var amgpuVersion: String
+    /// Write each image every this many steps (`NAME-step0032.png`, with step 0 and the last step) and
+    /// their montage `NAME-trajectory.png`; 0 = off.
+    public var snapshotEvery: Int
 
     public init(preset: AMPreset, batchSize: Int, seeding: AMSeeding, extraTerms: [ObjectiveTerm] = [], diversity: Float = 0,
                 baselinePhotos: [RGBImage] = [], recordedObjective: AMRecordedObjective, failurePolicy: AMFailurePolicy,
-                keepImages: Bool = false, modelSHA256: String?, amgpuVersion: String) {
+                keepImages: Bool = false, modelSHA256: String?, amgpuVersion: String, snapshotEvery: Int = 0) {
+        self.snapshotEvery = snapshotEvery
         self.preset = preset
         self.batchSize = batchSize
         self.seeding = seeding
@@ -202,6 +206,7 @@ public final class AMBatchRunner: @unchecked Sendable {
                 loadModel: @escaping @Sendable (Int) throws -> Model) throws {
         guard settings.batchSize >= 1 else { throw EngineError.invalidInput("the batch size must be at least 1, got \(settings.batchSize)") }
         guard !devices.isEmpty else { throw EngineError.invalidInput("no devices given: name at least one device") }
+        guard settings.snapshotEvery >= 0 else { throw EngineError.invalidInput("the snapshot interval must be ≥ 0 steps, got \(settings.snapshotEvery)") }
         try settings.preset.validate()
         self.settings = settings
         self.devices = devices
@@ -304,7 +309,16 @@ public final class AMBatchRunner: @unchecked Sendable {
         let request = VisualizationRequest(objective: objective, preset: settings.preset, seed: seed, images: jobs.count)
         let visualizer = try Visualizer(model: model, request: request, backend: backend)
         let layer = jobs[0].term.layer
-        let result = try visualizer.run(naturalImages: settings.baselinePhotos) { p in
+        // Snapshots: written as they come (atomically), kept as 8-bit images for the trajectory montage.
+        var snapshots: [[(step: Int, name: String, image: RGBImage)]] = Array(repeating: [], count: jobs.count)
+        let result = try visualizer.run(naturalImages: settings.baselinePhotos, snapshotEvery: settings.snapshotEvery, snapshot: { s, images in
+            for (i, job) in jobs.enumerated() {
+                let image = try RGBImage(tensor: images, index: i)
+                let name = AMOutputFiles.snapshotName(job.imageName, step: s)
+                try PNGFile.write(image, to: AMOutputFiles.sibling(job.imagePath, name))
+                snapshots[i].append((s, name, image))
+            }
+        }) { p in
             step(AMRunProgress.Step(layer: layer, units: units, step: p.step, steps: p.steps, objective: p.objective,
                                     batchSeconds: p.elapsedSeconds))
         }
@@ -315,6 +329,20 @@ public final class AMBatchRunner: @unchecked Sendable {
             let kind = job.term.kind
             let unitName = kind == .logit || kind == .probability ? model.className(job.unit) : nil
             try PNGFile.write(RGBImage(tensor: result.images, index: i), to: job.imagePath)
+            var prior = try ImagePriorRecord(parameterization: settings.preset.parameterization)
+            if !snapshots[i].isEmpty {
+                let name = AMOutputFiles.trajectoryName(job.imageName)
+                let montage = try Montage.compose(snapshots[i].map(\.image), captions: snapshots[i].map { ["step \($0.step)"] },
+                                                  columns: min(snapshots[i].count, 8))
+                try PNGFile.write(montage, to: AMOutputFiles.sibling(job.imagePath, name))
+                prior.snapshots = snapshots[i].map(\.name)
+                prior.trajectory = name
+            }
+            if let transparency = result.transparency {
+                let name = AMOutputFiles.alphaName(job.imageName)
+                try PNGFile.write(transparencyImage(transparency, index: i), to: AMOutputFiles.sibling(job.imagePath, name))
+                prior.transparency = name
+            }
             var ownTerm = job.term
             ownTerm.units = [job.unit]
             let record = VisualizationSidecar(
@@ -325,7 +353,7 @@ public final class AMBatchRunner: @unchecked Sendable {
                 targetProbability: result.targetProbabilities?[i], naturalPhotoMean: result.naturalMean?[i],
                 naturalPhotoCount: settings.baselinePhotos.count, seconds: result.seconds, steps: result.stepsRun,
                 image: job.imageName, amgpuVersion: settings.amgpuVersion,
-                batchUnits: settings.recordedObjective == .unit ? units : nil, card: model.cardRecord)
+                batchUnits: settings.recordedObjective == .unit ? units : nil, card: model.cardRecord, imagePrior: prior)
             try writeAtomically(encoder.encode(record), to: job.recordPath)
             results.append(AMJobResult(job: job, unitName: unitName, finalObjective: result.finalScores[i],
                                        targetProbability: result.targetProbabilities?[i], naturalPhotoMean: result.naturalMean?[i]))
@@ -432,6 +460,37 @@ public final class AMBatchRunner: @unchecked Sendable {
             }
         }
     }
+}
+
+/// The names of the files written next to an image `NAME.png`.
+public enum AMOutputFiles {
+    static func stem(_ imageName: String) -> String { (imageName as NSString).deletingPathExtension }
+    /// `NAME-step0032.png`.
+    public static func snapshotName(_ imageName: String, step: Int) -> String { "\(stem(imageName))-step\(String(format: "%04d", step)).png" }
+    /// `NAME-trajectory.png`: the snapshots in rows of 8, captioned with their steps.
+    public static func trajectoryName(_ imageName: String) -> String { "\(stem(imageName))-trajectory.png" }
+    /// `NAME-alpha.png`: MaCo's transparency map.
+    public static func alphaName(_ imageName: String) -> String { "\(stem(imageName))-alpha.png" }
+    /// `name` in the folder of `path`.
+    static func sibling(_ path: String, _ name: String) -> String {
+        ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
+    }
+}
+
+/// MaCo's transparency map of image `index` of a [N, 3, H, W] accumulation A as a grey image:
+/// a[h, w] = Σ_c A[c, h, w] / max_{h,w} Σ_c A[c, h, w] (all 0 when A is 0), written as 8-bit grey.
+public func transparencyImage(_ accumulated: HostTensor, index: Int) throws -> RGBImage {
+    let s = accumulated.shape
+    guard s.count == 4, s[1] == 3, index < s[0] else {
+        throw EngineError.shapeMismatch("a transparency map needs a [N, 3, H, W] tensor, got \(s)")
+    }
+    let plane = s[2] * s[3], base = index * 3 * plane
+    var sum = [Float](repeating: 0, count: plane)
+    for c in 0..<3 { for i in 0..<plane { sum[i] += accumulated.values[base + c * plane + i] } }
+    let peak = sum.max() ?? 0
+    let scale: Float = peak > 0 && peak.isFinite ? 1 / peak : 0
+    let grey = sum.map { UInt8(min(max(($0 * scale * 255).rounded(), 0), 255)) }
+    return RGBImage(width: s[3], height: s[2], pixels: grey.flatMap { [$0, $0, $0] })
 }
 
 extension ObjectiveTerm.Kind {

@@ -31,11 +31,15 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
     public var card: ModelCardRecord?
     /// With `--baseline OUT/probe.json`: the unit's statistics over the probed data set and its best example.
     public var datasetBaseline: DatasetBaseline? = nil
+    /// The image prior: parameterization, init photo and MaCo spectrum (with hashes), snapshot files.
+    public var imagePrior: ImagePriorRecord?
 
     public init(model: String, modelSource: String, modelSHA256: String?, layer: String, unit: Int, unitName: String?,
                 objective: Objective, preset: AMPreset, seed: UInt64, device: String, finalObjective: Float,
                 targetProbability: Float?, naturalPhotoMean: Float?, naturalPhotoCount: Int, seconds: Double,
-                steps: Int, image: String, amgpuVersion: String, batchUnits: [Int]? = nil, card: ModelCardRecord? = nil) {
+                steps: Int, image: String, amgpuVersion: String, batchUnits: [Int]? = nil, card: ModelCardRecord? = nil,
+                imagePrior: ImagePriorRecord? = nil) {
+        self.imagePrior = imagePrior
         self.model = model
         self.modelSource = modelSource
         self.modelSHA256 = modelSHA256
@@ -56,6 +60,43 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
         self.amgpuVersion = amgpuVersion
         self.batchUnits = batchUnits
         self.card = card
+    }
+}
+
+/// What a sidecar records about the image prior beyond the preset: the files it read (with SHA-256) and
+/// the files it wrote next to the image.
+public struct ImagePriorRecord: Codable, Sendable, Equatable {
+    /// "pixel", "fourier" or "maco".
+    public var parameterization: String
+    /// `--init PHOTO`: the photo's path and the SHA-256 of its bytes.
+    public var initPhoto: String?
+    public var initPhotoSHA256: String?
+    /// MaCo: "built-in" or the .npy path, and the file's SHA-256.
+    public var macoSpectrum: String?
+    public var macoSpectrumSHA256: String?
+    /// Snapshot files in step order, and their montage.
+    public var snapshots: [String]?
+    public var trajectory: String?
+    /// MaCo's transparency map (`NAME-alpha.png`).
+    public var transparency: String?
+
+    public init(parameterization p: ImageParameterization) throws {
+        parameterization = p.kind.rawValue
+        if case .photo(let path, _) = p.initialization {
+            initPhoto = path
+            initPhotoSHA256 = try Self.sha256(path, what: "init photo")
+        }
+        if p.kind == .maco {
+            macoSpectrum = p.macoSpectrum ?? "built-in"
+            if let path = p.macoSpectrum { macoSpectrumSHA256 = try Self.sha256(path, what: "MaCo spectrum") }
+        }
+    }
+
+    static func sha256(_ path: String, what: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw EngineError.io("cannot read the \(what) '\(path)' to record its hash")
+        }
+        return sha256Hex(data)
     }
 }
 

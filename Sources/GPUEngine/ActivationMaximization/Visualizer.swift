@@ -38,6 +38,9 @@ public struct VisualizationResult: Sendable {
     public var stepsRun: Int
     public var seconds: Double
     public var history: [(step: Int, objective: Float)]
+    /// MaCo's transparency (attribution) map: Σ_steps |dJ/dX| [N, 3, S, S], the gradient of the
+    /// objective with respect to the image, accumulated on the device; nil for other parameterizations.
+    public var transparency: HostTensor?
 }
 
 /// Runs activation maximization: parameters → image → random transforms (N copies) → model → objective,
@@ -80,8 +83,12 @@ public final class Visualizer {
         return ModelInputSpec(height: shape[2], width: shape[3], mean: p.mean, std: p.std)
     }
 
-    /// Runs all steps. `progress` is called every `reportEvery` steps and at the end.
-    public func run(reportEvery: Int = 10, naturalImages: [RGBImage] = [],
+    /// Runs all steps. `progress` is called every `reportEvery` steps and at the end. With
+    /// `snapshotEvery` = k > 0, `snapshot(step, images [N, 3, S, S])` receives the initial images
+    /// (step 0), the images after every k-th step and after the last; those are the only extra
+    /// device→host copies.
+    public func run(reportEvery: Int = 10, naturalImages: [RGBImage] = [], snapshotEvery: Int = 0,
+                    snapshot: (Int, HostTensor) throws -> Void = { _, _ in },
                     progress: (VisualizationProgress) -> Void = { _ in }) throws -> VisualizationResult {
         let preset = request.preset
         let n = request.images, size = preset.imageSize
@@ -95,6 +102,8 @@ public final class Visualizer {
                                      totalSteps: preset.steps, backend: backend)
         let clamp = preset.parameterization.kind == .pixel && preset.parameterization.squash == .clamp
         var history: [(Int, Float)] = []
+        var transparency: Tensor? = preset.parameterization.kind == .maco ? try backend.zeros([n, 3, size, size]) : nil
+        if snapshotEvery > 0 { try snapshot(0, generator.render(parameters)) }
         for step in 0..<preset.steps {
             let imagePass = try generator.forward(parameters)
             let pipeline = try TransformPipeline(config: preset.transforms, step: step, totalSteps: preset.steps,
@@ -115,6 +124,9 @@ public final class Visualizer {
                 }
             }
             let gradImage = try pipeline.backward(transformed, gradOutput: gradInput)
+            if let accumulated = transparency {
+                transparency = try backend.run(Binary(.add), accumulated, backend.run(Unary(.abs), gradImage))
+            }
             let gradParameters = try generator.backward(imagePass, gradImage: gradImage, penaltySeed: -1)
             try adam.step(parameters: parameters, gradient: gradParameters)
             if clamp { try clampInPlace(parameters, on: backend) }
@@ -125,13 +137,17 @@ public final class Visualizer {
                 progress(VisualizationProgress(step: step + 1, steps: preset.steps, objective: mean,
                                                elapsedSeconds: Date().timeIntervalSince(start)))
             }
+            if snapshotEvery > 0 && ((step + 1) % snapshotEvery == 0 || step == preset.steps - 1) {
+                try snapshot(step + 1, generator.render(parameters))
+            }
         }
         let images = try generator.render(parameters)
         let clean = try evaluateClean(images)
         let natural = naturalImages.isEmpty ? nil : try naturalMean(naturalImages)
         return VisualizationResult(images: images, finalScores: clean.scores, targetProbabilities: clean.probabilities,
                                    naturalMean: natural, stepsRun: preset.steps,
-                                   seconds: Date().timeIntervalSince(start), history: history)
+                                   seconds: Date().timeIntervalSince(start), history: history,
+                                   transparency: try transparency.map { try backend.download($0) })
     }
 
     /// Model input for images [N, 3, S, S] without random transforms: resized and normalized,

@@ -10,6 +10,8 @@ public struct AtlasRenderOptions: Sendable {
     public var baselinePhotos: [RGBImage]
     public var modelSHA256: String?
     public var amgpuVersion: String
+    /// Snapshots every this many steps (see `AMRunSettings.snapshotEvery`); 0 = off.
+    public var snapshotEvery: Int = 0
 
     public init(preset: AMPreset, seed: UInt64, batch: Int, baselinePhotos: [RGBImage] = [], modelSHA256: String?, amgpuVersion: String) {
         self.preset = preset
@@ -63,7 +65,8 @@ public final class AtlasRenderer: @unchecked Sendable {
         self.devices = devices
         let settings = AMRunSettings(preset: options.preset, batchSize: options.batch, seeding: .perBatch(options.seed),
                                      baselinePhotos: options.baselinePhotos, recordedObjective: .unit, failurePolicy: .markFailed,
-                                     modelSHA256: options.modelSHA256, amgpuVersion: options.amgpuVersion)
+                                     modelSHA256: options.modelSHA256, amgpuVersion: options.amgpuVersion,
+                                     snapshotEvery: options.snapshotEvery)
         runner = try AMBatchRunner(settings: settings, devices: devices, loadModel: loadModel)
     }
 

@@ -15,18 +15,32 @@ import Foundation
 ///     (C = I when not `decorrelated`), applied per pixel to the 3 channels.
 ///   The inverse DFT is a product with constant cos/sin matrices along each axis (see
 ///   `addInverseRealDFT2D`), so forward and backward run on the device.
+/// - `maco` (Fel et al. 2023; xplique `maco_image_parametrization`): only the phase is optimized,
+///   P = φ [N, 3, H, Wf]; the magnitude M [3, H, Wf] is fixed (`MacoSpectrum`, from `macoSpectrum`
+///   or the built-in natural-image profile):
+///     Y = irfft2(M · e^{iφ})  [N, 3, H, W]  (same irfft2 as `fourier`),
+///     Z = (Y − mean_n(Y)) / (std_n(Y) + 1e-5), mean and (population) std over each image's 3·H·W values,
+///     X = σ(C·Z) (C as above when `decorrelated`, xplique's `recorrelate_colors`).
+///   Differences from xplique: the phase itself is not standardized (xplique divides φ by its std
+///   before use, which would scramble a photo's phase for `--init`), and the imaginary parts of the
+///   kw = 0 and kw = W'/2 columns are dropped by irfft2 as in numpy/TF, so those two columns of
+///   |rfft2(Y)| equal M only after Hermitian symmetrization; every other column equals M exactly.
 ///
 /// Initialization (`initialParameters`): normal(0, sd = 0.01) as lucid, or uniform [lo, hi) as
-/// Ghiasi's `torch.rand` init for pixel + clamp. Image n of the batch draws from its own stream of
-/// the seed, so it does not depend on the batch size.
+/// Ghiasi's `torch.rand` init for pixel + clamp (MaCo: normal sd 1 as xplique), or a photo
+/// (`photoParameters`). Image n of the batch draws from its own stream of the seed, so it does not
+/// depend on the batch size.
 public struct ImageParameterization: Codable, Equatable, Sendable {
-    public enum Kind: String, Codable, Sendable, CaseIterable { case pixel, fourier }
+    public enum Kind: String, Codable, Sendable, CaseIterable { case pixel, fourier, maco }
     public enum Squash: String, Codable, Sendable, CaseIterable { case sigmoid, clamp }
     public enum Initialization: Codable, Equatable, Sendable {
         /// Normal with mean 0 and standard deviation `sd`.
         case normal(sd: Float)
         /// Uniform in [low, high).
         case uniform(low: Float, high: Float)
+        /// The photo at `path` (JPEG or PNG), centre-cropped to the image size, as `photoParameters`
+        /// maps it, plus normal noise of standard deviation `noise` on the parameters.
+        case photo(path: String, noise: Float)
     }
 
     public var kind: Kind
@@ -36,13 +50,17 @@ public struct ImageParameterization: Codable, Equatable, Sendable {
     /// Fourier only: spectrum scale 1/f^decay (lucid: 1).
     public var decay: Float
     public var initialization: Initialization
+    /// MaCo only: the .npy magnitude spectrum [3, H, Wf] (`amgpu maco-spectrum`); nil = built-in profile.
+    public var macoSpectrum: String?
 
-    public init(kind: Kind, squash: Squash, decorrelated: Bool, decay: Float = 1, initialization: Initialization) {
+    public init(kind: Kind, squash: Squash, decorrelated: Bool, decay: Float = 1, initialization: Initialization,
+                macoSpectrum: String? = nil) {
         self.kind = kind
         self.squash = squash
         self.decorrelated = decorrelated
         self.decay = decay
         self.initialization = initialization
+        self.macoSpectrum = macoSpectrum
     }
 
     /// Pixel parameterization. With `.clamp` the default init is uniform [0, 1) (Ghiasi), else normal sd 0.01 (lucid).
@@ -58,8 +76,17 @@ public struct ImageParameterization: Codable, Equatable, Sendable {
                               initialization: .normal(sd: sd))
     }
 
+    /// MaCo (xplique's recipe): phase init normal sd 1, decorrelated colour, sigmoid; `spectrum` nil = built-in.
+    public static func maco(spectrum: String? = nil, decorrelated: Bool = true, sd: Float = 1) -> ImageParameterization {
+        ImageParameterization(kind: .maco, squash: .sigmoid, decorrelated: decorrelated, decay: 1,
+                              initialization: .normal(sd: sd), macoSpectrum: spectrum)
+    }
+
     /// Throws for combinations that have no meaning.
     public func validate() throws {
+        if kind == .maco && squash == .clamp {
+            throw EngineError.invalidAttribute("the MaCo parameterization needs the sigmoid squash; set \(SettingName.parameterization.mention) to pixel for clamp")
+        }
         if kind == .fourier && squash == .clamp {
             throw EngineError.invalidAttribute("the Fourier parameterization needs the sigmoid squash (clamping a spectrum does not bound the image); set \(SettingName.parameterization.mention) to pixel for clamp")
         }
@@ -76,6 +103,8 @@ public struct ImageParameterization: Codable, Equatable, Sendable {
             guard lo.isFinite && hi.isFinite && lo <= hi else {
                 throw EngineError.invalidAttribute("uniform init needs finite low ≤ high, got [\(lo), \(hi))")
             }
+        case .photo(_, let noise):
+            guard noise.isFinite && noise >= 0 else { throw EngineError.invalidAttribute("init noise must be finite and ≥ 0, got \(noise)") }
         }
     }
 
@@ -84,6 +113,7 @@ public struct ImageParameterization: Codable, Equatable, Sendable {
         switch kind {
         case .pixel: return [batch, 3, height, width]
         case .fourier: return [batch, 3, height, FourierBasis.spectrumWidth(width), 2]
+        case .maco: return [batch, 3, height, FourierBasis.spectrumWidth(width)]
         }
     }
 
@@ -99,12 +129,19 @@ public struct ImageParameterization: Codable, Equatable, Sendable {
         let shape = parameterShape(batch: batch, height: height, width: width)
         let perImage = shape.dropFirst().reduce(1, *)
         var values = [Float](repeating: 0, count: batch * perImage)
+        var photo: [Float]? = nil
+        if case .photo(let path, _) = initialization {
+            let image = try ImageFile.read(path)
+            photo = try photoParameters(ImagePreprocessing.centerCrop(image, height: height, width: width, cropFraction: 1).tensor())
+        }
         for n in 0..<batch {
             var rng = RandomSource(seed: seed, stream: [0x1417, UInt64(n)])
             for i in 0..<perImage {
                 switch initialization {
                 case .normal(let sd): values[n * perImage + i] = Float(rng.normal() * Double(sd))
                 case .uniform(let lo, let hi): values[n * perImage + i] = Float(rng.uniform(Double(lo), Double(hi)))
+                case .photo(_, let noise):
+                    values[n * perImage + i] = (photo?[i] ?? 0) + (noise > 0 ? Float(rng.normal() * Double(noise)) : 0)
                 }
             }
         }
@@ -139,6 +176,10 @@ public struct ImageParameterization: Codable, Equatable, Sendable {
             let scaleID = try graph.addConstant("\(name).spectrum_scale", scale)
             let scaled = try graph.add(Binary(.mul), [parameters, scaleID], name: "\(name).scaled_spectrum")
             y = try addInverseRealDFT2D(graph, spectrum: scaled, height: height, width: width, name: "\(name).irfft2")
+        case .maco:
+            let magnitude = try MacoSpectrum.magnitude(path: macoSpectrum, height: height, width: width)
+            let raw = try addMacoImage(graph, phase: parameters, magnitude: magnitude, height: height, width: width, name: name)
+            y = try addPerImageStandardization(graph, raw, name: "\(name).standardized")
         }
         if decorrelated {
             let c = try graph.addConstant("\(name).color_matrix", HostTensor(shape: [3, 3], values: ColorDecorrelation.normalizedMatrix))
@@ -148,6 +189,90 @@ public struct ImageParameterization: Codable, Equatable, Sendable {
         }
         return try graph.add(Unary(.sigmoid), [y], name: "\(name).sigmoid")
     }
+}
+
+extension ImageParameterization {
+    /// 0.4 of an 8-bit step: photos are clipped to [ε, 1 − ε] before the logit, so σ(logit(x)) rounds
+    /// to the same 8-bit value as x and the logits stay within ±6.5.
+    public static let photoEpsilon: Float = 0.4 / 255
+
+    /// The parameters (one image, without the batch axis) whose image is the photo x [1, 3, H, W] in [0, 1]:
+    /// - pixel + clamp: P = x;
+    /// - pixel + sigmoid: P = C⁻¹·logit(x̂), x̂ = clip(x, ε, 1 − ε) (C = I when not decorrelated);
+    /// - fourier: P = rfft2(C⁻¹·logit(x̂)) / scale (`RealDFT2D`, scale = `FourierBasis.spectrumScale`,
+    ///   which includes lucid's /4), as (re, im) pairs, so that the image at step 0 is x̂;
+    /// - maco: P = arg rfft2(C⁻¹·logit(x̂)), the photo's phase; its magnitude is replaced by M, so the
+    ///   image at step 0 keeps the photo's layout and edges but not its exact colours and contrast.
+    public func photoParameters(_ photo: HostTensor) throws -> [Float] {
+        guard photo.shape.count == 4, photo.shape[0] == 1, photo.shape[1] == 3 else {
+            throw EngineError.shapeMismatch("an init photo must be a [1, 3, H, W] tensor, got \(photo.shape)")
+        }
+        let height = photo.shape[2], width = photo.shape[3], plane = height * width
+        guard photo.values.allSatisfy({ $0.isFinite }) else { throw EngineError.invalidInput("the init photo holds NaN or infinite values") }
+        if kind == .pixel && squash == .clamp { return photo.values.map { min(max($0, 0), 1) } }
+        let eps = Double(Self.photoEpsilon)
+        var t = photo.values.map { v -> Double in
+            let x = min(max(Double(v), eps), 1 - eps)
+            return DeterministicMath.log(x / (1 - x))
+        }
+        if decorrelated { t = ColorDecorrelation.decorrelate(t, plane: plane) }
+        switch kind {
+        case .pixel:
+            return t.map(Float.init)
+        case .fourier, .maco:
+            let dft = RealDFT2D(height: height, width: width)
+            let wf = dft.wf
+            let scale = FourierBasis.spectrumScale(height: height, width: width, decay: Double(decay)).values
+            var out = [Float](repeating: 0, count: 3 * height * wf * (kind == .fourier ? 2 : 1))
+            for c in 0..<3 {
+                let (re, im) = dft.forward(Array(t[(c * plane)..<((c + 1) * plane)]))
+                for i in 0..<(height * wf) {
+                    if kind == .fourier {
+                        out[(c * height * wf + i) * 2] = Float(re[i] / Double(scale[i]))
+                        out[(c * height * wf + i) * 2 + 1] = Float(im[i] / Double(scale[i]))
+                    } else {
+                        out[c * height * wf + i] = Float(atan2(im[i], re[i]))
+                    }
+                }
+            }
+            return out
+        }
+    }
+}
+
+/// MaCo's image before standardization: Y = irfft2(M · e^{iφ}) for phases φ [N, 3, H, Wf] and a fixed
+/// magnitude M [3, H, Wf]: re = M·cos φ, im = M·sin φ, stacked to [N, 3, H, Wf, 2], then
+/// `addInverseRealDFT2D`. Result [N, 3, H, W]. Backward: dφ = M·(−sin φ·dre + cos φ·dim), by the graph.
+public func addMacoImage(_ graph: Graph, phase: ValueID, magnitude: HostTensor, height: Int, width: Int,
+                         name: String) throws -> ValueID {
+    let shape = graph.shape(of: phase)
+    let wf = FourierBasis.spectrumWidth(width)
+    guard shape.count == 4, shape[1] == 3, shape[2] == height, shape[3] == wf, magnitude.shape == [3, height, wf] else {
+        throw EngineError.shapeMismatch("MaCo needs phases [N, 3, \(height), \(wf)] and a magnitude [3, \(height), \(wf)], got \(shape) and \(magnitude.shape)")
+    }
+    let m = try graph.addConstant("\(name).maco_magnitude", magnitude)
+    let cosine = try graph.add(Unary(.cos), [phase], name: "\(name).cos_phase")
+    let sine = try graph.add(Unary(.sin), [phase], name: "\(name).sin_phase")
+    let re = try graph.add(Binary(.mul), [cosine, m], name: "\(name).spectrum_re")
+    let im = try graph.add(Binary(.mul), [sine, m], name: "\(name).spectrum_im")
+    let re5 = try graph.add(Reshape(shape: shape + [1]), [re], name: "\(name).spectrum_re5")
+    let im5 = try graph.add(Reshape(shape: shape + [1]), [im], name: "\(name).spectrum_im5")
+    let spectrum = try graph.add(Concat(axis: -1), [re5, im5], name: "\(name).spectrum")
+    return try addInverseRealDFT2D(graph, spectrum: spectrum, height: height, width: width, name: "\(name).irfft2")
+}
+
+/// z = (y − mean) / (std + 1e-5) per image of y [N, ...]: mean and population std over all axes but the first.
+public func addPerImageStandardization(_ graph: Graph, _ y: ValueID, name: String) throws -> ValueID {
+    let rank = graph.shape(of: y).count
+    guard rank >= 2 else { throw EngineError.shapeMismatch("per-image standardization needs [N, ...], got \(graph.shape(of: y))") }
+    let axes = Array(1..<rank)
+    let mean = try graph.add(Reduce(.mean, axes: axes, keepDims: true), [y], name: "\(name).mean")
+    let centred = try graph.add(Binary(.sub), [y, mean], name: "\(name).centred")
+    let square = try graph.add(Unary(.square), [centred], name: "\(name).square")
+    let variance = try graph.add(Reduce(.mean, axes: axes, keepDims: true), [square], name: "\(name).variance")
+    let std = try graph.add(Unary(.sqrt), [variance], name: "\(name).std")
+    let denominator = try graph.add(Unary(.affine, alpha: 1, beta: 1e-5), [std], name: "\(name).denominator")
+    return try graph.add(Binary(.div), [centred, denominator], name: name)
 }
 
 /// lucid's colour decorrelation (`param/color.py`): the square root of ImageNet's colour

@@ -57,13 +57,24 @@ public struct AMPreset: Codable, Equatable, Sendable {
         transforms: .ghiasiViT,
         regularizers: [Regularizer(.tv2, weight: 5e-5)])   // 5e-4 · tv with tv = 0.1
 
-    public static let all: [AMPreset] = [.cnnLucid, .vitGhiasi]
+    /// MaCo for CNNs (Fel et al. 2023, xplique `maco`): phase-only parameterization with the built-in
+    /// natural-image magnitude, phase init normal sd 1, otherwise `cnnLucid`'s image size, transforms
+    /// and steps, Adam lr 0.1 on the phase (radians). Not a default: the quality harness decides that.
+    public static let cnnMaco = AMPreset(
+        name: "cnn-maco",
+        parameterization: .maco(),
+        imageSize: 128, steps: 512,
+        optimizer: AdamConfig(learningRate: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, schedule: .constant),
+        transforms: .lucidStandard)
+
+    public static let all: [AMPreset] = [.cnnLucid, .vitGhiasi, .cnnMaco]
 
     /// The preset called `name` ("cnn-lucid", "vit-ghiasi", or the short forms "cnn", "vit").
     public static func named(_ name: String) throws -> AMPreset {
         switch name.lowercased() {
         case "cnn", "cnn-lucid", "lucid": return .cnnLucid
         case "vit", "vit-ghiasi", "ghiasi": return .vitGhiasi
+        case "maco", "cnn-maco": return .cnnMaco
         default:
             throw EngineError.invalidInput("no preset named '\(name)'; choose one of: \(all.map(\.name).joined(separator: ", "))")
         }
