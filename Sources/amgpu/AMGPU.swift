@@ -43,6 +43,8 @@ func flag(for setting: SettingName) -> String {
     case .units: return "--units"
     case .shard: return "--shard"
     case .shardCount: return "--shard-count"
+    case .referencePhoto: return "--toward"
+    case .warmStart: return "--no-warm-start"
     }
 }
 

@@ -93,10 +93,12 @@ public struct AMRunSettings: Sendable {
     public var keepImages: Bool
     public var modelSHA256: String?
     public var amgpuVersion: String
+    /// Warm start for units behind a flat activation (`WarmStart`); nil = off.
+    public var warmStart: WarmStart?
 
     public init(preset: AMPreset, batchSize: Int, seeding: AMSeeding, extraTerms: [ObjectiveTerm] = [], diversity: Float = 0,
                 baselinePhotos: [RGBImage] = [], recordedObjective: AMRecordedObjective, failurePolicy: AMFailurePolicy,
-                keepImages: Bool = false, modelSHA256: String?, amgpuVersion: String) {
+                keepImages: Bool = false, modelSHA256: String?, amgpuVersion: String, warmStart: WarmStart? = .standard) {
         self.preset = preset
         self.batchSize = batchSize
         self.seeding = seeding
@@ -108,6 +110,7 @@ public struct AMRunSettings: Sendable {
         self.keepImages = keepImages
         self.modelSHA256 = modelSHA256
         self.amgpuVersion = amgpuVersion
+        self.warmStart = warmStart
     }
 }
 
@@ -203,6 +206,7 @@ public final class AMBatchRunner: @unchecked Sendable {
         guard settings.batchSize >= 1 else { throw EngineError.invalidInput("the batch size must be at least 1, got \(settings.batchSize)") }
         guard !devices.isEmpty else { throw EngineError.invalidInput("no devices given: name at least one device") }
         try settings.preset.validate()
+        try settings.warmStart?.validate()
         self.settings = settings
         self.devices = devices
         self.notice = notice
@@ -301,7 +305,8 @@ public final class AMBatchRunner: @unchecked Sendable {
         let objective = objective(of: jobs)
         let units = jobs.map(\.unit)
         let seed = settings.seeding.seed(of: jobs, position: position)
-        let request = VisualizationRequest(objective: objective, preset: settings.preset, seed: seed, images: jobs.count)
+        let request = VisualizationRequest(objective: objective, preset: settings.preset, seed: seed, images: jobs.count,
+                                           warmStart: settings.warmStart)
         let visualizer = try Visualizer(model: model, request: request, backend: backend)
         let layer = jobs[0].term.layer
         let result = try visualizer.run(naturalImages: settings.baselinePhotos) { p in
@@ -325,7 +330,8 @@ public final class AMBatchRunner: @unchecked Sendable {
                 targetProbability: result.targetProbabilities?[i], naturalPhotoMean: result.naturalMean?[i],
                 naturalPhotoCount: settings.baselinePhotos.count, seconds: result.seconds, steps: result.stepsRun,
                 image: job.imageName, amgpuVersion: settings.amgpuVersion,
-                batchUnits: settings.recordedObjective == .unit ? units : nil, card: model.cardRecord)
+                batchUnits: settings.recordedObjective == .unit ? units : nil, card: model.cardRecord,
+                warmStart: result.warmStart?[i])
             try writeAtomically(encoder.encode(record), to: job.recordPath)
             results.append(AMJobResult(job: job, unitName: unitName, finalObjective: result.finalScores[i],
                                        targetProbability: result.targetProbabilities?[i], naturalPhotoMean: result.naturalMean?[i]))
@@ -435,6 +441,7 @@ public final class AMBatchRunner: @unchecked Sendable {
 }
 
 extension ObjectiveTerm.Kind {
-    /// Whether the term reads a unit per image (`direction` reads a vector, `deepdream` the whole layer).
-    public var readsUnit: Bool { self != .direction && self != .deepdream }
+    /// Whether the term reads a unit per image (`direction` reads a vector, `deepdream`, `caricature` and
+    /// `invert` the whole layer).
+    public var readsUnit: Bool { ![.direction, .deepdream, .caricature, .invert].contains(self) }
 }

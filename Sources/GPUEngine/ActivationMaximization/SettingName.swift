@@ -9,6 +9,8 @@ public enum SettingName: String, CaseIterable, Sendable {
     case units
     case shard
     case shardCount = "shard count"
+    case referencePhoto = "reference photo"
+    case warmStart = "warm start"
 
     /// How a message names the setting: ⟨name⟩.
     public var mention: String { "⟨\(rawValue)⟩" }

@@ -29,11 +29,14 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
     public var batchUnits: [Int]?
     /// The model card the image was rendered with (preprocessing, labels, layout, each field's source).
     public var card: ModelCardRecord?
+    /// What the warm start did for this image (nil when none applied, see `WarmStart`).
+    public var warmStart: WarmStartRecord?
 
     public init(model: String, modelSource: String, modelSHA256: String?, layer: String, unit: Int, unitName: String?,
                 objective: Objective, preset: AMPreset, seed: UInt64, device: String, finalObjective: Float,
                 targetProbability: Float?, naturalPhotoMean: Float?, naturalPhotoCount: Int, seconds: Double,
-                steps: Int, image: String, amgpuVersion: String, batchUnits: [Int]? = nil, card: ModelCardRecord? = nil) {
+                steps: Int, image: String, amgpuVersion: String, batchUnits: [Int]? = nil, card: ModelCardRecord? = nil,
+                warmStart: WarmStartRecord? = nil) {
         self.model = model
         self.modelSource = modelSource
         self.modelSHA256 = modelSHA256
@@ -54,6 +57,7 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
         self.amgpuVersion = amgpuVersion
         self.batchUnits = batchUnits
         self.card = card
+        self.warmStart = warmStart
     }
 }
 

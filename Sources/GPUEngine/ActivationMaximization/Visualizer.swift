@@ -7,12 +7,15 @@ public struct VisualizationRequest: Codable, Sendable {
     public var seed: UInt64
     /// Images rendered together (each with its own unit).
     public var images: Int
+    /// Warm start for units behind a flat activation (see `WarmStart`); nil = off.
+    public var warmStart: WarmStart?
 
-    public init(objective: Objective, preset: AMPreset, seed: UInt64, images: Int) {
+    public init(objective: Objective, preset: AMPreset, seed: UInt64, images: Int, warmStart: WarmStart? = .standard) {
         self.objective = objective
         self.preset = preset
         self.seed = seed
         self.images = images
+        self.warmStart = warmStart
     }
 }
 
@@ -38,6 +41,8 @@ public struct VisualizationResult: Sendable {
     public var stepsRun: Int
     public var seconds: Double
     public var history: [(step: Int, objective: Float)]
+    /// Per image: what the warm start did (nil when none applied).
+    public var warmStart: [WarmStartRecord]? = nil
 }
 
 /// Runs activation maximization: parameters → image → random transforms (N copies) → model → objective,
@@ -49,6 +54,7 @@ public final class Visualizer {
     public let request: VisualizationRequest
     let evaluator: ObjectiveEvaluator
     let copies: Int
+    let warmPlan: WarmStartPlan?
 
     public init(model: Model, request: VisualizationRequest, backend: any Backend) throws {
         try request.preset.validate()
@@ -72,6 +78,7 @@ public final class Visualizer {
         self.backend = backend
         self.request = request
         evaluator = try ObjectiveEvaluator(model: model, objective: objective, backend: backend)
+        warmPlan = try WarmStartPlan.make(request.warmStart, objective: objective, model: model, steps: request.preset.steps, backend: backend)
     }
 
     var inputSpec: ModelInputSpec {
@@ -95,13 +102,29 @@ public final class Visualizer {
                                      totalSteps: preset.steps, backend: backend)
         let clamp = preset.parameterization.kind == .pixel && preset.parameterization.squash == .clamp
         var history: [(Int, Float)] = []
+        // Warm start: while `warming`, the gradient comes from the pre-activation objective (see `WarmStart`).
+        var warming = warmPlan != nil, warmSteps = 0
+        var warmStart: [Float] = [], warmSwitch: [Float] = []
         for step in 0..<preset.steps {
             let imagePass = try generator.forward(parameters)
             let pipeline = try TransformPipeline(config: preset.transforms, step: step, totalSteps: preset.steps,
                                                  seed: request.seed, batch: n, imageHeight: size, imageWidth: size,
                                                  model: inputSpec)
             let transformed = try pipeline.forward(imagePass.image, on: backend)
-            let (scores, gradInput) = try evaluator.evaluate(transformed.output)
+            var warmResult: (scores: Tensor, inputGradient: Tensor?)? = nil
+            if warming, let plan = warmPlan {
+                let r = try plan.evaluator.evaluate(transformed.output, gradient: true, observe: true)
+                let values = WarmStartPlan.perImage(try backend.download(r.observed[0]).values, images: n)
+                if step == 0 { warmStart = values }
+                if values.allSatisfy({ $0 > plan.setting.threshold }) || warmSteps >= plan.maxSteps {
+                    warming = false
+                    warmSwitch = values
+                } else {
+                    warmSteps += 1
+                    warmResult = (r.scores, r.inputGradient)
+                }
+            }
+            let (scores, gradInput) = try warmResult ?? evaluator.evaluate(transformed.output)
             guard let gradInput else { throw EngineError.invalidGraph("no gradient reached the model input") }
             // The scores are downloaded (a host round trip that waits for the device) only on
             // reporting steps; the other steps stay queued on the device.
@@ -129,9 +152,18 @@ public final class Visualizer {
         let images = try generator.render(parameters)
         let clean = try evaluateClean(images)
         let natural = naturalImages.isEmpty ? nil : try naturalMean(naturalImages)
-        return VisualizationResult(images: images, finalScores: clean.scores, targetProbabilities: clean.probabilities,
-                                   naturalMean: natural, stepsRun: preset.steps,
-                                   seconds: Date().timeIntervalSince(start), history: history)
+        var result = VisualizationResult(images: images, finalScores: clean.scores, targetProbabilities: clean.probabilities,
+                                         naturalMean: natural, stepsRun: preset.steps,
+                                         seconds: Date().timeIntervalSince(start), history: history)
+        if let plan = warmPlan, !warmStart.isEmpty {
+            if warmSwitch.isEmpty { warmSwitch = warmStart }   // the whole run warmed up (maxFraction 1)
+            result.warmStart = (0..<n).map { b in
+                WarmStartRecord(preActivationLayer: plan.preActivationLayer, activation: plan.activation,
+                                threshold: plan.setting.threshold, steps: warmSteps, valueAtStart: warmStart[b],
+                                valueAtSwitch: warmSwitch[b], reachedThreshold: warmSwitch[b] > plan.setting.threshold)
+            }
+        }
+        return result
     }
 
     /// Model input for images [N, 3, S, S] without random transforms: resized and normalized,
