@@ -124,9 +124,14 @@ public struct ObjectiveGraph {
     /// Terms computed alongside the score but not part of it (`observing`), each [B], unweighted.
     public let observed: [ValueID]
 
+    /// With a warm term: the graph input gate [B] (see `init`).
+    public let gate: ValueID?
+
     /// Builds the objective for `model` with batch size `batch`; `observing` are terms evaluated next to the
     /// score (e.g. the real unit while a warm start optimizes its pre-activation) that add nothing to it.
-    public init(_ objective: Objective, model: Model, observing: [ObjectiveTerm] = []) throws {
+    /// With `warmTerm` the first term's score s₀ becomes s₀ + gate ⊙ (w − s₀) with w the warm term's score
+    /// (same weight) and gate [B] a graph input fed per evaluation: slot b scores w where gate_b = 1, s₀ where 0.
+    public init(_ objective: Objective, model: Model, observing: [ObjectiveTerm] = [], warmTerm: ObjectiveTerm? = nil) throws {
         let g = Graph()
         let batch = model.batchSize
         var inputMap: [ValueID: ValueID] = [:]
@@ -144,9 +149,19 @@ public struct ObjectiveGraph {
             return (id, shape)
         }
         var total: ValueID? = nil
+        var gateID: ValueID? = nil
         for (t, term) in objective.terms.enumerated() {
             let (x, shape) = try input(term.layer)
-            let score = try Self.term(term, x: x, shape: shape, batch: batch, graph: g, name: "term\(t)", family: model.family)
+            var score = try Self.term(term, x: x, shape: shape, batch: batch, graph: g, name: "term\(t)", family: model.family)
+            if t == 0, let warmTerm {
+                let (wx, wshape) = try input(warmTerm.layer)
+                let warm = try Self.term(warmTerm, x: wx, shape: wshape, batch: batch, graph: g, name: "warm", family: model.family)
+                let gate = try g.addInput("warm-gate", shape: [batch])
+                let diff = try g.add(Binary(.sub), [warm, score], name: "warm.diff")
+                let gated = try g.add(Binary(.mul), [gate, diff], name: "warm.gated")
+                score = try g.add(Binary(.add), [score, gated], name: "term0.gated")
+                gateID = gate
+            }
             let weighted = term.weight == 1 ? score : try g.add(Unary.scale(term.weight), [score], name: "term\(t).weighted")
             total = try total.map { try g.add(Binary(.add), [$0, weighted], name: "sum\(t)") } ?? weighted
         }
@@ -163,6 +178,7 @@ public struct ObjectiveGraph {
             observedIDs.append(try Self.term(term, x: x, shape: shape, batch: batch, graph: g, name: "observed\(t)", family: model.family))
         }
         observed = observedIDs
+        gate = gateID
         graph = g
         inputs = ordered.map { (model: $0.0, objective: $0.1) }
         score = total

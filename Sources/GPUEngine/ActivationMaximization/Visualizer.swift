@@ -102,9 +102,9 @@ public final class Visualizer {
                                      totalSteps: preset.steps, backend: backend)
         let clamp = preset.parameterization.kind == .pixel && preset.parameterization.squash == .clamp
         var history: [(Int, Float)] = []
-        // Warm start: while `warming`, the gradient comes from the pre-activation objective (see `WarmStart`).
-        var warming = warmPlan != nil, warmSteps = 0
-        var warmStart: [Float] = [], warmSwitch: [Float] = []
+        // Warm start (see `WarmStart`): per image, while warming[b] the gradient comes from the pre-activation term.
+        var warming = [Bool](repeating: warmPlan != nil, count: n), warmSteps = [Int](repeating: 0, count: n)
+        var warmStart: [Float] = [], warmSwitch = [Float](repeating: 0, count: n)
         for step in 0..<preset.steps {
             let imagePass = try generator.forward(parameters)
             let pipeline = try TransformPipeline(config: preset.transforms, step: step, totalSteps: preset.steps,
@@ -112,17 +112,20 @@ public final class Visualizer {
                                                  model: inputSpec)
             let transformed = try pipeline.forward(imagePass.image, on: backend)
             var warmResult: (scores: Tensor, inputGradient: Tensor?)? = nil
-            if warming, let plan = warmPlan {
-                let r = try plan.evaluator.evaluate(transformed.output, gradient: true, observe: true)
+            if let plan = warmPlan, warming.contains(true) {
+                // The gate of this step comes from the values of the previous one (all images warm at step 0).
+                let gate = warming.flatMap { [Float](repeating: $0 ? 1 : 0, count: copies) }
+                let r = try plan.evaluator.evaluate(transformed.output, gradient: true, observe: true, gate: gate)
                 let values = WarmStartPlan.perImage(try backend.download(r.observed[0]).values, images: n)
                 if step == 0 { warmStart = values }
-                if values.allSatisfy({ $0 > plan.setting.threshold }) || warmSteps >= plan.maxSteps {
-                    warming = false
-                    warmSwitch = values
-                } else {
-                    warmSteps += 1
-                    warmResult = (r.scores, r.inputGradient)
+                for b in 0..<n where warming[b] {
+                    warmSteps[b] += 1
+                    if values[b] > plan.setting.threshold || warmSteps[b] >= plan.maxSteps {
+                        warming[b] = false
+                        warmSwitch[b] = values[b]
+                    }
                 }
+                warmResult = (r.scores, r.inputGradient)
             }
             let (scores, gradInput) = try warmResult ?? evaluator.evaluate(transformed.output)
             guard let gradInput else { throw EngineError.invalidGraph("no gradient reached the model input") }
@@ -156,11 +159,11 @@ public final class Visualizer {
                                          naturalMean: natural, stepsRun: preset.steps,
                                          seconds: Date().timeIntervalSince(start), history: history)
         if let plan = warmPlan, !warmStart.isEmpty {
-            if warmSwitch.isEmpty { warmSwitch = warmStart }   // the whole run warmed up (maxFraction 1)
             result.warmStart = (0..<n).map { b in
-                WarmStartRecord(preActivationLayer: plan.preActivationLayer, activation: plan.activation,
-                                threshold: plan.setting.threshold, steps: warmSteps, valueAtStart: warmStart[b],
-                                valueAtSwitch: warmSwitch[b], reachedThreshold: warmSwitch[b] > plan.setting.threshold)
+                let switched = warming[b] ? warmStart[b] : warmSwitch[b]   // still warming at the end: no switch value
+                return WarmStartRecord(preActivationLayer: plan.preActivationLayer, activation: plan.activation,
+                                       threshold: plan.setting.threshold, steps: warmSteps[b], valueAtStart: warmStart[b],
+                                       valueAtSwitch: switched, reachedThreshold: !warming[b] && switched > plan.setting.threshold)
             }
         }
         return result

@@ -39,17 +39,19 @@ public struct WarmStartRecord: Codable, Sendable, Equatable {
     /// The activation it skipped (e.g. `geluErf`).
     public var activation: String
     public var threshold: Float
-    /// Warm-up steps of the image's batch (0: every unit was above the threshold at the first step).
+    /// Steps this image spent on the pre-activation (1: its unit was above the threshold at the first step, which
+    /// always warms up, since the gate of a step is set from the values of the step before).
     public var steps: Int
-    /// The unit value (the real term under the step's transforms) at the first step and at the switch.
+    /// The unit value (the real term under the step's transforms) at the first step and at the switch (at the first
+    /// step when the run ended still warming).
     public var valueAtStart: Float
     public var valueAtSwitch: Float
     /// False when the warm-up ran out of steps (`maxFraction`) before this unit passed the threshold.
     public var reachedThreshold: Bool
 }
 
-/// A warm start prepared for one run: the evaluator of the warm objective (the first term moved to the
-/// pre-activation, observing the real term).
+/// A warm start prepared for one run: the evaluator of the gated objective (per image, the first term on the
+/// pre-activation while the image warms up, the real term after; observing the real term).
 struct WarmStartPlan {
     let evaluator: ObjectiveEvaluator
     let preActivationLayer: String
@@ -82,11 +84,11 @@ struct WarmStartPlan {
         try setting.validate()
         let maxSteps = Int(Double(steps) * setting.maxFraction)
         guard maxSteps > 0 else { return nil }
-        var warm = objective
-        warm.terms[0].layer = preLayer
+        var warmTerm = main
+        warmTerm.layer = preLayer
         var observed = main
         observed.weight = 1
-        let evaluator = try ObjectiveEvaluator(model: model, objective: warm, backend: backend, observing: [observed])
+        let evaluator = try ObjectiveEvaluator(model: model, objective: objective, backend: backend, observing: [observed], warmTerm: warmTerm)
         return WarmStartPlan(evaluator: evaluator, preActivationLayer: preLayer, activation: activation, setting: setting, maxSteps: maxSteps)
     }
 
