@@ -45,6 +45,8 @@ func flag(for setting: SettingName) -> String {
     case .shard: return "--shard"
     case .shardCount: return "--shard-count"
     case .top: return "--top"
+    case .referencePhoto: return "--toward"
+    case .warmStart: return "--no-warm-start"
     }
 }
 

@@ -28,18 +28,21 @@ struct Visualize: ParsableCommand {
     @Option(name: .long, help: "Several units, e.g. 0-15 or 3,7,9 (one image each).", transform: parseUnitList)
     var units: [Int]?
 
-    @Option(name: .long, help: "Objective (default: logit for --class and for a [N, K] model output, direction with --toward, channel otherwise).")
+    @Option(name: .long, help: "Objective (default: logit for --class and for a [N, K] model output, direction with --toward, channel otherwise). caricature and invert need --toward PHOTO and render one image.")
     var objective: ObjectiveTerm.Kind?
 
     @Option(name: .long, help: "Neuron position x,y (CNN) or token index (ViT) for --objective neuron.",
             transform: { try parseList($0, flag: "--position") { Int($0) } })
     var position: [Int]?
 
-    @Option(name: .long, help: "Direction objective toward this photo's activation at --layer (spatial mean; CLS token for ViTs); JPEG or PNG.")
+    @Option(name: .long, help: "Photo (JPEG or PNG) for the direction objective (its activation at --layer: spatial mean, CLS token for ViTs), a caricature or an inversion (its whole activation at --layer).")
     var toward: String?
 
-    @Option(name: .long, help: "Cosine-similarity power of the direction objective.")
+    @Option(name: .long, help: "Cosine-similarity power of the direction and caricature objectives.")
     var cossimPower: Float = 1
+
+    @Flag(name: .long, help: "Do not warm-start units that follow a GELU/ReLU (by default such a unit's pre-activation is maximized until the unit is positive, at most half the steps).")
+    var noWarmStart = false
 
     @Option(name: .long, help: ArgumentHelp("One more objective term, added to the main one for every image: KIND:LAYER:UNIT[:WEIGHT] (repeatable; a negative weight minimizes it).", valueName: "term"),
             transform: { try ObjectiveTerm.parse($0) })
@@ -88,6 +91,12 @@ struct Visualize: ParsableCommand {
     }
 
     func validate() throws {
+        if let objective, objective == .caricature || objective == .invert {
+            guard toward != nil else { throw ValidationError("--objective \(objective.rawValue) needs --toward PHOTO (the photo whose activation at --layer it matches)") }
+            guard layer != nil else { throw ValidationError("--objective \(objective.rawValue) needs --layer LAYER (see `amgpu layers \(modelOptions.model)`)") }
+            guard `class` == nil, unit == nil, units == nil else { throw ValidationError("--objective \(objective.rawValue) reads the whole layer: drop --class, --unit and --units") }
+        }
+        guard cossimPower.isFinite, cossimPower >= 0 else { throw ValidationError("--cossim-power must be a finite number ≥ 0, got \(cossimPower)") }
         if className == nil && layer == nil {
             throw ValidationError("say what to visualize: --class NAME, or --layer LAYER with --unit N (see `amgpu layers \(modelOptions.model)`)")
         }
@@ -108,19 +117,25 @@ struct Visualize: ParsableCommand {
             }
             let className = self.className
             if className != nil { layerName = layerName ?? "output" }
-            // The direction toward a photo, at the target layer.
-            var direction: [Float]? = nil
+            // The direction toward a photo, at the target layer; or the photo's whole activation (caricature, invert).
+            var direction: [Float]? = nil, reference: [Float]? = nil
             if let toward, let layerName {
-                direction = try UnitVisualization.direction(toward: imageOptions.read(toward), layer: layerName, model: probe)
+                if objective == .caricature || objective == .invert {
+                    reference = try UnitVisualization.reference(toward: imageOptions.read(toward), layer: layerName, model: probe)
+                } else {
+                    direction = try UnitVisualization.direction(toward: imageOptions.read(toward), layer: layerName, model: probe)
+                }
             }
             let target = try UnitVisualization.Target(model: probe, layer: layerName, units: unitList, className: className,
-                                                      kind: objective, position: position, direction: direction, cossimPower: cossimPower)
+                                                      kind: objective, position: position, direction: direction, cossimPower: cossimPower,
+                                                      reference: reference, referencePhoto: toward.map { ($0 as NSString).lastPathComponent })
             let preset = try presetOptions.resolve(family: probe.family)
             for t in addTerm { _ = try probe.resolve(layer: t.layer) }   // an unknown layer fails here, before any work
             let device = try deviceOptions.selection()
             var run = UnitVisualization(target: target, folder: out, preset: preset, batchSize: batch, seed: seed, extraTerms: addTerm,
                                         diversity: diversity, baselinePhotos: noBaseline ? [] : naturalPhotos(),
-                                        modelSHA256: probe.fileSHA256(), amgpuVersion: AMGPU.configuration.version)
+                                        modelSHA256: probe.fileSHA256(), amgpuVersion: AMGPU.configuration.version,
+                                        warmStart: noWarmStart ? nil : .standard)
             run.settings.snapshotEvery = presetOptions.snapshotEvery
             let bar = ProgressReporter(quiet: quiet, label: "\(probe.name) \(target.term.layer)")
             let quiet = self.quiet, reportMemory = self.reportMemory, modelOptions = self.modelOptions

@@ -96,10 +96,13 @@ public struct AMRunSettings: Sendable {
     /// Write each image every this many steps (`NAME-step0032.png`, with step 0 and the last step) and
     /// their montage `NAME-trajectory.png`; 0 = off.
     public var snapshotEvery: Int
+    /// Warm start for units behind a flat activation (`WarmStart`); nil = off.
+    public var warmStart: WarmStart?
 
     public init(preset: AMPreset, batchSize: Int, seeding: AMSeeding, extraTerms: [ObjectiveTerm] = [], diversity: Float = 0,
                 baselinePhotos: [RGBImage] = [], recordedObjective: AMRecordedObjective, failurePolicy: AMFailurePolicy,
-                keepImages: Bool = false, modelSHA256: String?, amgpuVersion: String, snapshotEvery: Int = 0) {
+                keepImages: Bool = false, modelSHA256: String?, amgpuVersion: String, snapshotEvery: Int = 0,
+                warmStart: WarmStart? = .standard) {
         self.snapshotEvery = snapshotEvery
         self.preset = preset
         self.batchSize = batchSize
@@ -112,6 +115,7 @@ public struct AMRunSettings: Sendable {
         self.keepImages = keepImages
         self.modelSHA256 = modelSHA256
         self.amgpuVersion = amgpuVersion
+        self.warmStart = warmStart
     }
 }
 
@@ -208,6 +212,7 @@ public final class AMBatchRunner: @unchecked Sendable {
         guard !devices.isEmpty else { throw EngineError.invalidInput("no devices given: name at least one device") }
         guard settings.snapshotEvery >= 0 else { throw EngineError.invalidInput("the snapshot interval must be ≥ 0 steps, got \(settings.snapshotEvery)") }
         try settings.preset.validate()
+        try settings.warmStart?.validate()
         self.settings = settings
         self.devices = devices
         self.notice = notice
@@ -306,7 +311,8 @@ public final class AMBatchRunner: @unchecked Sendable {
         let objective = objective(of: jobs)
         let units = jobs.map(\.unit)
         let seed = settings.seeding.seed(of: jobs, position: position)
-        let request = VisualizationRequest(objective: objective, preset: settings.preset, seed: seed, images: jobs.count)
+        let request = VisualizationRequest(objective: objective, preset: settings.preset, seed: seed, images: jobs.count,
+                                           warmStart: settings.warmStart)
         let visualizer = try Visualizer(model: model, request: request, backend: backend)
         let layer = jobs[0].term.layer
         // Snapshots: written as they come (atomically), kept as 8-bit images for the trajectory montage.
@@ -353,7 +359,8 @@ public final class AMBatchRunner: @unchecked Sendable {
                 targetProbability: result.targetProbabilities?[i], naturalPhotoMean: result.naturalMean?[i],
                 naturalPhotoCount: settings.baselinePhotos.count, seconds: result.seconds, steps: result.stepsRun,
                 image: job.imageName, amgpuVersion: settings.amgpuVersion,
-                batchUnits: settings.recordedObjective == .unit ? units : nil, card: model.cardRecord, imagePrior: prior)
+                batchUnits: settings.recordedObjective == .unit ? units : nil, card: model.cardRecord, imagePrior: prior,
+                warmStart: result.warmStart?[i])
             try writeAtomically(encoder.encode(record), to: job.recordPath)
             results.append(AMJobResult(job: job, unitName: unitName, finalObjective: result.finalScores[i],
                                        targetProbability: result.targetProbabilities?[i], naturalPhotoMean: result.naturalMean?[i]))
@@ -494,6 +501,7 @@ public func transparencyImage(_ accumulated: HostTensor, index: Int) throws -> R
 }
 
 extension ObjectiveTerm.Kind {
-    /// Whether the term reads a unit per image (`direction` reads a vector, `deepdream` the whole layer).
-    public var readsUnit: Bool { self != .direction && self != .deepdream }
+    /// Whether the term reads a unit per image (`direction` reads a vector, `deepdream`, `caricature` and
+    /// `invert` the whole layer).
+    public var readsUnit: Bool { ![.direction, .deepdream, .caricature, .invert].contains(self) }
 }

@@ -24,6 +24,16 @@ public struct ObjectiveTerm: Codable, Sendable, Equatable {
         /// spatial mean (CNN) or CLS token (ViT) of the layer and v the direction,
         /// score = (a·v̂) · max(cos(a, v), 0.1)^cossimPower.
         case direction
+        /// Caricature (lucid's recipe, spatially): with v the photo's activation at the layer (`reference`),
+        /// a_p and v_p the channel vectors at position p (CNN: the H×W positions of [C, H, W], channel axis 1;
+        /// ViT: every token of [T, D], CLS included, channel axis 2), P the number of positions,
+        /// score = (1/P) Σ_p (a_p·v̂_p) · max(cos(a_p, v_p), 0.1)^cossimPower with v̂_p = v_p / (‖v_p‖ + 1e-8) —
+        /// the `direction` score at each position, averaged. Positions where the photo is zero add 0.
+        case caricature
+        /// Feature inversion of the whole layer (Mahendran & Vedaldi): with v = `reference`,
+        /// score = −‖a − v‖² / ‖v‖² (sums over every element of the layer without the batch axis).
+        /// Negated so that, like every objective, it is maximized: 0 is a perfect inversion, −1 is as far as a = 0.
+        case invert
     }
 
     public var kind: Kind
@@ -38,6 +48,15 @@ public struct ObjectiveTerm: Codable, Sendable, Equatable {
     public var cossimPower: Float = 1
     /// Tokens before the patch tokens (1 for a CLS token; more with register tokens).
     public var prefixTokens: Int = 1
+    /// `.caricature` / `.invert`: the photo's activation at the layer, the layer's shape without the batch
+    /// axis, flattened. Not written to JSON (it can hold 10⁵ numbers); `referencePhoto` names its source.
+    public var reference: [Float]? = nil
+    /// The photo `reference` was computed from (recorded in the sidecar).
+    public var referencePhoto: String? = nil
+
+    enum CodingKeys: String, CodingKey {
+        case kind, layer, units, weight, position, direction, cossimPower, prefixTokens, referencePhoto
+    }
 
     public init(kind: Kind, layer: String, units: [Int], weight: Float = 1) {
         self.kind = kind
@@ -57,7 +76,7 @@ extension ObjectiveTerm {
         guard parts.count == 3 || parts.count == 4 else {
             throw EngineError.invalidInput("cannot read the objective term '\(spec)': \(usage)")
         }
-        guard let kind = Kind(rawValue: parts[0]), kind != .direction else {
+        guard let kind = Kind(rawValue: parts[0]), kind != .direction, kind != .caricature, kind != .invert else {
             throw EngineError.invalidInput("unknown objective kind '\(parts[0])' in '\(spec)': use logit, probability, channel, neuron, cls, deepdream or head (\(usage))")
         }
         guard !parts[1].isEmpty else { throw EngineError.invalidInput("the term '\(spec)' names no layer: \(usage)") }
@@ -102,8 +121,17 @@ public struct ObjectiveGraph {
     /// Score per image, [B].
     public let score: ValueID
 
-    /// Builds the objective for `model` with batch size `batch`.
-    public init(_ objective: Objective, model: Model) throws {
+    /// Terms computed alongside the score but not part of it (`observing`), each [B], unweighted.
+    public let observed: [ValueID]
+
+    /// With a warm term: the graph input gate [B] (see `init`).
+    public let gate: ValueID?
+
+    /// Builds the objective for `model` with batch size `batch`; `observing` are terms evaluated next to the
+    /// score (e.g. the real unit while a warm start optimizes its pre-activation) that add nothing to it.
+    /// With `warmTerm` the first term's score s₀ becomes s₀ + gate ⊙ (w − s₀) with w the warm term's score
+    /// (same weight) and gate [B] a graph input fed per evaluation: slot b scores w where gate_b = 1, s₀ where 0.
+    public init(_ objective: Objective, model: Model, observing: [ObjectiveTerm] = [], warmTerm: ObjectiveTerm? = nil) throws {
         let g = Graph()
         let batch = model.batchSize
         var inputMap: [ValueID: ValueID] = [:]
@@ -121,9 +149,19 @@ public struct ObjectiveGraph {
             return (id, shape)
         }
         var total: ValueID? = nil
+        var gateID: ValueID? = nil
         for (t, term) in objective.terms.enumerated() {
             let (x, shape) = try input(term.layer)
-            let score = try Self.term(term, x: x, shape: shape, batch: batch, graph: g, name: "term\(t)", family: model.family)
+            var score = try Self.term(term, x: x, shape: shape, batch: batch, graph: g, name: "term\(t)", family: model.family)
+            if t == 0, let warmTerm {
+                let (wx, wshape) = try input(warmTerm.layer)
+                let warm = try Self.term(warmTerm, x: wx, shape: wshape, batch: batch, graph: g, name: "warm", family: model.family)
+                let gate = try g.addInput("warm-gate", shape: [batch])
+                let diff = try g.add(Binary(.sub), [warm, score], name: "warm.diff")
+                let gated = try g.add(Binary(.mul), [gate, diff], name: "warm.gated")
+                score = try g.add(Binary(.add), [score, gated], name: "term0.gated")
+                gateID = gate
+            }
             let weighted = term.weight == 1 ? score : try g.add(Unary.scale(term.weight), [score], name: "term\(t).weighted")
             total = try total.map { try g.add(Binary(.add), [$0, weighted], name: "sum\(t)") } ?? weighted
         }
@@ -134,6 +172,13 @@ public struct ObjectiveGraph {
             total = try total.map { try g.add(Binary(.add), [$0, weighted], name: "with-diversity") } ?? weighted
         }
         guard let total else { throw EngineError.invalidInput("the objective has no terms") }
+        var observedIDs: [ValueID] = []
+        for (t, term) in observing.enumerated() {
+            let (x, shape) = try input(term.layer)
+            observedIDs.append(try Self.term(term, x: x, shape: shape, batch: batch, graph: g, name: "observed\(t)", family: model.family))
+        }
+        observed = observedIDs
+        gate = gateID
         graph = g
         inputs = ordered.map { (model: $0.0, objective: $0.1) }
         score = total
@@ -247,7 +292,72 @@ public struct ObjectiveGraph {
             let exponent = try g.addConstant(name + ".power", HostTensor(shape: [1], values: [t.cossimPower]))
             let powered = t.cossimPower == 1 ? clipped : try g.add(Binary(.pow), [clipped, exponent], name: name + ".cos-pow")
             return try g.add(Binary(.mul), [dotFlat, powered], name: name)
+        case .caricature:
+            return try caricature(t, x: x, shape: shape, batch: batch, graph: g, name: name)
+        case .invert:
+            let v = try reference(t, shape: shape, layerDesc: layerDesc)
+            let n2 = v.map { Double($0) * Double($0) }.reduce(0, +)
+            guard n2 > 0 else { throw EngineError.invalidInput("the photo's activation at \(layerDesc) is all zero: nothing to invert; pick another layer") }
+            let target = try g.addConstant(name + ".reference", HostTensor(shape: [1] + Array(shape.dropFirst()), values: v))
+            let diff = try g.add(Binary(.sub), [x, target], name: name + ".diff")
+            let sq = try g.add(Unary(.square), [diff], name: name + ".diff2")
+            let flat = try g.add(Reshape(shape: [batch, -1]), [sq], name: name + ".flat")
+            let sum = try g.add(Reduce(.sum, axes: [1]), [flat], name: name + ".sum")
+            return try g.add(Unary.scale(Float(-1 / n2)), [sum], name: name)
         }
+    }
+
+    /// The reference of a caricature/inversion term, checked against the layer's shape.
+    static func reference(_ t: ObjectiveTerm, shape: [Int], layerDesc: String) throws -> [Float] {
+        guard let v = t.reference else {
+            throw EngineError.invalidInput("a \(t.kind) objective needs a photo's activation at the layer (give the photo with \(SettingName.referencePhoto.mention))")
+        }
+        let count = shape.dropFirst().reduce(1, *)
+        guard v.count == count else {
+            throw EngineError.invalidInput("the photo's activation has \(v.count) values but \(layerDesc) has \(count) per image")
+        }
+        return v
+    }
+
+    /// `.caricature` (see `ObjectiveTerm.Kind.caricature`): per position p, (a_p·v̂_p)·max(cos(a_p, v_p), 0.1)^power,
+    /// averaged over the positions → [B].
+    static func caricature(_ t: ObjectiveTerm, x: ValueID, shape: [Int], batch: Int, graph g: Graph, name: String) throws -> ValueID {
+        let layerDesc = "layer '\(t.layer)' \(shape)"
+        guard shape.count == 3 || shape.count == 4 else {
+            throw EngineError.invalidInput("a caricature needs a [B,C,H,W] or [B,T,D] layer; \(layerDesc) has no positions (use the direction objective for a vector)")
+        }
+        let v = try reference(t, shape: shape, layerDesc: layerDesc)
+        // a: [B, C, P] (CNN) or [B, T, D] (ViT); the channel axis is 1 or 2.
+        let channelAxis = shape.count == 4 ? 1 : 2
+        let a = shape.count == 4 ? try g.add(Reshape(shape: [batch, shape[1], shape[2] * shape[3]]), [x], name: name + ".flat") : x
+        let aShape = g.shape(of: a)
+        let channels = aShape[channelAxis], positions = aShape[3 - channelAxis]
+        // v̂_p = v_p / (‖v_p‖ + 1e-8), laid out like a without the batch.
+        var unit = v
+        for p in 0..<positions {
+            let index: (Int) -> Int = channelAxis == 1 ? { c in c * positions + p } : { c in p * channels + c }
+            var n2 = 0.0
+            for c in 0..<channels { n2 += Double(v[index(c)]) * Double(v[index(c)]) }
+            let inv = 1 / (n2.squareRoot() + 1e-8)
+            for c in 0..<channels { unit[index(c)] = Float(Double(v[index(c)]) * inv) }
+        }
+        let vhat = try g.addConstant(name + ".reference-unit", HostTensor(shape: [1] + Array(aShape.dropFirst()), values: unit))
+        let prod = try g.add(Binary(.mul), [a, vhat], name: name + ".av")
+        let dot = try g.add(Reduce(.sum, axes: [channelAxis]), [prod], name: name + ".dot")            // [B, P]
+        var perPosition = dot
+        if t.cossimPower != 0 {
+            let sq = try g.add(Unary(.square), [a], name: name + ".a2")
+            let n2 = try g.add(Reduce(.sum, axes: [channelAxis]), [sq], name: name + ".norm2")         // [B, P]
+            let eps = try g.add(Unary(.affine, alpha: 1, beta: 1e-8), [n2], name: name + ".norm2eps")
+            let an = try g.add(Unary(.sqrt), [eps], name: name + ".norm")
+            let cos = try g.add(Binary(.div), [dot, an], name: name + ".cos")
+            let floor = try g.addConstant(name + ".floor", HostTensor(shape: [1], values: [0.1]))
+            let clipped = try g.add(Binary(.max), [cos, floor], name: name + ".cos-clipped")
+            let exponent = try g.addConstant(name + ".power", HostTensor(shape: [1], values: [t.cossimPower]))
+            let powered = t.cossimPower == 1 ? clipped : try g.add(Binary(.pow), [clipped, exponent], name: name + ".cos-pow")
+            perPosition = try g.add(Binary(.mul), [dot, powered], name: name + ".weighted")
+        }
+        return try g.add(Reduce(.mean, axes: [1]), [perPosition], name: name)
     }
 
     /// Mean over pairs b ≠ b' of cos(Gram_b, Gram_b'), as a [B] vector (each image's mean similarity to the others).

@@ -8,9 +8,12 @@ public final class ObjectiveEvaluator {
     let modelExecutor: Executor
     let objectiveExecutor: Executor
 
-    public init(model: Model, objective: Objective, backend: any Backend) throws {
+    /// `observing`: terms evaluated next to the objective, returned by `evaluate(_:gradient:observe:gate:)`;
+    /// `warmTerm`: see `ObjectiveGraph.init` (its gate is fed by `evaluate`).
+    public init(model: Model, objective: Objective, backend: any Backend, observing: [ObjectiveTerm] = [],
+                warmTerm: ObjectiveTerm? = nil) throws {
         self.model = model
-        self.objective = try ObjectiveGraph(objective, model: model)
+        self.objective = try ObjectiveGraph(objective, model: model, observing: observing, warmTerm: warmTerm)
         self.backend = backend
         try model.graph.checkFits(on: backend, what: "\(model.name) at batch \(model.batchSize)")
         modelExecutor = Executor(graph: model.graph, backend: backend)
@@ -19,21 +22,36 @@ public final class ObjectiveEvaluator {
 
     /// Scores [B] for `input` [B, 3, H, W] (already normalized for the model), and d(Σ score)/d input.
     public func evaluate(_ input: Tensor, gradient: Bool = true) throws -> (scores: Tensor, inputGradient: Tensor?) {
+        let r = try evaluate(input, gradient: gradient, observe: false, gate: nil)
+        return (r.scores, r.inputGradient)
+    }
+
+    /// As `evaluate(_:gradient:)`, plus the observed terms' values ([B] each) when `observe` is true. `gate` [B] feeds
+    /// the warm term's gate (all zero when nil: the plain objective).
+    public func evaluate(_ input: Tensor, gradient: Bool, observe: Bool, gate: [Float]?) throws -> (scores: Tensor, inputGradient: Tensor?, observed: [Tensor]) {
         let targets = objective.inputs.map(\.model)
         let pass = try modelExecutor.forward(feeds: [model.input: input], targets: targets,
                                              differentiable: gradient ? [model.input] : [])
         var feeds: [ValueID: Tensor] = [:]
         for (m, o) in objective.inputs { feeds[o] = try pass.value(m) }
-        let objectivePass = try objectiveExecutor.forward(feeds: feeds, targets: [objective.score],
+        if let g = objective.gate {
+            let b = model.batchSize
+            let values = gate ?? [Float](repeating: 0, count: b)
+            guard values.count == b else { throw EngineError.invalidInput("the warm-start gate has \(values.count) entries for a batch of \(b)") }
+            feeds[g] = try backend.tensor(HostTensor(shape: [b], values: values))
+        }
+        let observedIDs = observe ? objective.observed : []
+        let objectivePass = try objectiveExecutor.forward(feeds: feeds, targets: [objective.score] + observedIDs,
                                                           differentiable: gradient ? Set(objective.inputs.map(\.objective)) : [])
         let scores = try objectivePass.value(objective.score)
-        guard gradient else { return (scores, nil) }
+        let observed = try observedIDs.map { try objectivePass.value($0) }
+        guard gradient else { return (scores, nil, observed) }
         let ones = try backend.full(scores.shape, value: 1)
         let seeds = try objectiveExecutor.backward(objectivePass, seeds: [objective.score: ones])
         var modelSeeds: [ValueID: Tensor] = [:]
         for (m, o) in objective.inputs { if let g = seeds[o] { modelSeeds[m] = g } }
         let grads = try modelExecutor.backward(pass, seeds: modelSeeds)
-        return (scores, grads[model.input])
+        return (scores, grads[model.input], observed)
     }
 
     /// Runs the model to `layers` (no gradient) and returns their values.

@@ -10,6 +10,8 @@ public enum SettingName: String, CaseIterable, Sendable {
     case shard
     case shardCount = "shard count"
     case top
+    case referencePhoto = "reference photo"
+    case warmStart = "warm start"
 
     /// How a message names the setting: ⟨name⟩.
     public var mention: String { "⟨\(rawValue)⟩" }

@@ -21,9 +21,12 @@ public struct UnitVisualization: Sendable {
         /// Resolves a target on `model`: `className` (a name or index of the model's classes) selects that
         /// class on the output with the `logit` kind unless `kind` says otherwise; else `layer` with `units`
         /// (default [0]) and `kind` (default: `logit` on a [B, K] model output, `direction` when a direction
-        /// vector is given, `channel` otherwise). Throws for an unknown class or layer, or no layer at all.
+        /// vector is given, `channel` otherwise). `caricature` and `invert` need `reference` (see
+        /// `UnitVisualization.reference(toward:layer:model:)`) and render one image (unit 0).
+        /// Throws for an unknown class or layer, or no layer at all.
         public init(model: Model, layer: String?, units: [Int] = [], className: String? = nil, kind: ObjectiveTerm.Kind? = nil,
-                    position: [Int]? = nil, direction: [Float]? = nil, cossimPower: Float = 1) throws {
+                    position: [Int]? = nil, direction: [Float]? = nil, cossimPower: Float = 1,
+                    reference: [Float]? = nil, referencePhoto: String? = nil) throws {
             var layerName = layer, units = units, kind = kind
             if let className {
                 units = [try model.classIndex(className)]
@@ -40,6 +43,17 @@ public struct UnitVisualization: Sendable {
             var term = ObjectiveTerm(kind: chosen, layer: layerName, units: [])
             term.direction = direction
             term.cossimPower = cossimPower
+            if chosen == .caricature || chosen == .invert {
+                guard reference != nil else {
+                    throw EngineError.invalidInput("the \(chosen) objective needs a photo: give it with \(SettingName.referencePhoto.mention)")
+                }
+                if chosen == .caricature && shape.count < 3 {
+                    throw EngineError.invalidInput("a caricature needs a layer with positions ([B,C,H,W] or [B,T,D]); '\(layerName)' has shape \(shape): use the direction objective for a vector layer")
+                }
+                term.reference = reference
+                term.referencePhoto = referencePhoto
+                units = [0]
+            }
             if let position { term.position = position }
             self.term = term
             self.units = units
@@ -54,13 +68,14 @@ public struct UnitVisualization: Sendable {
     /// `batchSize` images are optimized together (clamped to 1…units); batch k's seed is `seed` + the
     /// position of its first unit; `extraTerms` and `diversity` go into every batch's objective.
     public init(target: Target, folder: String, preset: AMPreset, batchSize: Int, seed: UInt64, extraTerms: [ObjectiveTerm] = [],
-                diversity: Float = 0, baselinePhotos: [RGBImage] = [], modelSHA256: String?, amgpuVersion: String) {
+                diversity: Float = 0, baselinePhotos: [RGBImage] = [], modelSHA256: String?, amgpuVersion: String,
+                warmStart: WarmStart? = .standard) {
         self.target = target
         self.folder = folder
         self.settings = AMRunSettings(preset: preset, batchSize: max(1, min(batchSize, target.units.count)), seeding: .sequential(seed),
                                       extraTerms: extraTerms, diversity: diversity, baselinePhotos: baselinePhotos,
                                       recordedObjective: .batch, failurePolicy: .stop, keepImages: true,
-                                      modelSHA256: modelSHA256, amgpuVersion: amgpuVersion)
+                                      modelSHA256: modelSHA256, amgpuVersion: amgpuVersion, warmStart: warmStart)
     }
 
     /// The file stem of a unit's image: `LAYER_UNIT`, or `LAYER_CLASS_UNIT` for class objectives
@@ -115,6 +130,22 @@ public struct UnitVisualization: Sendable {
             throw EngineError.invalidGraph("no value for layer '\(layer)'")
         }
         return channelSummary(activation)
+    }
+}
+
+extension UnitVisualization {
+    /// The reference of the `caricature` and `invert` objectives: the photo's activation at `layer` (centre-cropped
+    /// and normalized for the model, run on the CPU backend), the layer's shape without the batch axis, flattened.
+    public static func reference(toward photo: RGBImage, layer: String, model: Model) throws -> [Float] {
+        let id = try model.resolve(layer: layer)
+        let input = ImagePreprocessing.modelInput(photo, model.preprocessing)
+        guard let activation = try ModelRunner(model: model, backend: CPUBackend()).run(input, layers: [id])[id] else {
+            throw EngineError.invalidGraph("no value for layer '\(layer)'")
+        }
+        guard activation.values.allSatisfy(\.isFinite) else {
+            throw EngineError.numerical("the photo's activation at '\(layer)' is not finite")
+        }
+        return activation.values
     }
 }
 

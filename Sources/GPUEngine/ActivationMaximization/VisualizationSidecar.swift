@@ -33,12 +33,14 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
     public var datasetBaseline: DatasetBaseline? = nil
     /// The image prior: parameterization, init photo and MaCo spectrum (with hashes), snapshot files.
     public var imagePrior: ImagePriorRecord?
+    /// What the warm start did for this image (nil when none applied, see `WarmStart`).
+    public var warmStart: WarmStartRecord?
 
     public init(model: String, modelSource: String, modelSHA256: String?, layer: String, unit: Int, unitName: String?,
                 objective: Objective, preset: AMPreset, seed: UInt64, device: String, finalObjective: Float,
                 targetProbability: Float?, naturalPhotoMean: Float?, naturalPhotoCount: Int, seconds: Double,
                 steps: Int, image: String, amgpuVersion: String, batchUnits: [Int]? = nil, card: ModelCardRecord? = nil,
-                imagePrior: ImagePriorRecord? = nil) {
+                imagePrior: ImagePriorRecord? = nil, warmStart: WarmStartRecord? = nil) {
         self.imagePrior = imagePrior
         self.model = model
         self.modelSource = modelSource
@@ -60,6 +62,7 @@ public struct VisualizationSidecar: Codable, Sendable, Equatable {
         self.amgpuVersion = amgpuVersion
         self.batchUnits = batchUnits
         self.card = card
+        self.warmStart = warmStart
     }
 }
 

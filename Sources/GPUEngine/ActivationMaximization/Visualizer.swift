@@ -7,12 +7,15 @@ public struct VisualizationRequest: Codable, Sendable {
     public var seed: UInt64
     /// Images rendered together (each with its own unit).
     public var images: Int
+    /// Warm start for units behind a flat activation (see `WarmStart`); nil = off.
+    public var warmStart: WarmStart?
 
-    public init(objective: Objective, preset: AMPreset, seed: UInt64, images: Int) {
+    public init(objective: Objective, preset: AMPreset, seed: UInt64, images: Int, warmStart: WarmStart? = .standard) {
         self.objective = objective
         self.preset = preset
         self.seed = seed
         self.images = images
+        self.warmStart = warmStart
     }
 }
 
@@ -41,6 +44,8 @@ public struct VisualizationResult: Sendable {
     /// MaCo's transparency (attribution) map: Σ_steps |dJ/dX| [N, 3, S, S], the gradient of the
     /// objective with respect to the image, accumulated on the device; nil for other parameterizations.
     public var transparency: HostTensor?
+    /// Per image: what the warm start did (nil when none applied).
+    public var warmStart: [WarmStartRecord]? = nil
 }
 
 /// Runs activation maximization: parameters → image → random transforms (N copies) → model → objective,
@@ -52,6 +57,7 @@ public final class Visualizer {
     public let request: VisualizationRequest
     let evaluator: ObjectiveEvaluator
     let copies: Int
+    let warmPlan: WarmStartPlan?
 
     public init(model: Model, request: VisualizationRequest, backend: any Backend) throws {
         try request.preset.validate()
@@ -75,6 +81,7 @@ public final class Visualizer {
         self.backend = backend
         self.request = request
         evaluator = try ObjectiveEvaluator(model: model, objective: objective, backend: backend)
+        warmPlan = try WarmStartPlan.make(request.warmStart, objective: objective, model: model, steps: request.preset.steps, backend: backend)
     }
 
     var inputSpec: ModelInputSpec {
@@ -104,13 +111,32 @@ public final class Visualizer {
         var history: [(Int, Float)] = []
         var transparency: Tensor? = preset.parameterization.kind == .maco ? try backend.zeros([n, 3, size, size]) : nil
         if snapshotEvery > 0 { try snapshot(0, generator.render(parameters)) }
+        // Warm start (see `WarmStart`): per image, while warming[b] the gradient comes from the pre-activation term.
+        var warming = [Bool](repeating: warmPlan != nil, count: n), warmSteps = [Int](repeating: 0, count: n)
+        var warmStart: [Float] = [], warmSwitch = [Float](repeating: 0, count: n)
         for step in 0..<preset.steps {
             let imagePass = try generator.forward(parameters)
             let pipeline = try TransformPipeline(config: preset.transforms, step: step, totalSteps: preset.steps,
                                                  seed: request.seed, batch: n, imageHeight: size, imageWidth: size,
                                                  model: inputSpec)
             let transformed = try pipeline.forward(imagePass.image, on: backend)
-            let (scores, gradInput) = try evaluator.evaluate(transformed.output)
+            var warmResult: (scores: Tensor, inputGradient: Tensor?)? = nil
+            if let plan = warmPlan, warming.contains(true) {
+                // The gate of this step comes from the values of the previous one (all images warm at step 0).
+                let gate = warming.flatMap { [Float](repeating: $0 ? 1 : 0, count: copies) }
+                let r = try plan.evaluator.evaluate(transformed.output, gradient: true, observe: true, gate: gate)
+                let values = WarmStartPlan.perImage(try backend.download(r.observed[0]).values, images: n)
+                if step == 0 { warmStart = values }
+                for b in 0..<n where warming[b] {
+                    warmSteps[b] += 1
+                    if values[b] > plan.setting.threshold || warmSteps[b] >= plan.maxSteps {
+                        warming[b] = false
+                        warmSwitch[b] = values[b]
+                    }
+                }
+                warmResult = (r.scores, r.inputGradient)
+            }
+            let (scores, gradInput) = try warmResult ?? evaluator.evaluate(transformed.output)
             guard let gradInput else { throw EngineError.invalidGraph("no gradient reached the model input") }
             // The scores are downloaded (a host round trip that waits for the device) only on
             // reporting steps; the other steps stay queued on the device.
@@ -144,10 +170,19 @@ public final class Visualizer {
         let images = try generator.render(parameters)
         let clean = try evaluateClean(images)
         let natural = naturalImages.isEmpty ? nil : try naturalMean(naturalImages)
-        return VisualizationResult(images: images, finalScores: clean.scores, targetProbabilities: clean.probabilities,
-                                   naturalMean: natural, stepsRun: preset.steps,
-                                   seconds: Date().timeIntervalSince(start), history: history,
-                                   transparency: try transparency.map { try backend.download($0) })
+        var result = VisualizationResult(images: images, finalScores: clean.scores, targetProbabilities: clean.probabilities,
+                                         naturalMean: natural, stepsRun: preset.steps,
+                                         seconds: Date().timeIntervalSince(start), history: history,
+                                         transparency: try transparency.map { try backend.download($0) })
+        if let plan = warmPlan, !warmStart.isEmpty {
+            result.warmStart = (0..<n).map { b in
+                let switched = warming[b] ? warmStart[b] : warmSwitch[b]   // still warming at the end: no switch value
+                return WarmStartRecord(preActivationLayer: plan.preActivationLayer, activation: plan.activation,
+                                       threshold: plan.setting.threshold, steps: warmSteps[b], valueAtStart: warmStart[b],
+                                       valueAtSwitch: switched, reachedThreshold: !warming[b] && switched > plan.setting.threshold)
+            }
+        }
+        return result
     }
 
     /// Model input for images [N, 3, S, S] without random transforms: resized and normalized,
