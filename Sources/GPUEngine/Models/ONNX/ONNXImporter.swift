@@ -109,6 +109,20 @@ final class Importer {
                 if unsupported[key] == nil { unsupported[key] = node.name.isEmpty ? (node.output.first ?? "?") : node.name }
             }
         }
+        // Ops that amgpu only evaluates at load time (on constants) are refused here too when they take a
+        // value that depends on the image: the graph's non-initializer inputs, propagated through every node
+        // except Shape and Size (whose outputs are the static shape). This under-approximates what stays
+        // at run time (a Shape of a symbolic size may still not fold), so it never refuses a model that loads.
+        let initializerNames = Set(graphProto.initializer.map(\.name))
+        var dependsOnImage = Set(graphProto.input.map(\.name).filter { !initializerNames.contains($0) })
+        for node in graphProto.node where !["Shape", "Size"].contains(node.opType) {
+            guard node.input.contains(where: { dependsOnImage.contains($0) }) else { continue }
+            for o in node.output where !o.isEmpty { dependsOnImage.insert(o) }
+            if ONNXOpMapping.loadTimeOnly.contains(node.opType) {
+                let key = "\(node.opType) of a value that depends on the image"
+                if unsupported[key] == nil { unsupported[key] = node.name.isEmpty ? (node.output.first ?? "?") : node.name }
+            }
+        }
         if !unsupported.isEmpty {
             let list = unsupported.keys.sorted().map { "\($0) (first at node '\(unsupported[$0]!)')" }.joined(separator: ", ")
             throw EngineError.unsupported("this ONNX model uses operators amgpu does not support: \(list). Re-export the model without them, or open an issue with the list")
