@@ -261,6 +261,50 @@ import Testing
         #expect(throws: EngineError.self) { try ONNXOpMapping.tileStages(shape: Array(repeating: 2, count: 8), repeats: [2, 1, 1, 1, 1, 1, 1, 1], node: "t") }
     }
 
+    /// Dynamo exports (`torch.onnx.export(..., dynamo=True)`) name nodes `node_Relu_0`, with the module
+    /// path in the node metadata `pkg.torch.onnx.name_scopes` (seen on torch 2.13 exports): those become
+    /// aliases and recommended targets as the TorchScript scopes do.
+    @Test func dynamoNameScopesGiveAliasesAndRecommendedTargets() throws {
+        func node(_ type: String, _ name: String, _ input: String, _ output: String, _ scopes: String) -> Onnx_NodeProto {
+            var n = Onnx_NodeProto(); n.opType = type; n.name = name; n.input = [input]; n.output = [output]
+            var m = Onnx_StringStringEntryProto(); m.key = "pkg.torch.onnx.name_scopes"; m.value = scopes
+            var other = Onnx_StringStringEntryProto(); other.key = "namespace"; other.value = ": __main__.M/x: y"
+            n.metadataProps = [other, m]
+            return n
+        }
+        var graph = Onnx_GraphProto()
+        graph.node = [node("Relu", "node_Relu_0", "x", "a", "['', 'blocks', 'blocks.0', 'blocks.0.act', 'relu']"),
+                      node("Sigmoid", "node_Sigmoid_1", "a", "b", "['', 'blocks', 'blocks.0', 'sigmoid']"),
+                      node("Tanh", "node_Tanh_2", "b", "c", "['', 'blocks', 'blocks.1', 'blocks.1.mlp', 'blocks.1.mlp.fc1', 'tanh']"),
+                      node("GlobalAveragePool", "node_mean", "c", "z", "['', 'head', 'mean']")]
+        var input = Onnx_ValueInfoProto()
+        input.name = "x"
+        var tensorType = Onnx_TypeProto.Tensor()
+        tensorType.elemType = 1
+        var shape = Onnx_TensorShapeProto()
+        shape.dim = [Int64(1), 3, 8, 8].map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d }
+        tensorType.shape = shape
+        input.type.tensorType = tensorType
+        graph.input = [input]
+        var out = Onnx_ValueInfoProto(); out.name = "z"
+        graph.output = [out]
+        var proto = Onnx_ModelProto()
+        proto.graph = graph
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-dynamo-scopes-\(getpid()).onnx").path
+        try proto.serializedData().write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let model = try ONNXImporter.load(path: path)
+        let valueName: (String) -> String? = { alias in model.aliases[alias].map { model.graph.name(of: $0) } }
+        #expect(valueName("blocks.0") == "b")   // the scope's last value
+        #expect(valueName("blocks.0.act") == "a")
+        #expect(valueName("blocks.1.mlp.fc1") == "c")
+        #expect(model.aliases["relu"] == nil && model.aliases["tanh"] == nil)             // FX node names are not modules
+        #expect(model.recommended.isSuperset(of: ["blocks.0", "blocks.1", "blocks.1.mlp.fc1"]), "\(model.recommended)")
+        #expect(!model.recommended.contains("blocks.0.act") && !model.recommended.contains("head"))
+        var bare = Onnx_NodeProto(); bare.name = "node_Add_3"
+        #expect(Importer.dynamoNameScopes(bare) == nil)
+    }
+
     /// GatherND folding on crafted int64 indices: 2^63 − 1 (2^63 as a Double, which Int(_:) traps
     /// on) and NaN are refused with a message, an in-range index still folds.
     @Test func gatherNDFoldingRefusesHugeIndices() throws {
