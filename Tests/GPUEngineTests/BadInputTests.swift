@@ -61,6 +61,7 @@ import Testing
         Case(name: "onnx-truncated", args: layers("truncated.onnx"), problem: "not a valid ONNX model", fix: "check that the file is complete"),
         Case(name: "onnx-no-graph", args: layers("nograph.onnx"), problem: "holds no ONNX graph", fix: "re-export"),
         Case(name: "onnx-unknown-op", args: layers("unknownop.onnx"), problem: "FancyOp (first at node 'fancy1')", fix: "Re-export the model without them"),
+        Case(name: "onnx-cumsum-on-image", args: layers("cumsumimage.onnx"), problem: "CumSum of a value that depends on the image (first at node 'cumsum1')", fix: "Re-export the model without them"),
         Case(name: "onnx-cycle", args: layers("cycle.onnx"), problem: "which no node or initializer defines", fix: "re-export"),
         Case(name: "onnx-undefined-input", args: layers("undefined.onnx"), problem: "reads 'ghost'", fix: "re-export"),
         Case(name: "onnx-input-rank0", args: layers("rank0.onnx"), problem: "has no shape (rank 0)", fix: "re-export the model"),
@@ -348,6 +349,9 @@ extension BadInputTests {
         noGraph.producerName = "amgpu-test"
         try write("nograph.onnx", try noGraph.serializedData())
         try write("unknownop.onnx", onnx(inputs: [x], nodes: [("FancyOp", "fancy1", ["x"], ["y"])], outputs: ["y"]))
+        var cumsumAxis = Onnx_TensorProto()
+        cumsumAxis.name = "axis"; cumsumAxis.dataType = 7; cumsumAxis.int64Data = [3]
+        try write("cumsumimage.onnx", onnx(inputs: [x], nodes: [("CumSum", "cumsum1", ["x", "axis"], ["y"])], initializers: [cumsumAxis], outputs: ["y"]))
         try write("cycle.onnx", onnx(inputs: [x], nodes: [("Add", "a", ["x", "c"], ["b"]), ("Relu", "r", ["b"], ["c"])], outputs: ["c"]))
         try write("undefined.onnx", onnx(inputs: [x], nodes: [("Add", "add1", ["x", "ghost"], ["y"])], outputs: ["y"]))
         try write("rank0.onnx", onnx(inputs: [("x", [])], nodes: [("Relu", "relu1", ["x"], ["y"])], outputs: ["y"]))

@@ -30,7 +30,8 @@ import Testing
 
     static let caseNames = ["conv", "conv_bn_relu", "conv_same_depthwise", "conv_transpose", "maxpool", "avgpool",
                             "batchnorm_activations", "resize_pad", "shape_subgraph", "layernorm_gelu", "attention", "attention_sdpa",
-                            "split_trig", "mod_reduce_l2", "instancenorm", "cumsum_folded", "gathernd_folded", "conv_constant_input"]
+                            "split_trig", "mod_reduce_l2", "instancenorm", "cumsum_folded", "gathernd_folded", "conv_constant_input",
+                            "tile_rank5_rank6"]
 
     /// max|a − e| / max|e| — the relative error used throughout (a norm over the whole tensor).
     static func relativeError(_ a: HostTensor, _ e: HostTensor) -> Float {
@@ -206,6 +207,102 @@ import Testing
             let text = error.description
             #expect(text.contains("NonMaxSuppression") && text.contains("nms1") && text.contains("TopK") && text.contains("topk1"))
         }
+    }
+
+    /// CumSum and GatherND are only folded on constants: on a value that depends on the image they are
+    /// listed with the unsupported operators before any work (not a failure while mapping). The Tile staging
+    /// keeps every intermediate at rank ≤ 8.
+    @Test func loadTimeOnlyOperatorsOnTheImageAreListedBeforeWork() throws {
+        func node(_ type: String, _ name: String, _ inputs: [String], _ output: String) -> Onnx_NodeProto {
+            var n = Onnx_NodeProto(); n.opType = type; n.name = name; n.input = inputs; n.output = [output]; return n
+        }
+        func int64s(_ name: String, _ dims: [Int64], _ values: [Int64]) -> Onnx_TensorProto {
+            var t = Onnx_TensorProto(); t.name = name; t.dims = dims; t.dataType = 7; t.int64Data = values; return t
+        }
+        var graph = Onnx_GraphProto()
+        // Shape(x) → CumSum is shape arithmetic (folded, allowed); CumSum(x) and GatherND(CumSum(x)) are not.
+        graph.node = [node("Shape", "shape1", ["x"], "s"), node("CumSum", "cs_shape", ["s", "ax"], "sc"),
+                      node("Relu", "relu1", ["x"], "r"), node("CumSum", "cs_image", ["r", "ax"], "c"),
+                      node("GatherND", "gnd_image", ["c", "idx"], "z")]
+        graph.initializer = [int64s("ax", [], [1]), int64s("idx", [1, 2], [0, 1])]
+        var input = Onnx_ValueInfoProto()
+        input.name = "x"
+        var tensorType = Onnx_TypeProto.Tensor()
+        tensorType.elemType = 1
+        var shape = Onnx_TensorShapeProto()
+        shape.dim = [Int64(1), 3, 8, 8].map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d }
+        tensorType.shape = shape
+        input.type.tensorType = tensorType
+        graph.input = [input]
+        var out = Onnx_ValueInfoProto(); out.name = "z"
+        graph.output = [out]
+        var model = Onnx_ModelProto()
+        model.graph = graph
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-loadtimeonly-\(getpid()).onnx").path
+        try model.serializedData().write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            _ = try ONNXImporter.load(path: path)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("operators amgpu does not support")
+                && text.contains("CumSum of a value that depends on the image (first at node 'cs_image')")
+                && text.contains("GatherND of a value that depends on the image (first at node 'gnd_image')")
+                && !text.contains("cs_shape")
+        }
+        // Tile stages: ≤ maxRank − rank split axes per stage, size-1 axes in the first, all repeats applied once.
+        for (shape, reps) in [([2, 3, 3, 3, 11], [2, 2, 2, 1, 2]), ([4, 6, 2, 3, 3, 22], [1, 2, 2, 1, 2, 2]),
+                              ([1, 5, 1, 7, 2, 3, 4], [3, 2, 4, 2, 2, 1, 2]), ([2, 3], [1, 1])] {
+            let stages = try ONNXOpMapping.tileStages(shape: shape, repeats: reps, node: "t")
+            let product = stages.reduce(Array(repeating: 1, count: shape.count)) { acc, s in zip(acc, s).map { $0 * $1 } }
+            #expect(product == reps, "\(shape) × \(reps): stages \(stages)")
+            for s in stages { #expect(shape.count + shape.indices.filter { s[$0] > 1 && shape[$0] > 1 }.count <= maxRank) }
+        }
+        #expect(throws: EngineError.self) { try ONNXOpMapping.tileStages(shape: Array(repeating: 2, count: 8), repeats: [2, 1, 1, 1, 1, 1, 1, 1], node: "t") }
+    }
+
+    /// Dynamo exports (`torch.onnx.export(..., dynamo=True)`) name nodes `node_Relu_0`, with the module
+    /// path in the node metadata `pkg.torch.onnx.name_scopes` (seen on torch 2.13 exports): those become
+    /// aliases and recommended targets as the TorchScript scopes do.
+    @Test func dynamoNameScopesGiveAliasesAndRecommendedTargets() throws {
+        func node(_ type: String, _ name: String, _ input: String, _ output: String, _ scopes: String) -> Onnx_NodeProto {
+            var n = Onnx_NodeProto(); n.opType = type; n.name = name; n.input = [input]; n.output = [output]
+            var m = Onnx_StringStringEntryProto(); m.key = "pkg.torch.onnx.name_scopes"; m.value = scopes
+            var other = Onnx_StringStringEntryProto(); other.key = "namespace"; other.value = ": __main__.M/x: y"
+            n.metadataProps = [other, m]
+            return n
+        }
+        var graph = Onnx_GraphProto()
+        graph.node = [node("Relu", "node_Relu_0", "x", "a", "['', 'blocks', 'blocks.0', 'blocks.0.act', 'relu']"),
+                      node("Sigmoid", "node_Sigmoid_1", "a", "b", "['', 'blocks', 'blocks.0', 'sigmoid']"),
+                      node("Tanh", "node_Tanh_2", "b", "c", "['', 'blocks', 'blocks.1', 'blocks.1.mlp', 'blocks.1.mlp.fc1', 'tanh']"),
+                      node("GlobalAveragePool", "node_mean", "c", "z", "['', 'head', 'mean']")]
+        var input = Onnx_ValueInfoProto()
+        input.name = "x"
+        var tensorType = Onnx_TypeProto.Tensor()
+        tensorType.elemType = 1
+        var shape = Onnx_TensorShapeProto()
+        shape.dim = [Int64(1), 3, 8, 8].map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d }
+        tensorType.shape = shape
+        input.type.tensorType = tensorType
+        graph.input = [input]
+        var out = Onnx_ValueInfoProto(); out.name = "z"
+        graph.output = [out]
+        var proto = Onnx_ModelProto()
+        proto.graph = graph
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-dynamo-scopes-\(getpid()).onnx").path
+        try proto.serializedData().write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let model = try ONNXImporter.load(path: path)
+        let valueName: (String) -> String? = { alias in model.aliases[alias].map { model.graph.name(of: $0) } }
+        #expect(valueName("blocks.0") == "b")   // the scope's last value
+        #expect(valueName("blocks.0.act") == "a")
+        #expect(valueName("blocks.1.mlp.fc1") == "c")
+        #expect(model.aliases["relu"] == nil && model.aliases["tanh"] == nil)             // FX node names are not modules
+        #expect(model.recommended.isSuperset(of: ["blocks.0", "blocks.1", "blocks.1.mlp.fc1"]), "\(model.recommended)")
+        #expect(!model.recommended.contains("blocks.0.act") && !model.recommended.contains("head"))
+        var bare = Onnx_NodeProto(); bare.name = "node_Add_3"
+        #expect(Importer.dynamoNameScopes(bare) == nil)
     }
 
     /// GatherND folding on crafted int64 indices: 2^63 − 1 (2^63 as a Double, which Int(_:) traps

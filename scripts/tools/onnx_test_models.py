@@ -234,4 +234,15 @@ save("conv_constant_input", [helper.make_node("Cos", ["pe"], ["pc"]),
      [init("pe", w((1, C, H, W), 2)), init("pw", w((C, C, 3, 3))), init("pb", w((C,))),
       init("rep_n", np.array([N, 1, 1, 1], dtype=np.int64)), init("rep_cw", np.array([1, 2, 1, 3], dtype=np.int64))],
      (N, C, H, W), None)
+# Tile of rank-5 and rank-6 values with 4 repeated axes each: splitting every repeated axis at once would
+# need rank 9 and 10 (more than amgpu's 8), so the importer tiles in stages.
+save("tile_rank5_rank6", [helper.make_node("Reshape", ["x", "s5"], ["x5"]),
+                          helper.make_node("Tile", ["x5", "rep5"], ["t5"]),
+                          helper.make_node("Reshape", ["t5", "s6"], ["x6"]),
+                          helper.make_node("Tile", ["x6", "rep6"], ["t6"]),
+                          helper.make_node("ReduceSum", ["t6", "ax0"], ["y"], keepdims=0)],
+     [init("s5", np.array([N, C, 3, 3, W], dtype=np.int64)), init("rep5", np.array([2, 2, 2, 1, 2], dtype=np.int64)),
+      init("s6", np.array([2 * N, 2 * C, 2, 3, 3, 2 * W], dtype=np.int64)),
+      init("rep6", np.array([1, 2, 2, 1, 2, 2], dtype=np.int64)), init("ax0", np.array([0], dtype=np.int64))],
+     (N, C, H, W), None)
 print("wrote test models to", OUT)

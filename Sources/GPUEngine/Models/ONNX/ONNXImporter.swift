@@ -109,6 +109,20 @@ final class Importer {
                 if unsupported[key] == nil { unsupported[key] = node.name.isEmpty ? (node.output.first ?? "?") : node.name }
             }
         }
+        // Ops that amgpu only evaluates at load time (on constants) are refused here too when they take a
+        // value that depends on the image: the graph's non-initializer inputs, propagated through every node
+        // except Shape and Size (whose outputs are the static shape). This under-approximates what stays
+        // at run time (a Shape of a symbolic size may still not fold), so it never refuses a model that loads.
+        let initializerNames = Set(graphProto.initializer.map(\.name))
+        var dependsOnImage = Set(graphProto.input.map(\.name).filter { !initializerNames.contains($0) })
+        for node in graphProto.node where !["Shape", "Size"].contains(node.opType) {
+            guard node.input.contains(where: { dependsOnImage.contains($0) }) else { continue }
+            for o in node.output where !o.isEmpty { dependsOnImage.insert(o) }
+            if ONNXOpMapping.loadTimeOnly.contains(node.opType) {
+                let key = "\(node.opType) of a value that depends on the image"
+                if unsupported[key] == nil { unsupported[key] = node.name.isEmpty ? (node.output.first ?? "?") : node.name }
+            }
+        }
         if !unsupported.isEmpty {
             let list = unsupported.keys.sorted().map { "\($0) (first at node '\(unsupported[$0]!)')" }.joined(separator: ", ")
             throw EngineError.unsupported("this ONNX model uses operators amgpu does not support: \(list). Re-export the model without them, or open an issue with the list")
@@ -201,14 +215,22 @@ final class Importer {
         var aliases: [String: ValueID] = [:]
         var modulePaths: [String: String] = [:]
         for node in nodes {
-            guard node.name.hasPrefix("/"), let out = node.output.first, let id = values[out] else { continue }
-            var parts = node.name.split(separator: "/").map(String.init)
-            parts.removeLast()  // the op name
-            while !parts.isEmpty {
-                let alias = parts.joined(separator: ".")
-                aliases[alias] = id   // later nodes overwrite: the scope's last value
-                if modulePaths[alias] == nil { modulePaths[alias] = Self.modulePath(scopes: parts) }
-                parts.removeLast()
+            guard let out = node.output.first, let id = values[out] else { continue }
+            if node.name.hasPrefix("/") {
+                var parts = node.name.split(separator: "/").map(String.init)
+                parts.removeLast()  // the op name
+                while !parts.isEmpty {
+                    let alias = parts.joined(separator: ".")
+                    aliases[alias] = id   // later nodes overwrite: the scope's last value
+                    if modulePaths[alias] == nil { modulePaths[alias] = Self.modulePath(scopes: parts) }
+                    parts.removeLast()
+                }
+            } else if let scopes = Self.dynamoNameScopes(node) {
+                // Dynamo exports name nodes `node_MatMul_12`; their module paths are in the metadata.
+                for path in scopes {
+                    aliases[path] = id
+                    if modulePaths[path] == nil { modulePaths[path] = path }
+                }
             }
         }
         // A ViT has softmaxes inside (attention); a CNN may end in one.
@@ -253,6 +275,19 @@ final class Importer {
     }
 
     // MARK: recommended AM targets
+
+    /// The module paths of a node exported by PyTorch's dynamo exporter, from its metadata
+    /// `pkg.torch.onnx.name_scopes`, a Python list literal of the enclosing modules' full paths and then
+    /// the FX node: `['', 'blocks', 'blocks.1', 'blocks.1.fc2', 'linear_3']` → ["blocks", "blocks.1",
+    /// "blocks.1.fc2"] (the root '' and the FX node name dropped). Nil without that metadata.
+    static func dynamoNameScopes(_ node: Onnx_NodeProto) -> [String]? {
+        guard let text = node.metadataProps.first(where: { $0.key == "pkg.torch.onnx.name_scopes" })?.value else { return nil }
+        // The quoted items of the literal (module paths hold no quotes).
+        let items = text.split(separator: "'", omittingEmptySubsequences: false).enumerated()
+            .filter { $0.offset % 2 == 1 }.map { String($0.element) }
+        guard items.count >= 2 else { return nil }
+        return items.dropLast().filter { !$0.isEmpty }
+    }
 
     /// The PyTorch module path of a TorchScript-export scope list: the exporter writes each scope as
     /// the child's attribute path inside its parent (`/stages/stages.0/blocks/blocks.1/mlp/fc1/Conv`),

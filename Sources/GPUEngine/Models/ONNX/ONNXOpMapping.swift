@@ -13,6 +13,37 @@ enum ONNXOpMapping {
         "Cos", "Sin", "Mod", "Split", "InstanceNormalization", "Tile",
     ]
 
+    /// ONNX op types that are folded at load time but have no run-time mapping: on a value that depends
+    /// on the image they are refused up front, with the unsupported operators (ONNXImporter.run).
+    static let loadTimeOnly: Set<String> = [
+        "CumSum", "GatherND", "ConstantOfShape", "Equal", "Less", "Greater", "Not", "And", "Or", "Where", "Range",
+        "Floor", "Ceil", "ReduceProd",
+    ]
+
+    /// Tile's repeats split into stages that each keep the intermediate rank ≤ `maxRank`: every stage
+    /// repeats at most maxRank − rank axes that need a split (r > 1 and size > 1); the size-1 axes are
+    /// repeated in the first stage (they need no split). One stage (all ones) when nothing is repeated.
+    /// Throws for a rank-`maxRank` input that needs a split.
+    static func tileStages(shape: [Int], repeats: [Int], node: String) throws -> [[Int]] {
+        let rank = shape.count
+        let splitAxes = shape.indices.filter { repeats[$0] > 1 && shape[$0] > 1 }
+        let perStage = maxRank - rank
+        if !splitAxes.isEmpty && perStage < 1 {
+            throw EngineError.unsupported("Tile '\(node)': repeating a rank-\(rank) tensor \(shape) needs rank \(rank + 1); amgpu supports tensors of rank at most \(maxRank)")
+        }
+        var first = Array(repeating: 1, count: rank)
+        for i in shape.indices where shape[i] == 1 { first[i] = repeats[i] }
+        var stages: [[Int]] = []
+        var start = 0
+        repeat {
+            var stage = stages.isEmpty ? first : Array(repeating: 1, count: rank)
+            for i in splitAxes[start..<min(start + max(perStage, 1), splitAxes.count)] { stage[i] = repeats[i] }
+            stages.append(stage)
+            start += max(perStage, 1)
+        } while start < splitAxes.count
+        return stages
+    }
+
     static func add(_ node: Onnx_NodeProto, importer im: Importer) throws {
         let attr = ONNXAttributes(node)
         guard let output = node.output.first else { return }
@@ -157,17 +188,33 @@ enum ONNXOpMapping {
             let outShape = Array(shape[..<axis]) + idx.shape + Array(shape[(axis + 1)...])
             try im.emit(Reshape(shape: outShape), [joined], output: output, node: node)
         case "Tile":
-            // out[k·s + j] = x[j] per axis (repeats r, size s): x as [1, s0, 1, s1, …] broadcast to
-            // [r0, s0, r1, s1, …], then merged to [r0·s0, r1·s1, …]. Backward sums the copies (Expand).
+            // out[k·s + j] = x[j] per axis (repeats r, size s). An axis with r > 1 and s > 1 is split:
+            // x as [.., 1, s, ..] broadcast to [.., r, s, ..] and merged to [.., r·s, ..]; an axis with s = 1
+            // broadcasts to r directly; r = 1 stays. Splitting adds one dimension per split axis, so at most
+            // maxRank − rank axes are split per stage (a rank-5 input with 4 such axes takes two stages).
+            // Backward sums the copies (Expand).
             let x = try input(0)
             let shape = im.graph.shape(of: x)
             let reps = try constInput(1, "the repeats").ints
             guard reps.count == shape.count, reps.allSatisfy({ $0 >= 1 }) else {
                 throw EngineError.invalidGraph("Tile '\(node.name)': repeats \(reps) do not fit input shape \(shape)")
             }
-            let split = try im.emitInternal(Reshape(shape: shape.flatMap { [1, $0] }), [x], name: output + "/split")
-            let wide = try im.emitInternal(Expand(shape: zip(reps, shape).flatMap { [$0, $1] }), [split], name: output + "/expand")
-            try im.emit(Reshape(shape: zip(reps, shape).map { $0 * $1 }), [wide], output: output, node: node)
+            let stages = try ONNXOpMapping.tileStages(shape: shape, repeats: reps, node: node.name)
+            var current = x, cur = shape
+            for (k, stageReps) in stages.enumerated() {
+                let splitAxis = cur.indices.map { stageReps[$0] > 1 && cur[$0] > 1 }
+                let split = cur.indices.flatMap { splitAxis[$0] ? [1, cur[$0]] : [cur[$0]] }
+                let wide = cur.indices.flatMap { splitAxis[$0] ? [stageReps[$0], cur[$0]] : [cur[$0] * stageReps[$0]] }
+                let merged = zip(cur, stageReps).map { $0 * $1 }
+                let s = try im.emitInternal(Reshape(shape: split), [current], name: output + "/stage\(k)/split")
+                let e = try im.emitInternal(Expand(shape: wide), [s], name: output + "/stage\(k)/expand")
+                if k == stages.count - 1 {
+                    try im.emit(Reshape(shape: merged), [e], output: output, node: node)
+                } else {
+                    current = try im.emitInternal(Reshape(shape: merged), [e], name: output + "/stage\(k)/merge")
+                }
+                cur = merged
+            }
         case "Expand":
             let target = try constInput(1, "the shape").ints
             try im.emit(Expand(shape: target), [input(0)], output: output, node: node)
