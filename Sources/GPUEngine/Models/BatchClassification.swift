@@ -51,19 +51,19 @@ public struct BatchClassification: Codable, Sendable {
 
 /// Classifies images in batches of the model's batch size with one model (loaded once, at batch B).
 ///
-/// Each image is read (`ImageFile.read`, JPEG or PNG, alpha over `background`), centre-cropped and
-/// normalized as `classify` does, and B of them are stacked into one [B, 3, S, S] input; the last
-/// batch is filled up with copies of its first image, whose results are dropped. Rows are independent
-/// (inference only), so the logits equal those of `classify` one image at a time.
+/// Images are read, fitted and normalized as `classify` does and stacked B at a time by
+/// `LayerActivationStream` (the last batch is padded with copies of its first image, whose results are
+/// dropped). Rows are independent (inference only), so the logits equal those of `classify` one image at a time.
 public final class BatchClassifier {
     public let model: Model
-    public let runner: ModelRunner
+    public let stream: LayerActivationStream
+    public var runner: ModelRunner { stream.runner }
 
     /// `model` must be a classifier ([B, K] output, K > 1); load it at the batch size wanted.
     public init(model: Model, backend: any Backend) throws {
         try checkClassifier(model)
         self.model = model
-        runner = try ModelRunner(model: model, backend: backend)
+        stream = try LayerActivationStream(model: model, backend: backend, layers: [model.output])
     }
 
     /// Classifies `paths` in order. A file that cannot be read as an image is skipped with the reason
@@ -73,41 +73,24 @@ public final class BatchClassifier {
     public func classify(_ paths: [String], top: Int, background: BackgroundColor = .white,
                          skipped alreadySkipped: [ImageFolder.Skipped] = [],
                          progress: ((Int, Int) -> Void)? = nil) throws -> BatchClassification {
-        let batch = model.batchSize
         var results: [Classification] = []
         var skipped = alreadySkipped
-        var pending: [(path: String, input: HostTensor)] = []
-        func flush() throws {
-            guard let first = pending.first else { return }
-            let plane = first.input.values.count
-            var values = [Float]()
-            values.reserveCapacity(batch * plane)
-            for i in 0..<batch { values += (i < pending.count ? pending[i] : first).input.values }
-            let shape = [batch] + Array(first.input.shape.dropFirst())
-            let out = try runner.run(HostTensor(shape: shape, values: values), layers: [model.output])
-            guard let logits = out[model.output], logits.shape.count == 2, logits.shape[0] == batch else {
-                throw EngineError.invalidGraph("\(model.name) gave no [\(batch), K] logits")
+        do {
+            try stream.run(paths, background: background) { batch in
+                skipped += batch.skipped
+                if let logits = batch.activations[model.output] {
+                    guard logits.shape.count == 2 else {
+                        throw EngineError.invalidGraph("\(model.name) gave no [B, K] logits")
+                    }
+                    let k = logits.shape[1]
+                    for (i, path) in batch.paths.enumerated() {
+                        results.append(classification(model: model, image: path, device: runner.backend.name,
+                                                      logits: Array(logits.values[(i * k)..<((i + 1) * k)]), top: top))
+                    }
+                }
+                progress?(batch.consumed, paths.count)
             }
-            let k = logits.shape[1]
-            for (i, item) in pending.enumerated() {
-                results.append(classification(model: model, image: item.path, device: runner.backend.name,
-                                              logits: Array(logits.values[(i * k)..<((i + 1) * k)]), top: top))
-            }
-            pending.removeAll()
-        }
-        for (n, path) in paths.enumerated() {
-            do {
-                let image = try ImageFile.read(path, background: background)
-                pending.append((path, ImagePreprocessing.modelInput(image, model.preprocessing)))
-            } catch let error as EngineError {
-                // The reason without the path, which `Skipped` already holds ("cannot decode image: …").
-                skipped.append(ImageFolder.Skipped(path: path, reason: "\(error)".replacingOccurrences(of: " '\(path)'", with: "")))
-            }
-            if pending.count == batch { try flush() }
-            progress?(n + 1, paths.count)
-        }
-        try flush()
-        guard !results.isEmpty else {
+        } catch EngineError.invalidInput(let m) where m.hasPrefix("no image could be read") {
             let first = skipped.first.map { ": \($0.reason)" } ?? ""
             throw EngineError.invalidInput("no image could be classified (\(skipped.count) skipped)\(first)")
         }
