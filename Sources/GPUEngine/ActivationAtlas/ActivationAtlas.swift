@@ -109,6 +109,8 @@ public struct ActivationAtlasPlan: Codable, Sendable {
     public var family: ModelFamily
     public var layerShape: [Int]
     public var dimension: Int
+    /// ViT: tokens before the patch tokens (the direction objective averages the tokens after them).
+    public var prefixTokens: Int
     /// Photos read, photos whose positions were sampled (after `--class`), positions seen, samples kept.
     public var imagesRead: Int
     public var imagesUsed: Int
@@ -238,10 +240,9 @@ public enum ActivationAtlas {
         let objective = layer.kind == .cnn
             ? "direction at \(settings.layer) toward the cell's mean vector v: score = (a·v̂)·max(cos(a,v),0.1), a = the spatial mean of the layer's [C,H,W] map"
             : "direction at \(settings.layer) toward the cell's mean vector v: score = (a·v̂)·max(cos(a,v),0.1), a = the mean of the patch tokens (CLS excluded)"
-        let boxes = layer.kind == .cnn
-            ? "the position's stride cell on the model input (⌊x·W_in/W⌋…⌈(x+1)·W_in/W⌉), not its full receptive field"
-            : "the token's patch on the model input (exact)"
+        let boxes = layer.boxDescription
         let plan = ActivationAtlasPlan(settings: settings, family: family, layerShape: layerShape, dimension: s.dimension,
+                                       prefixTokens: layer.prefixTokens,
                                        imagesRead: s.images.count, imagesUsed: s.imagesUsed, positionsSeen: s.positionsSeen,
                                        sampleCount: s.count, skipped: s.skipped, layout: record, objective: objective, boxes: boxes,
                                        classes: nil, cells: cells, amgpuVersion: amgpuVersion)
@@ -302,7 +303,10 @@ public enum ActivationAtlas {
     public static func job(_ cell: ActivationAtlasCell, plan: ActivationAtlasPlan, out: String) -> AMJob {
         var term = ObjectiveTerm(kind: .direction, layer: plan.settings.layer, units: [])
         term.direction = cell.mean
-        if plan.layerShape.count == 3 { term.patchTokens = true }
+        if plan.layerShape.count == 2 {   // [T, D] tokens
+            term.patchTokens = true
+            term.prefixTokens = plan.prefixTokens
+        }
         let unit = AtlasUnit(layer: cellsLayer, unit: cell.index)
         let l = layout(out)
         return AMJob(term: term, unit: cell.index, imagePath: l.imagePath(unit), imageName: l.imageName(cell.index), recordPath: l.recordPath(unit))
