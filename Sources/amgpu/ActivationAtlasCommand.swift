@@ -114,7 +114,9 @@ struct ActivationAtlasCommand: ParsableCommand {
                 guard model.hasClassifier else {
                     throw EngineError.invalidInput("--class needs a model with a classifier head; \(model.name) has none (its output is \(model.graph.shape(of: model.output)))")
                 }
-                return try model.classIndex(name)
+                do { return try model.classIndex(name) } catch let error as EngineError {
+                    throw error.appendingHint("--class takes one of \(model.name)'s class names (see `amgpu classify` output) or an index 0…\((model.graph.shape(of: model.output).last ?? 1) - 1)")
+                }
             }
             let source: ActivationAtlasLayoutSource = layout == "pca" ? .pca : .file(layout)
             if case .file(let path) = source, !samplesOnly, !FileManager.default.fileExists(atPath: path) {

@@ -46,6 +46,10 @@ import Testing
     static func visualize(_ extra: [String]) -> @Sendable (String, String) -> [String] {
         { _, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--out", out] + cpu + extra }
     }
+    static func activationAtlas(_ folder: String, layer: String = "layer1", _ extra: [String] = []) -> @Sendable (String, String) -> [String] {
+        { dir, out in ["activation-atlas"] + tinyModel + ["--steps", "2", "--grid", "2", "--samples", "50", "--quiet", "--images", dir + "/" + folder,
+                                                          "--layer", layer, "--out", out] + cpu + extra }
+    }
     static func adversarial(_ extra: [String], image: String = "photo.png") -> @Sendable (String, String) -> [String] {
         { dir, out in ["adversarial"] + tinyModel + ["--steps", "2", "--quiet", "--out", out, "--image", dir + "/" + image] + cpu + extra }
     }
@@ -126,6 +130,18 @@ import Testing
              problem: "no image could be classified (2 skipped)", fix: "re-export it"),
         Case(name: "image-folder-is-a-file", args: { dir, _ in ["classify", "--model", "random:resnet18", "--size", "32", "--images", dir + "/photo.png"] + cpu },
              problem: "is a file, not a folder", fix: "--image"),
+        // activation-atlas
+        Case(name: "activation-atlas-empty-folder", args: activationAtlas("emptyfolder"),
+             problem: "has no JPEG or PNG image: it holds no files", fix: "amgpu reads JPEG and PNG files"),
+        Case(name: "activation-atlas-all-corrupt", args: activationAtlas("badfolder"), problem: "no image could be read (2 skipped)", fix: "re-export it"),
+        Case(name: "activation-atlas-vector-layer", args: activationAtlas("samestem", layer: "fc"),
+             problem: "has no spatial positions", fix: "pick a convolutional layer or a transformer block"),
+        Case(name: "activation-atlas-grid-zero", args: activationAtlas("samestem", ["--grid", "0"]),
+             problem: "--grid must be at least 1", fix: "cells per row and column", usageError: true),
+        Case(name: "activation-atlas-unknown-class", args: activationAtlas("samestem", ["--class", "xyzzy-not-a-class"]),
+             problem: "no class named 'xyzzy-not-a-class'", fix: "--class takes one of"),
+        Case(name: "activation-atlas-layout-missing", args: { dir, out in activationAtlas("samestem", ["--layout-2d", dir + "/missing-umap.npy"])(dir, out) },
+             problem: "cannot read the layout", fix: "scripts/activation-atlas-umap"),
         Case(name: "image-classify-bad-format", args: classify("random:resnet18", image: "photo.png", ["--format", "xml"]), problem: "'xml' is invalid for '--format", fix: "'text', 'csv' or 'json'", usageError: true),
         Case(name: "image-truncated-png", args: classify("random:resnet18", image: "truncated.png"), problem: "cannot decode image", fix: "re-export"),
         Case(name: "image-16k-by-16k", args: classify("random:resnet18", image: "huge.png"), problem: "is 16384×16384 pixels", fix: "downscale it first"),
