@@ -354,4 +354,78 @@ import Testing
         }
         #expect(throws: EngineError.self) { try ActivationAtlas.layoutCoordinates(s, source: .file(root + "/short.npy")) }
     }
+
+    // MARK: The binary
+
+    static func summary(_ stdout: String) -> (rendered: Int, skipped: Int, failed: Int)? {
+        guard let line = stdout.split(separator: "\n").first(where: { $0.hasPrefix("activation-atlas: shard") }) else { return nil }
+        func n(_ key: String) -> Int? {
+            guard let r = line.range(of: key + " ") else { return nil }
+            return Int(line[r.upperBound...].prefix { $0.isNumber })
+        }
+        guard let a = n("rendered"), let b = n("skipped"), let c = n("failed") else { return nil }
+        return (a, b, c)
+    }
+
+    /// The real binary: SIGKILL mid-run, rerun — every cell exactly once, finished cells untouched, the killed run's
+    /// temporary removed, the atlas assembled; and two Slurm array shards into one folder give the unsharded cell set.
+    @Test func killedRunResumesAndSlurmShardsCoverTheSameCells() throws {
+        let photos = try Self.photos("cli-photos")
+        let root = try Self.tempDir("cli")
+        defer {
+            try? FileManager.default.removeItem(atPath: photos)
+            try? FileManager.default.removeItem(atPath: root)
+        }
+        let base = ["activation-atlas", "--model", "random:resnet18", "--size", "32", "--images", photos, "--layer", "layer1",
+                    "--grid", "4", "--samples", "300", "--steps", "10", "--image-size", "32", "--copies", "1", "--tile", "16",
+                    "--device", "cpu", "--quiet"]
+        let dir = root + "/killed"
+        let args = base + ["--batch", "1", "--out", dir]
+        let process = Process()
+        process.executableURL = CLITests.binary
+        process.arguments = args
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(180)
+        while Date() < deadline && process.isRunning {
+            let done = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/cells"))?.filter { $0.hasSuffix(".json") }.count ?? 0
+            if done >= 2 { break }
+            usleep(5_000)
+        }
+        #expect(process.isRunning, "the run finished before it could be killed; make it slower")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let plan = try ActivationAtlas.readPlan(dir)
+        let partial = ActivationAtlas.doneCells(plan, out: dir)
+        #expect(!partial.isEmpty && partial.count < plan.cells.count, "\(partial.count) of \(plan.cells.count) cells done at the kill")
+        var mtimes: [Int: Date] = [:]
+        for i in partial { mtimes[i] = try FileManager.default.attributesOfItem(atPath: "\(dir)/cells/\(i).json")[.modificationDate] as? Date }
+        let stale = "\(dir)/cells/.\(plan.cells.last?.index ?? 0).png.tmp-\(process.processIdentifier)-12345-\(currentHostName())"
+        try Data([0x89, 0x50, 0x4e]).write(to: URL(fileURLWithPath: stale))
+
+        let rerun = try CLITests.run(args)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        let counts = Self.summary(rerun.stdout)
+        #expect(counts?.skipped == partial.count && counts?.rendered == plan.cells.count - partial.count && counts?.failed == 0, "\(rerun.stdout)")
+        #expect(ActivationAtlas.doneCells(plan, out: dir) == Set(plan.cells.map(\.index)))
+        for (i, date) in mtimes {
+            #expect(try FileManager.default.attributesOfItem(atPath: "\(dir)/cells/\(i).json")[.modificationDate] as? Date == date, "cell \(i) was rendered again")
+        }
+        #expect(!FileManager.default.fileExists(atPath: stale))
+        #expect(FileManager.default.fileExists(atPath: dir + "/atlas.png") && FileManager.default.fileExists(atPath: dir + "/index.html"))
+
+        // Slurm array tasks 1 and 2 of --array=1-2 (SLURM_ARRAY_TASK_MIN 1) into one folder.
+        let sharded = root + "/slurm"
+        for task in ["1", "2"] {
+            let r = try CLITests.run(base + ["--batch", "4", "--out", sharded],
+                                     environment: ["SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "1"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("shard \(Int(task)! - 1)/2"), "\(r.stdout)")
+        }
+        let shardedPlan = try ActivationAtlas.readPlan(sharded)
+        #expect(shardedPlan.cells.map(\.index) == plan.cells.map(\.index) && shardedPlan.cells.map(\.count) == plan.cells.map(\.count))
+        #expect(ActivationAtlas.doneCells(shardedPlan, out: sharded) == Set(plan.cells.map(\.index)))
+        #expect(FileManager.default.fileExists(atPath: sharded + "/index.html"), "the shard that finished last assembled")
+    }
 }
