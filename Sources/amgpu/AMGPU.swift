@@ -8,7 +8,7 @@ struct AMGPU: ParsableCommand {
         commandName: "amgpu",
         abstract: "Activation maximization and targeted adversarial examples for CNNs and ViTs, on any OpenCL device or the CPU.",
         version: "0.1.0",
-        subcommands: [Visualize.self, Atlas.self, AtlasIndexCommand.self, Probe.self, ProbeMerge.self, Adversarial.self, Layers.self, Classify.self, Activations.self,
+        subcommands: [Visualize.self, Atlas.self, AtlasIndexCommand.self, Probe.self, ProbeMerge.self, ActivationAtlasCommand.self, Adversarial.self, Layers.self, Classify.self, Activations.self,
                       Devices.self, SelfTest.self, Bench.self, ImageStats.self, MontageCommand.self, RunTensor.self,
                       MacoSpectrumCommand.self])
 }

@@ -50,6 +50,10 @@ import Testing
     static func visualizeFixture(_ extra: [String]) -> @Sendable (String, String) -> [String] {
         { dir, out in visualize(extra.map { $0.replacingOccurrences(of: "{dir}", with: dir) })(dir, out) }
     }
+    static func activationAtlas(_ folder: String, layer: String = "layer1", _ extra: [String] = []) -> @Sendable (String, String) -> [String] {
+        { dir, out in ["activation-atlas"] + tinyModel + ["--steps", "2", "--grid", "2", "--samples", "50", "--quiet", "--images", dir + "/" + folder,
+                                                          "--layer", layer, "--out", out] + cpu + extra }
+    }
     static func adversarial(_ extra: [String], image: String = "photo.png") -> @Sendable (String, String) -> [String] {
         { dir, out in ["adversarial"] + tinyModel + ["--steps", "2", "--quiet", "--out", out, "--image", dir + "/" + image] + cpu + extra }
     }
@@ -156,6 +160,18 @@ import Testing
              problem: "is a probe of vit_tiny_patch16_224, not of resnet18", fix: "give the probe.json of the same model"),
         Case(name: "baseline-not-a-probe", args: { dir, out in ["atlas"] + tinyModel + ["--layers", "layer1", "--units", "0", "--steps", "2", "--quiet", "--baseline", dir + "/text.png", "--out", out] + cpu },
              problem: "is not an amgpu probe.json", fix: "text.png"),
+        // activation-atlas
+        Case(name: "activation-atlas-empty-folder", args: activationAtlas("emptyfolder"),
+             problem: "has no JPEG or PNG image: it holds no files", fix: "amgpu reads JPEG and PNG files"),
+        Case(name: "activation-atlas-all-corrupt", args: activationAtlas("badfolder"), problem: "no image could be read (2 skipped)", fix: "re-export it"),
+        Case(name: "activation-atlas-vector-layer", args: activationAtlas("samestem", layer: "fc"),
+             problem: "has no spatial positions", fix: "pick a convolutional layer or a transformer block"),
+        Case(name: "activation-atlas-grid-zero", args: activationAtlas("samestem", ["--grid", "0"]),
+             problem: "--grid must be at least 1", fix: "cells per row and column", usageError: true),
+        Case(name: "activation-atlas-unknown-class", args: activationAtlas("samestem", ["--class", "xyzzy-not-a-class"]),
+             problem: "no class named 'xyzzy-not-a-class'", fix: "--class takes one of"),
+        Case(name: "activation-atlas-layout-missing", args: { dir, out in activationAtlas("samestem", ["--layout-2d", dir + "/missing-umap.npy"])(dir, out) },
+             problem: "cannot read the layout", fix: "scripts/activation-atlas-umap"),
         Case(name: "image-classify-bad-format", args: classify("random:resnet18", image: "photo.png", ["--format", "xml"]), problem: "'xml' is invalid for '--format", fix: "'text', 'csv' or 'json'", usageError: true),
         Case(name: "image-truncated-png", args: classify("random:resnet18", image: "truncated.png"), problem: "cannot decode image", fix: "re-export"),
         Case(name: "image-16k-by-16k", args: classify("random:resnet18", image: "huge.png"), problem: "is 16384×16384 pixels", fix: "downscale it first"),

@@ -28,6 +28,11 @@ public struct AMJob: Sendable, Equatable {
         var a = term, b = other.term
         a.units = []
         b.units = []
+        // Directions of one width batch together (one direction per image, `ObjectiveTerm.direction`).
+        if a.kind == .direction, let da = a.direction, let db = b.direction, da.count == db.count {
+            a.direction = []
+            b.direction = []
+        }
         return a == b
     }
 }
@@ -234,6 +239,9 @@ public final class AMBatchRunner: @unchecked Sendable {
     public func objective(of jobs: [AMJob]) -> Objective {
         var term = jobs[0].term
         term.units = term.kind.readsUnit ? jobs.map(\.unit) : [0]
+        if term.kind == .direction, jobs.count > 1, jobs.contains(where: { $0.term.direction != term.direction }) {
+            term.direction = jobs.flatMap { $0.term.direction ?? [] }   // one row per image
+        }
         let diversity = settings.diversity > 0 && jobs.count > 1 ? DiversityTerm(layer: term.layer, weight: settings.diversity) : nil
         return Objective(terms: [term] + settings.extraTerms, diversity: diversity)
     }

@@ -21,8 +21,9 @@ public struct ObjectiveTerm: Codable, Sendable, Equatable {
         /// Attention heads [B, H, T, X] (attention output per head or probabilities): mean over T×X of head `unit`.
         case head
         /// Direction in channel space (lucid's direction with cosine-similarity power): with a the
-        /// spatial mean (CNN) or CLS token (ViT) of the layer and v the direction,
-        /// score = (a·v̂) · max(cos(a, v), 0.1)^cossimPower.
+        /// spatial mean (CNN) or CLS token (ViT; the patch-token mean with `patchTokens`) of the layer and v
+        /// the direction, score = (a·v̂) · max(cos(a, v), 0.1)^cossimPower. `direction` holds one vector for
+        /// every image, or one per batch slot ([B, width] row-major: image b reads row b).
         case direction
         /// Caricature (lucid's recipe, spatially): with v the photo's activation at the layer (`reference`),
         /// a_p and v_p the channel vectors at position p (CNN: the H×W positions of [C, H, W], channel axis 1;
@@ -43,8 +44,11 @@ public struct ObjectiveTerm: Codable, Sendable, Equatable {
     public var weight: Float = 1
     /// neuron position (x, y); nil = centre (CNN) / CLS token (ViT).
     public var position: [Int]? = nil
-    /// direction vector (length = channels), for `.direction`.
+    /// direction vector (length = channels, or batch × channels: one row per image), for `.direction`.
     public var direction: [Float]? = nil
+    /// `.direction` on a ViT token layer: read the mean of the patch tokens (after `prefixTokens`) instead of
+    /// the CLS token (activation atlases sample patch tokens). nil = false.
+    public var patchTokens: Bool? = nil
     public var cossimPower: Float = 1
     /// Tokens before the patch tokens (1 for a CLS token; more with register tokens).
     public var prefixTokens: Int = 1
@@ -266,6 +270,10 @@ public struct ObjectiveGraph {
             let a: ValueID
             if shape.count == 4 {
                 a = try g.add(Reduce(.mean, axes: [2, 3]), [x], name: name + ".spatial-mean")
+            } else if shape.count == 3 && t.patchTokens == true {
+                guard shape[1] > t.prefixTokens else { throw EngineError.invalidInput("\(layerDesc) has no patch tokens after \(t.prefixTokens) prefix token(s)") }
+                let patches = try g.add(Slice(starts: [t.prefixTokens], ends: [shape[1]], axes: [1]), [x], name: name + ".patch-tokens")
+                a = try g.add(Reduce(.mean, axes: [1]), [patches], name: name + ".token-mean")
             } else if shape.count == 3 {
                 let s = try g.add(Slice(starts: [0], ends: [1], axes: [1]), [x], name: name + ".cls")
                 a = try g.add(Reshape(shape: [batch, shape[2]]), [s], name: name + ".flat")
@@ -273,14 +281,28 @@ public struct ObjectiveGraph {
                 a = x
             }
             let width = g.shape(of: a)[1]
-            guard dir.count == width else {
-                throw EngineError.invalidInput("the direction has \(dir.count) entries but \(layerDesc) has \(width) channels")
+            guard dir.count == width || (batch > 1 && dir.count == batch * width) else {
+                throw EngineError.invalidInput("the direction has \(dir.count) entries but \(layerDesc) has \(width) channels (give \(width), or \(batch) × \(width) for one direction per image)")
             }
-            let norm = dir.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
-            guard norm > 0 else { throw EngineError.invalidInput("the direction vector is zero") }
-            let unit = try g.addConstant(name + ".direction", HostTensor(shape: [width, 1], values: dir.map { Float(Double($0) / norm) }))
-            let dot = try g.add(MatMul(), [a, unit], name: name + ".dot2d")
-            let dotFlat = try g.add(Reshape(shape: [batch]), [dot], name: name + ".dot")
+            let rows = dir.count / width
+            var normalized = [Float](repeating: 0, count: dir.count)
+            for r in 0..<rows {
+                let row = dir[(r * width)..<((r + 1) * width)]
+                let norm = row.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
+                guard norm > 0, norm.isFinite else { throw EngineError.invalidInput("the direction vector\(rows > 1 ? " of image \(r)" : "") is zero or not finite") }
+                for (j, v) in row.enumerated() { normalized[r * width + j] = Float(Double(v) / norm) }
+            }
+            let dotFlat: ValueID
+            if rows == 1 {
+                let unit = try g.addConstant(name + ".direction", HostTensor(shape: [width, 1], values: normalized))
+                let dot = try g.add(MatMul(), [a, unit], name: name + ".dot2d")
+                dotFlat = try g.add(Reshape(shape: [batch]), [dot], name: name + ".dot")
+            } else {
+                // One direction per image: Σ_k a[b, k] · v̂[b, k].
+                let units = try g.addConstant(name + ".directions", HostTensor(shape: [batch, width], values: normalized))
+                let product = try g.add(Binary(.mul), [a, units], name: name + ".a-times-v")
+                dotFlat = try g.add(Reduce(.sum, axes: [1]), [product], name: name + ".dot")
+            }
             if t.cossimPower == 0 { return dotFlat }
             let sq = try g.add(Unary(.square), [a], name: name + ".a2")
             let n2 = try g.add(Reduce(.sum, axes: [1]), [sq], name: name + ".norm2")

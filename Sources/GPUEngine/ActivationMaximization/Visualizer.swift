@@ -76,6 +76,18 @@ public final class Visualizer {
             if units.count == request.images && copies > 1 {
                 objective.terms[t].units = units.flatMap { Array(repeating: $0, count: copies) }
             }
+            // One direction per image ([images, width]) → one per batch slot.
+            if objective.terms[t].kind == .direction, copies > 1, request.images > 1, let dir = objective.terms[t].direction,
+               dir.count % request.images == 0 {
+                let width = dir.count / request.images
+                let shape = model.graph.shape(of: try model.resolve(layer: objective.terms[t].layer))
+                let layerWidth = shape.count == 4 ? shape[1] : (shape.last ?? 0)
+                if width == layerWidth {
+                    objective.terms[t].direction = (0..<request.images).flatMap { b in
+                        Array(repeating: Array(dir[(b * width)..<((b + 1) * width)]), count: copies).flatMap { $0 }
+                    }
+                }
+            }
         }
         self.model = model
         self.backend = backend
