@@ -55,8 +55,8 @@ def main():
     if steps:
         lines.append("### AM step (forward to the objective + backward to the input + Adam), ms per step, median")
         lines.append("")
-        lines.append("| model | batch | objective | amgpu OpenCL | amgpu CPU | PyTorch | OpenCL / PyTorch | CPU / PyTorch | OpenCL first step | peak RSS MB OpenCL / CPU / PyTorch |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("| model | batch | objective | amgpu OpenCL | amgpu CPU | PyTorch | OpenCL / PyTorch | CPU / PyTorch | OpenCL first step | peak RSS MB OpenCL / CPU / PyTorch | other processes, cores: OpenCL / CPU / PyTorch |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         order = {"resnetv2_50": 0, "resnet50": 1, "vit_base_patch16_224": 2}
         for key in sorted(steps, key=lambda k: (k[1], order.get(k[0], 9), k[0], k[2])):
             s = steps[key]
@@ -66,9 +66,15 @@ def main():
                 return f"**{s[w]['medianMs'] / s['peer']['medianMs']:.2f}**" if w in s and "peer" in s else "—"
             def rss(w):
                 return f"{s[w + '_rss']:.0f}" if s.get(w + "_rss") else "—"
+            def others(w):
+                # The largest load of other processes during a kept sample (amgpu bench's foreignCores; the peer's
+                # foreign_cores when it reports one); "—" when the run did not measure it.
+                v = s.get(w, {}).get("foreignCores", s.get(w, {}).get("foreign_cores"))
+                return f"{v:.2f}" if isinstance(v, (int, float)) else "—"
             first = f"{s['opencl']['firstStepMs']:.0f}" if "opencl" in s else "—"
             lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {ms('opencl')} | {ms('cpu')} | {ms('peer')} | {ratio('opencl')} | "
-                         f"{ratio('cpu')} | {first} | {rss('opencl')} / {rss('cpu')} / {rss('peer')} |")
+                         f"{ratio('cpu')} | {first} | {rss('opencl')} / {rss('cpu')} / {rss('peer')} | "
+                         f"{others('opencl')} / {others('cpu')} / {others('peer')} |")
         lines.append("")
 
     # Operators.
@@ -82,8 +88,8 @@ def main():
     if kern:
         lines.append("### Operators at the models' shapes (batch 1 unless named), median ms and GFLOP/s")
         lines.append("")
-        lines.append("| operator | pass | amgpu OpenCL ms (GFLOP/s) | amgpu CPU ms | peer | peer ms (GFLOP/s) | OpenCL speed / peer speed | OpenCL first call ms |")
-        lines.append("|---|---|---|---|---|---|---|---|")
+        lines.append("| operator | pass | amgpu OpenCL ms (GFLOP/s) | amgpu CPU ms | peer | peer ms (GFLOP/s) | OpenCL speed / peer speed | OpenCL first call ms | other processes, cores (OpenCL) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         seen = []
         for k, v in files.items():
             if k.startswith("kernels-opencl"):
@@ -96,7 +102,8 @@ def main():
                          + " | " + (p["peer"] if p else "—")
                          + " | " + (f"{p['medianMs']:.2f} ({p['gflops']:.0f})" if p else "—")
                          + " | " + (f"**{p['medianMs'] / o['medianMs']:.2f}**" if o and p else "—")
-                         + " | " + (f"{o['firstMs']:.0f}" if o else "—") + " |")
+                         + " | " + (f"{o['firstMs']:.0f}" if o else "—")
+                         + " | " + (f"{o['foreignCores']:.2f}" if o and isinstance(o.get("foreignCores"), (int, float)) else "—") + " |")
         lines.append("")
     text = "\n".join(lines)
     if doc:

@@ -35,7 +35,7 @@ inline int pool_taps(int o, int s, int pad, int d, int taps, int lo, int hi) {
     }
 
 // Runs BODY for every output window (oy, ox) with a tap on input pixel (iy, ix), in (ky, kx) order,
-// with the window in `oy`, `ox` (the gathers of both backward kernels: no atomics).
+// with the window in `oy`, `ox` (the gather of the average-pool backward: no atomics).
 #define POOL_FOR_EACH_WINDOW_CONTAINING(g, iy, ix, ...)                \
     for (int ky = 0; ky < (g).kh; ++ky) {                              \
         const int ny = (iy) + (g).pt - ky * (g).dh;                    \
@@ -78,19 +78,31 @@ __kernel void maxpool2d_forward(__global float* y, __global float* argmax, __glo
     argmax[o] = (float)arg;
 }
 
-// dx[p, iy, ix] = sum of dy[p, oy, ox] over the windows containing (iy, ix) whose argmax is iy*w + ix.
+// dx[p, iy, ix] = sum of dy[p, oy, ox] over the windows whose argmax is iy*w + ix.
+// Gather without atomics: window (oy, ox) spans input rows [oy*sh - pt, oy*sh - pt + (kh-1)*dh], so only
+// oy in [ceil((iy + pt - (kh-1)*dh) / sh), floor((iy + pt) / sh)] can hold (iy, ix) — at most
+// ceil(((kh-1)*dh + 1) / sh) rows (likewise columns); no tap test is needed, since argmax == here already
+// says (iy, ix) is a tap of that window. Windows are visited in ascending (oy, ox) order, the order of the
+// CPU reference's scatter, so the sums are bit-identical to it.
 // dx: [planes, h, w]; dy, argmax: [planes, oh, ow]. Global size: [w, h, planes].
 __kernel void maxpool2d_backward_input(__global float* dx, __global const float* dy, __global const float* argmax,
                                        pool_geom g) {
     const int ix = get_global_id(0), iy = get_global_id(1), p = get_global_id(2);
     if (ix >= g.w || iy >= g.h || p >= g.planes) return;
-    const float here = (float)(iy * g.w + ix);
-    const int base = p * g.oh * g.ow;
+    const int here = iy * g.w + ix;
+    const int ny = iy + g.pt, nx = ix + g.pl;
+    const int ry = ny - (g.kh - 1) * g.dh, rx = nx - (g.kw - 1) * g.dw;
+    const int oy0 = ry <= 0 ? 0 : (ry + g.sh - 1) / g.sh, oy1 = min(g.oh - 1, ny / g.sh);
+    const int ox0 = rx <= 0 ? 0 : (rx + g.sw - 1) / g.sw, ox1 = min(g.ow - 1, nx / g.sw);
+    __global const float* a = argmax + p * g.oh * g.ow;
+    __global const float* d = dy + p * g.oh * g.ow;
     float sum = 0.0f;
-    POOL_FOR_EACH_WINDOW_CONTAINING(g, iy, ix, {
-        const int o = base + oy * g.ow + ox;
-        if (argmax[o] == here) sum += dy[o];
-    });
+    for (int oy = oy0; oy <= oy1; ++oy) {
+        for (int ox = ox0; ox <= ox1; ++ox) {
+            const int o = oy * g.ow + ox;
+            if ((int)a[o] == here) sum += d[o];
+        }
+    }
     dx[(p * g.h + iy) * g.w + ix] = sum;
 }
 

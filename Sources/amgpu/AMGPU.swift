@@ -9,7 +9,7 @@ struct AMGPU: ParsableCommand {
         abstract: "Activation maximization and targeted adversarial examples for CNNs and ViTs, on any OpenCL device or the CPU.",
         version: "0.1.0",
         subcommands: [Visualize.self, Atlas.self, AtlasIndexCommand.self, Probe.self, ProbeMerge.self, ActivationAtlasCommand.self, Adversarial.self, Layers.self, Classify.self, Activations.self,
-                      Devices.self, SelfTest.self, Bench.self, ImageStats.self, MontageCommand.self, RunTensor.self,
+                      Devices.self, SelfTest.self, Bench.self, Tune.self, ImageStats.self, MontageCommand.self, RunTensor.self,
                       MacoSpectrumCommand.self])
 }
 
@@ -26,7 +26,10 @@ struct DeviceOptions: ParsableArguments {
     }
 
     func makeBackend() throws -> any Backend {
-        try selection().makeBackend(notice: { printError($0) })
+        let backend = try selection().makeBackend(notice: { printError($0) })
+        // A corrupt or unreadable tuning file: the shipped defaults run, and the user is told once.
+        if let cl = backend as? OpenCLBackend, let warning = cl.tuningWarning { printError("amgpu: \(warning)") }
+        return backend
     }
 }
 

@@ -198,6 +198,10 @@ import Testing
         Case(name: "setting-unknown-class-name", args: visualize(["--class", "flamingoo"]), problem: "flamingoo", fix: "flamingo"),
         Case(name: "setting-adversarial-target-out-of-range", args: adversarial(["--target", "5000"]), problem: "5000", fix: "0…999"),
         Case(name: "setting-bad-device", args: visualize(["--layer", "output", "--unit", "1", "--device", "cuda:0"]), problem: "cuda:0", fix: "opencl:N", usageError: true),
+        Case(name: "tune-reps-zero", args: { _, _ in ["tune", "--reps", "0"] }, problem: "--reps must be ≥ 1", fix: "--reps", usageError: true),
+        Case(name: "tune-unknown-model", args: { _, _ in ["tune", "--models", "resnet_nope"] }, problem: "unknown architecture 'resnet_nope'", fix: "known:", usageError: true),
+        Case(name: "tune-max-gflop-negative", args: { _, _ in ["tune", "--max-gflop", "0"] }, problem: "--max-gflop must be a positive number", fix: "--max-gflop", usageError: true),
+        Case(name: "tune-on-cpu-backend", args: { _, _ in ["tune", "--device", "cpu", "--quick"] }, problem: "tunes OpenCL kernels", fix: "--device opencl"),
         // devices
         Case(name: "device-no-opencl", args: { _, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--out", out, "--device", "opencl"] },
              problem: "no OpenCL device", fix: "--device cpu", environment: ["OCL_ICD_VENDORS": "/nonexistent-amgpu-icd"]),

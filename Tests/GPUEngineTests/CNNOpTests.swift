@@ -283,6 +283,43 @@ import Testing
         }
     }
 
+    /// The max-pool kernels on OpenCL against the CPU reference, bit for bit: inputs drawn from 5 levels
+    /// (many ties, so the first-maximum rule is exercised) and overlapping windows (3×3 stride 2, 5×5 stride 2,
+    /// dilated), so several windows share an argmax and dx sums several gradients — in the same order on
+    /// both backends. Awkward shapes, padding, ceil mode and one power of two (ResNet's 3×3 s2 p1 on 32×32).
+    @Test func maxPoolKernelsBitIdenticalToCPU() throws {
+        guard let cl = Backends.requireOpenCL() else { return }
+        var rng = SeededRandom(seed: 323)
+        let cases = [
+            PoolCase(x: [2, 3, 32, 32], kernel: [3, 3], strides: [2, 2], pads: Padding2D(1)),
+            PoolCase(x: [1, 5, 23, 19], kernel: [3, 3], strides: [2, 2], pads: Padding2D(1), ceilMode: true),
+            PoolCase(x: [1, 2, 17, 13], kernel: [5, 5], strides: [2, 2], pads: Padding2D(2)),
+            PoolCase(x: [1, 3, 15, 14], kernel: [3, 3], strides: [1, 2], dilations: [2, 1], pads: Padding2D(top: 2, left: 1, bottom: 0, right: 1)),
+            PoolCase(x: [1, 2, 11, 9], kernel: [2, 3], strides: [3, 1], pads: Padding2D(top: 1, left: 0, bottom: 1, right: 2), ceilMode: true),
+        ]
+        for c in cases {
+            let g = try poolGeometry("MaxPool", [c.x], kernel: c.kernel, strides: c.strides, dilations: c.dilations,
+                                     pads: c.pads, ceilMode: c.ceilMode)
+            let x = HostTensor(shape: c.x, values: (0..<c.x.reduce(1, *)).map { _ in Float(rng.next() % 5) * 0.25 - 0.5 })
+            let dy = rng.tensorAwayFromZero(g.outputShape)
+            let cpu = Backends.cpu
+            let (yC, aC) = try cpu.maxPoolForward(cpu.tensor(x), geometry: g)
+            let (yO, aO) = try cl.maxPoolForward(cl.tensor(x), geometry: g)
+            #expect(try cl.download(yO).values == cpu.download(yC).values, "max pool forward \(c.x) \(c.kernel)")
+            #expect(try cl.download(aO).values == cpu.download(aC).values, "max pool argmax \(c.x) \(c.kernel)")
+            let dxC = try cpu.download(cpu.maxPoolBackward(cpu.tensor(dy), argmax: aC, geometry: g))
+            let dxO = try cl.download(cl.maxPoolBackward(cl.tensor(dy), argmax: aO, geometry: g))
+            // Evidence the case is not vacuous: some pixel collects gradient from two or more windows.
+            let argmaxes = try cpu.download(aC).values.map(Int.init)
+            var hits: [Int: Int] = [:]
+            for (o, a) in argmaxes.enumerated() where a >= 0 { hits[(o / (g.oh * g.ow)) * g.h * g.w + a, default: 0] += 1 }
+            #expect(hits.values.contains { $0 >= 2 }, "no shared argmax in \(c.x) \(c.kernel)")
+            #expect(dxC.values.contains { $0 != 0 })
+            let bad = zip(dxO.values, dxC.values).enumerated().first { $0.element.0.bitPattern != $0.element.1.bitPattern }
+            #expect(bad == nil, "max pool backward \(c.x) \(c.kernel): first difference at \(bad?.offset ?? -1): OpenCL \(bad?.element.0 ?? 0) vs CPU \(bad?.element.1 ?? 0)")
+        }
+    }
+
     @Test(arguments: TestBackend.allCases)
     func averagePool(_ backend: TestBackend) throws {
         var rng = SeededRandom(seed: 322)

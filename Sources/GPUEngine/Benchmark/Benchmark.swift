@@ -15,6 +15,10 @@ public struct BenchmarkOptions: Sendable {
     public var steps = true
     /// Record per-kernel device time for one extra AM step (OpenCL only; each launch then waits).
     public var profile = false
+    /// Wait for a quiet machine before each row's timed samples and retake samples during which other
+    /// processes used ≥ `QuietMachine.threshold` cores (up to 2·reps retakes; see `Benchmark.time`).
+    /// `AMGPU_BENCH_QUIET=0` turns it off (dry runs on a busy machine).
+    public var waitForQuiet = ProcessInfo.processInfo.environment["AMGPU_BENCH_QUIET"] != "0"
     public init() {}
 }
 
@@ -49,6 +53,9 @@ public struct KernelBenchRow: Codable, Sendable {
     public var minMs: Double
     public var gflops: Double
     public var gbps: Double
+    /// Largest load of other processes (cores) during a kept sample, and how many disturbed samples were retaken.
+    public var foreignCores: Double?
+    public var retakenSamples: Int?
 }
 
 /// One AM step: forward to the objective's layer, backward to the input image, Adam on the image.
@@ -63,6 +70,9 @@ public struct StepBenchRow: Codable, Sendable {
     public var minMs: Double
     public var msPerImage: Double
     public var reps: Int
+    /// Largest load of other processes (cores) during a kept sample, and how many disturbed samples were retaken.
+    public var foreignCores: Double?
+    public var retakenSamples: Int?
     /// Per-kernel device time of one step (when profiling), largest first: (kernel, launches, ms).
     public var profile: [KernelProfileEntry]?
 }
@@ -94,6 +104,8 @@ public final class Benchmark {
     public let backend: any Backend
     public let options: BenchmarkOptions
     var rng = RandomSource(seed: 12345)
+    /// Where `time` reports its waits for a quiet machine (the `run` log while a run is in progress).
+    var progress: (String) -> Void = { _ in }
 
     public init(backend: any Backend, options: BenchmarkOptions) {
         self.backend = backend
@@ -101,15 +113,18 @@ public final class Benchmark {
     }
 
     /// Runs every row; `log` gets one line per finished row.
-    public func run(log: (String) -> Void = { _ in }) throws -> BenchmarkReport {
+    public func run(log: @escaping (String) -> Void = { _ in }) throws -> BenchmarkReport {
+        progress = log
+        defer { progress = { _ in } }
         var report = BenchmarkReport(backend: backend.name, date: ISO8601DateFormatter().string(from: Date()),
                                      host: Self.hostDescription(), loadBefore: Self.loadAverage(), peakRSSMB: 0)
         if options.kernels {
             for c in Self.kernelCases() {
                 for row in try measure(c) {
                     report.kernels.append(row)
-                    log(String(format: "%-28@ %-8@ %8.3f ms (first %8.1f) %7.1f GFLOP/s %6.1f GB/s  %@",
-                               row.name, row.pass, row.medianMs, row.firstMs, row.gflops, row.gbps, row.shapes))
+                    log(String(format: "%-28@ %-8@ %8.3f ms (first %8.1f) %7.1f GFLOP/s %6.1f GB/s  %@%@",
+                               row.name, row.pass, row.medianMs, row.firstMs, row.gflops, row.gbps, row.shapes,
+                               Self.loadNote(row.foreignCores, row.retakenSamples)))
                 }
             }
         }
@@ -118,8 +133,9 @@ public final class Benchmark {
                 for batch in options.batches {
                     for row in try measureSteps(model: model, batch: batch) {
                         report.steps.append(row)
-                        log(String(format: "%-22@ b=%d %-6@ %9.1f ms/step %8.1f ms/img (first %8.1f ms)",
-                                   row.model, row.batch, row.objective, row.medianMs, row.msPerImage, row.firstStepMs))
+                        log(String(format: "%-22@ b=%d %-6@ %9.1f ms/step %8.1f ms/img (first %8.1f ms)%@",
+                                   row.model, row.batch, row.objective, row.medianMs, row.msPerImage, row.firstStepMs,
+                                   Self.loadNote(row.foreignCores, row.retakenSamples)))
                     }
                 }
             }
@@ -190,8 +206,21 @@ public final class Benchmark {
         return try backend.tensor(HostTensor(shape: shape, values: values))
     }
 
-    /// Times `body` once (first call) and `warmup` + `reps` more times; returns (first, median, min) in ms.
-    func time(_ body: () throws -> Void) throws -> (first: Double, median: Double, min: Double) {
+    /// One row's timing, in ms: the first call, the median and minimum of the kept samples; the largest
+    /// foreign load (cores) during a kept sample and the number of retaken samples (nil without /proc).
+    struct Timing {
+        var first: Double, median: Double, min: Double
+        var foreignCores: Double?
+        var retaken: Int
+    }
+
+    /// Times `body` once (first call), `warmup` more times untimed, then `reps` samples. With
+    /// `waitForQuiet` (quietlib's method, reimplemented): each sample runs `inner` calls so it lasts
+    /// ≥ 0.3 s (the load's resolution is one 10 ms tick), waits for a quiet machine first, and a sample
+    /// during which other processes used ≥ a quarter core is dropped and retaken after another wait (at
+    /// most 2·reps retakes; if every sample stays disturbed the disturbed ones are kept, and the row's
+    /// foreign load says so).
+    func time(_ body: () throws -> Void) throws -> Timing {
         func once() throws -> Double {
             let start = DispatchTime.now().uptimeNanoseconds
             try body()
@@ -199,10 +228,35 @@ public final class Benchmark {
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         }
         let first = try once()
-        for _ in 0..<options.warmup { _ = try once() }
-        var samples: [Double] = []
-        for _ in 0..<max(1, options.reps) { samples.append(try once()) }
-        return (first, median(samples), samples.min() ?? 0)
+        var fastest = Double.infinity
+        for _ in 0..<options.warmup { fastest = Swift.min(fastest, try once()) }
+        let reps = max(1, options.reps)
+        guard options.waitForQuiet, CPUSnapshot.now() != nil else {
+            var samples: [Double] = []
+            for _ in 0..<reps { samples.append(try once()) }
+            return Timing(first: first, median: median(samples), min: samples.min() ?? 0, foreignCores: nil, retaken: 0)
+        }
+        if !fastest.isFinite { fastest = try once() }
+        let inner = max(1, Int((300 / max(fastest, 1e-3)).rounded(.up)))
+        var clean: [(ms: Double, load: Double)] = [], disturbed: [(ms: Double, load: Double)] = []
+        QuietMachine.wait(maxWait: 120, log: progress)
+        while clean.count < reps && clean.count + disturbed.count < 3 * reps {
+            guard let a = CPUSnapshot.now() else { break }
+            var total = 0.0
+            for _ in 0..<inner { total += try once() }
+            guard let b = CPUSnapshot.now() else { break }
+            let load = a.foreignCores(until: b)
+            if load < QuietMachine.threshold {
+                clean.append((total / Double(inner), load))
+            } else {
+                disturbed.append((total / Double(inner), load))
+                QuietMachine.wait(maxWait: 60, log: progress)
+            }
+        }
+        let kept = clean.count >= reps ? clean : clean + disturbed
+        let ms = kept.map(\.ms)
+        return Timing(first: first, median: median(ms), min: ms.min() ?? 0, foreignCores: kept.map(\.load).max(),
+                      retaken: clean.count >= reps ? disturbed.count : 0)
     }
 
     func measure(_ c: KernelCase) throws -> [KernelBenchRow] {
@@ -227,10 +281,11 @@ public final class Benchmark {
                                       saved: saved.saved, needsGrad: c.needsGrad)
         let bwd = try time { _ = try c.op.backward(context, on: backend) }
         let gradBytes = Double(zip(c.inputs, c.needsGrad).reduce(0) { $0 + ($1.1 ? $1.0.reduce(1, *) : 0) }) * 4
-        func row(_ pass: String, _ t: (first: Double, median: Double, min: Double), flop: Double, bytes: Double) -> KernelBenchRow {
+        func row(_ pass: String, _ t: Timing, flop: Double, bytes: Double) -> KernelBenchRow {
             KernelBenchRow(name: c.name, pass: pass, shapes: shapes, gflop: flop / 1e9, megabytes: bytes / 1e6,
                            firstMs: t.first, medianMs: t.median, minMs: t.min,
-                           gflops: flop / (t.median * 1e6), gbps: bytes / (t.median * 1e6))
+                           gflops: flop / (t.median * 1e6), gbps: bytes / (t.median * 1e6),
+                           foreignCores: t.foreignCores, retakenSamples: t.retaken)
         }
         return [row("forward", fwd, flop: c.forwardFlop, bytes: inBytes + outBytes),
                 row("backward", bwd, flop: c.backwardFlop, bytes: inBytes + outBytes + gradBytes)]
@@ -269,12 +324,19 @@ public final class Benchmark {
             }
             rows.append(StepBenchRow(model: architecture, batch: batch, objective: objective.rawValue, layer: term.layer,
                                      firstStepMs: t.first, medianMs: t.median, minMs: t.min, msPerImage: t.median / Double(batch),
-                                     reps: max(1, options.reps), profile: profile))
+                                     reps: max(1, options.reps), foreignCores: t.foreignCores, retakenSamples: t.retaken,
+                                     profile: profile))
         }
         return rows
     }
 
     // MARK: machine
+
+    /// "  [others 0.03 cores, 1 retaken]" for a row (empty when no load was measured).
+    static func loadNote(_ cores: Double?, _ retaken: Int?) -> String {
+        guard let cores else { return "" }
+        return String(format: "  [others %.2f cores%@]", cores, (retaken ?? 0) > 0 ? ", \(retaken ?? 0) retaken" : "")
+    }
 
     static func loadAverage() -> Double? {
         guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }

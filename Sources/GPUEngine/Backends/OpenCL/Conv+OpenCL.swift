@@ -89,6 +89,17 @@ extension OpenCLBackend {
     /// Activations outside `convFusedActivations` run as a separate unary kernel.
     func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool,
                      geometry g: ConvGeometry) throws -> (output: Tensor, pre: Tensor?) {
+        if let q = gemmChoice.tiledParameters,
+           let r = try convForwardPointwiseTiled(x, weight: weight, bias: bias, activation: activation, savePre: savePre,
+                                                 geometry: g, parameters: q) {
+            return r
+        }
+        return try convForwardDirect(x, weight: weight, bias: bias, activation: activation, savePre: savePre, geometry: g)
+    }
+
+    /// `convForward` on conv.cl's direct kernels (whatever `gemmChoice` says).
+    func convForwardDirect(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool,
+                           geometry g: ConvGeometry) throws -> (output: Tensor, pre: Tensor?) {
         guard let activation else {
             return (try convForwardFused(x, weight: weight, bias: bias, act: nil, writePre: false, geometry: g).0, nil)
         }
@@ -103,6 +114,15 @@ extension OpenCLBackend {
     /// dx = the transposed convolution of dy with W (+ bias over dx's channels): `Conv2D`'s
     /// backward-to-input and `ConvTranspose2D`'s forward.
     func convBackwardInput(_ dy: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) throws -> Tensor {
+        if let q = gemmChoice.tiledParameters,
+           let dx = try convBackwardInputPointwiseTiled(dy, weight: weight, bias: bias, geometry: g, parameters: q) {
+            return dx
+        }
+        return try convBackwardInputDirect(dy, weight: weight, bias: bias, geometry: g)
+    }
+
+    /// `convBackwardInput` on conv.cl's direct kernels (whatever `gemmChoice` says).
+    func convBackwardInputDirect(_ dy: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) throws -> Tensor {
         let dx = try make(g.inputShape)
         let biasArgs: [CLArgument] = [.buffer(try bias?.device() ?? weight.device()), .int(bias == nil ? 0 : 1)]
         if g.isPointwise {

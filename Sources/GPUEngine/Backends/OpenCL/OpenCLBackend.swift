@@ -23,11 +23,37 @@ public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
     public private(set) var kernelTimes: [String: (launches: Int, nanoseconds: UInt64)] = [:]
     /// Seconds spent building programs (first-launch cost), for benchmarks.
     public private(set) var buildSeconds: Double = 0
+    /// The GEMM kernel of matmuls and pointwise convolutions (see `TuningStore`): read at start-up from
+    /// this device's tuning file, else the shipped default for its kind; settable (the tuner, tests).
+    public var gemmChoice: GEMMChoice = .cpuStyle
+    /// Where `gemmChoice` came from, and the warning of an unusable tuning file (nil when none).
+    public private(set) var gemmChoiceSource = "shipped default"
+    public private(set) var tuningWarning: String?
+    /// Launches of `matmul_tiled` per parameter set (dispatch tests, the tuner).
+    private var tiledLaunchCounts: [GEMMParameters: Int] = [:]
 
-    public init(device: CLDeviceInfo, buildOptions: String = "-cl-mad-enable") throws {
+    /// Opens `device`; the GEMM choice comes from `TuningStore.load(for: device, directory: tuningDirectory)`
+    /// (a corrupt tuning file leaves the shipped default and sets `tuningWarning`).
+    public init(device: CLDeviceInfo, buildOptions: String = "-cl-mad-enable",
+                tuningDirectory: URL = TuningStore.directory) throws {
         context = try CLContext(device: device)
         self.buildOptions = buildOptions
         isCPUDevice = device.type.contains("CPU")
+        let tuning = TuningStore.load(for: device, directory: tuningDirectory)
+        gemmChoice = tuning.choice
+        gemmChoiceSource = tuning.source
+        tuningWarning = tuning.warning
+    }
+
+    /// Counts one launch of `matmul_tiled` with `parameters`.
+    func recordTiledLaunch(_ parameters: GEMMParameters) {
+        lock.lock(); tiledLaunchCounts[parameters, default: 0] += 1; lock.unlock()
+    }
+
+    /// How many times `matmul_tiled` ran with `parameters` on this backend.
+    public func tiledLaunches(_ parameters: GEMMParameters) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        return tiledLaunchCounts[parameters] ?? 0
     }
 
     /// Opens the device `opencl:index`.

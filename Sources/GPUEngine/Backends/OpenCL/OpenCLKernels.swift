@@ -84,7 +84,16 @@ extension OpenCLBackend {
         return out
     }
 
+    /// C = op(A)·op(B) (+ bias): on `matmul_tiled` when `gemmChoice` is tiled, else `matmul_8x16`.
     func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, plan p: MatMul.Plan) throws -> Tensor {
+        if let q = gemmChoice.tiledParameters, let out = try matmulTiled(a, b, bias: bias, plan: p, parameters: q) {
+            return out
+        }
+        return try matmulCPUStyle(a, b, bias: bias, plan: p)
+    }
+
+    /// The CPU-style matmul: `matmul_8x16` on row-major B panels (packed by `matmul_pack_b` when needed).
+    func matmulCPUStyle(_ a: Tensor, _ b: Tensor, bias: Tensor?, plan p: MatMul.Plan) throws -> Tensor {
         let out = try make([p.batch, p.m, p.n])
         guard p.m > 0, p.n > 0 else { return out }
         // The 8×16 kernel reads B as row-major rows readable 16 columns past every block start:

@@ -1,0 +1,295 @@
+import Foundation
+
+/// One GEMM a model runs: its strided layout, how many times a step runs it, where it comes from.
+public struct GEMMProblem: Sendable, CustomStringConvertible {
+    var gemm: StridedGEMM
+    public var count: Int
+    public var label: String
+    /// Multiply-adds ×2 per run.
+    public var flop: Double { 2 * Double(gemm.batch) * Double(gemm.m) * Double(gemm.n) * Double(gemm.k) }
+    public var description: String {
+        "\(label): \(gemm.batch)×[\(gemm.m)×\(gemm.k)]·[\(gemm.k)×\(gemm.n)]\(count > 1 ? " ×\(count)" : "")"
+    }
+}
+
+/// What `amgpu tune` does (see `Tuner.run`).
+public struct TuneRequest: Sendable {
+    public var models: [String] = ["resnetv2_50", "vit_base_patch16_224"]
+    public var batches: [Int] = [1, 8]
+    /// Few candidates and the largest problems only (≤ 4 minutes on a GPU).
+    public var quick = false
+    /// Timed runs per problem and candidate (median), after one untimed run.
+    public var reps = 3
+    /// Problems above this many GFLOP per run are left out (nil: none) — for slow devices and dry runs.
+    public var maxGFLOP: Double?
+    /// Write the winner to the device's tuning file.
+    public var write = true
+    public var directory: URL = TuningStore.directory
+    public init() {}
+}
+
+/// One candidate's fate: rejected (why) or timed (seconds per step over the problems).
+public struct TuneCandidateResult: Codable, Sendable {
+    public var candidate: String
+    public var rejected: String?
+    public var secondsPerStep: Double?
+}
+
+public struct TuneReport: Codable, Sendable {
+    public var device: String
+    public var problems: [String]
+    public var candidates: [TuneCandidateResult]
+    public var winner: GEMMChoice
+    public var file: String?
+}
+
+/// Tunes the GEMM family on one OpenCL device (llm.c's habit at run time: every variant is validated
+/// against the reference before it is timed). For the chosen models' GEMMs (matmuls forward and
+/// backward-to-A, pointwise convolutions forward and backward-to-input; shapes from the builders with
+/// seeded random weights, no file read), each candidate parameter set of `matmul_tiled` is built, checked against a Double
+/// reference on small awkward problems in all four operand layouts (a build error or a wrong result
+/// rejects it, with the reason logged), then timed on the problems; the CPU-style kernels
+/// (`matmul_8x16`, conv.cl) are timed as one more candidate. The fastest total (Σ count × median) wins.
+public enum Tuner {
+    /// The distinct GEMMs of one AM step (forward + backward to the input) of each model and batch.
+    public static func problems(models: [String], batches: [Int]) throws -> [GEMMProblem] {
+        var found: [StridedGEMM: GEMMProblem] = [:]
+        var order: [StridedGEMM] = []
+        func add(_ s: StridedGEMM, _ label: String) {
+            if found[s] == nil { found[s] = GEMMProblem(gemm: s, count: 0, label: label); order.append(s) }
+            found[s]?.count += 1
+        }
+        for model in models {
+            for batch in batches {
+                let built = try ModelBuilders.build(model, weights: .random(seed: 1), batch: batch, imageSize: nil)
+                let g = built.graph
+                for node in g.nodes {
+                    let shapes = node.inputs.map { g.shape(of: $0) }
+                    if let mm = node.op as? MatMul, shapes.count >= 2,
+                       let p = try? mm.plan(shapes[0], shapes[1], bias: shapes.count == 3 ? shapes[2] : nil) {
+                        let s = StridedGEMM(p)
+                        add(s, "\(model) b\(batch) \(node.name) forward")
+                        // dA = dC · op(B)ᵀ: [M×N]·[N×K], B read with its strides swapped.
+                        add(StridedGEMM(batch: p.batch, m: p.m, n: p.k, k: p.n,
+                                        aBatchStride: p.m * p.n, aRowStride: p.n, aColStride: 1,
+                                        bBatchStride: p.bBatchStride, bRowStride: p.bColStride, bColStride: p.bRowStride,
+                                        cBatchStride: p.m * p.k),
+                            "\(model) b\(batch) \(node.name) backward")
+                    } else if let conv = node.op as? Conv2D, let cg = try? conv.geometry(shapes), cg.isPointwise, cg.groups == 1 {
+                        add(OpenCLBackend.pointwiseForwardGEMM(cg), "\(model) b\(batch) \(node.name) forward")
+                        add(OpenCLBackend.pointwiseBackwardInputGEMM(cg), "\(model) b\(batch) \(node.name) backward")
+                    }
+                }
+            }
+        }
+        return order.compactMap { found[$0] }
+    }
+
+    /// Candidate parameter sets: the device's shipped default first, then a grid (quick: 6 in all).
+    public static func candidates(for device: CLDeviceInfo, quick: Bool) -> [GEMMParameters] {
+        var out: [GEMMParameters] = []
+        if let p = ShippedTuning.defaults(for: device).choice.tiledParameters { out.append(p) }
+        let preferred = [
+            GEMMParameters(mwg: 64, nwg: 64, kwg: 16, mdimc: 16, ndimc: 16, vwm: 4, vwn: 4),
+            GEMMParameters(mwg: 64, nwg: 64, kwg: 32, mdimc: 16, ndimc: 8, vwm: 4, vwn: 4),
+            GEMMParameters(mwg: 128, nwg: 64, kwg: 16, mdimc: 16, ndimc: 16, vwm: 4, vwn: 4),
+            GEMMParameters(mwg: 64, nwg: 128, kwg: 16, mdimc: 16, ndimc: 16, vwm: 4, vwn: 4),
+            GEMMParameters(mwg: 32, nwg: 32, kwg: 32, mdimc: 8, ndimc: 16, vwm: 4, vwn: 2),
+            GEMMParameters(mwg: 32, nwg: 64, kwg: 16, mdimc: 8, ndimc: 8, vwm: 2, vwn: 4),
+        ]
+        for p in preferred where !out.contains(p) { out.append(p) }
+        if quick { return Array(out.prefix(6)) }
+        for mwg in [32, 64, 128] {
+            for nwg in [32, 64, 128] {
+                for kwg in [16, 32] {
+                    for (mdimc, ndimc) in [(8, 8), (16, 8), (8, 16), (16, 16)] {
+                        for (vwm, vwn) in [(2, 2), (4, 4)] {
+                            let p = GEMMParameters(mwg: mwg, nwg: nwg, kwg: kwg, mdimc: mdimc, ndimc: ndimc, vwm: vwm, vwn: vwn)
+                            if p.invalidReason == nil && !out.contains(p) && mwg / mdimc <= 8 && nwg / ndimc <= 8 { out.append(p) }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The problems every candidate must solve before it is timed: awkward sizes (no tile multiple), a
+    /// batch of 2, each of the four operand layouts, bias by column and by row.
+    static let checkProblems: [StridedGEMM] = {
+        let (b, m, n, k) = (2, 67, 45, 33)
+        var out: [StridedGEMM] = []
+        for aT in [false, true] {
+            for bT in [false, true] {
+                out.append(StridedGEMM(batch: b, m: m, n: n, k: k, aBatchStride: m * k,
+                                       aRowStride: aT ? 1 : k, aColStride: aT ? m : 1,
+                                       bBatchStride: k * n, bRowStride: bT ? 1 : n, bColStride: bT ? k : 1,
+                                       cBatchStride: m * n, biasPerRow: aT))
+            }
+        }
+        return out
+    }()
+
+    /// The element count an operand needs for strides (batch, row, col) over (batch, rows, cols).
+    static func extent(_ batch: Int, _ bs: Int, _ rows: Int, _ rs: Int, _ cols: Int, _ cs: Int) -> Int {
+        (batch - 1) * bs + (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+
+    /// Why `parameters` fail on `backend` (build error, or the max error against the Double reference), or nil.
+    static func check(_ parameters: GEMMParameters, on backend: OpenCLBackend) -> String? {
+        if let why = parameters.invalidReason { return why }
+        var rng = SplitMix(seed: 1606)
+        for s in checkProblems {
+            let aCount = extent(s.batch, s.aBatchStride, s.m, s.aRowStride, s.k, s.aColStride)
+            let bCount = extent(s.batch, s.bBatchStride, s.k, s.bRowStride, s.n, s.bColStride)
+            let a = (0..<aCount).map { _ in rng.uniform() }, b = (0..<bCount).map { _ in rng.uniform() }
+            let bias = (0..<(s.biasPerRow ? s.m : s.n)).map { _ in rng.uniform() }
+            let got: [Float]
+            do {
+                let out = try backend.make([s.batch * s.cBatchStride])
+                try backend.gemmTiled(into: out, backend.tensor(HostTensor(shape: [aCount], values: a)),
+                                      backend.tensor(HostTensor(shape: [bCount], values: b)),
+                                      bias: backend.tensor(HostTensor(shape: [bias.count], values: bias)), s, parameters: parameters)
+                got = try backend.download(out).values
+            } catch {
+                return "failed to build or run: \(error)"
+            }
+            var worst = 0.0, at = 0
+            for bi in 0..<s.batch {
+                for i in 0..<s.m {
+                    for j in 0..<s.n {
+                        var ref = Double(s.biasPerRow ? bias[i] : bias[j])
+                        for kk in 0..<s.k {
+                            ref += Double(a[bi * s.aBatchStride + i * s.aRowStride + kk * s.aColStride])
+                                * Double(b[bi * s.bBatchStride + kk * s.bRowStride + j * s.bColStride])
+                        }
+                        let o = bi * s.cBatchStride + i * s.n + j
+                        let err = abs(Double(got[o]) - ref) / (1e-4 + 1e-4 * abs(ref))
+                        if !(err <= worst) { worst = err; at = o }
+                    }
+                }
+            }
+            if !(worst <= 1) {
+                let layout = "\(s.aColStride == 1 ? "A" : "Aᵀ")·\(s.bColStride == 1 ? "B" : "Bᵀ")"
+                return "wrong result for \(layout) \(s.batch)×[\(s.m)×\(s.k)]·[\(s.k)×\(s.n)]: error \(String(format: "%.3g", worst))× the tolerance 1e-4 + 1e-4·|ref| at output \(at)"
+            }
+        }
+        return nil
+    }
+
+    /// Median seconds of `body` over `reps` runs after one untimed run (each run waits for the device).
+    static func time(reps: Int, on backend: OpenCLBackend, _ body: () throws -> Void) throws -> Double {
+        try body(); try backend.synchronize()
+        var samples: [Double] = []
+        for _ in 0..<max(1, reps) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body(); try backend.synchronize()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return median(samples)
+    }
+
+    /// Seconds per step of `choice` over `problems` (Σ count × median). The CPU-style choice runs each
+    /// problem the way the engine would without tuning: matmul_8x16 (B packed when needed) for matmuls,
+    /// conv.cl's direct kernels for pointwise convolutions.
+    static func secondsPerStep(_ choice: GEMMChoice, problems: [GEMMProblem], reps: Int, on backend: OpenCLBackend) throws -> Double {
+        var total = 0.0
+        for problem in problems {
+            let s = problem.gemm
+            let a = try backend.full([extent(s.batch, s.aBatchStride, s.m, s.aRowStride, s.k, s.aColStride)], value: 0.5)
+            let b = try backend.full([extent(s.batch, s.bBatchStride, s.k, s.bRowStride, s.n, s.bColStride)], value: 0.25)
+            let body: () throws -> Void
+            switch choice {
+            case .tiled(let q):
+                let out = try backend.make([s.batch * s.cBatchStride])
+                body = { try backend.gemmTiled(into: out, a, b, bias: nil, s, parameters: q) }
+            case .cpuStyle:
+                if s.biasPerRow {
+                    // A pointwise conv: forward when B is x (K = Cin), backward when A is Wᵀ (A_MCONTIG).
+                    let forward = s.aColStride == 1
+                    let p = s.n, cin = forward ? s.k : s.m, cout = forward ? s.m : s.k
+                    let g = ConvGeometry(n: s.batch, cin: cin, h: 1, w: p, cout: cout, oh: 1, ow: p, kh: 1, kw: 1,
+                                         sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, groups: 1)
+                    let weight = try backend.full([cout, cin, 1, 1], value: 0.5)
+                    let input = try backend.full(forward ? g.inputShape : g.outputShape, value: 0.25)
+                    body = forward
+                        ? { _ = try backend.convForwardDirect(input, weight: weight, bias: nil, activation: nil, savePre: false, geometry: g) }
+                        : { _ = try backend.convBackwardInputDirect(input, weight: weight, bias: nil, geometry: g) }
+                } else {
+                    let plan = MatMul.Plan(batch: s.batch, m: s.m, n: s.n, k: s.k,
+                                           aBatchStride: s.aBatchStride, aRowStride: s.aRowStride, aColStride: s.aColStride,
+                                           bBatchStride: s.bBatchStride, bRowStride: s.bRowStride, bColStride: s.bColStride,
+                                           transposeA: s.aColStride != 1, transposeB: s.bColStride != 1,
+                                           outShape: [s.batch, s.m, s.n])
+                    body = { _ = try backend.matmulCPUStyle(a, b, bias: nil, plan: plan) }
+                }
+            }
+            total += Double(problem.count) * (try time(reps: reps, on: backend, body))
+        }
+        return total
+    }
+
+    /// Tunes `backend`'s device for `request`, logging each step; writes the winner (atomically) when
+    /// `request.write`, and sets it as the backend's `gemmChoice`.
+    public static func run(_ request: TuneRequest, on backend: OpenCLBackend,
+                           candidates explicit: [GEMMParameters]? = nil, problems given: [GEMMProblem]? = nil,
+                           log: (String) -> Void = { _ in }) throws -> TuneReport {
+        let device = backend.context.device
+        var problems = try given ?? Self.problems(models: request.models, batches: request.batches)
+        if let limit = request.maxGFLOP { problems = problems.filter { $0.flop <= limit * 1e9 } }
+        problems.sort { Double($0.count) * $0.flop > Double($1.count) * $1.flop }
+        if request.quick { problems = Array(problems.prefix(8)) }
+        guard !problems.isEmpty else {
+            throw EngineError.invalidInput("no GEMM of the chosen models is left to tune (check the models and the GFLOP limit)")
+        }
+        log("tuning the GEMM family on \(device.name) (\(device.platformName), driver \(device.driverVersion)): \(problems.count) problems")
+        for p in problems { log("  problem \(p)") }
+        var results: [TuneCandidateResult] = []
+        var best: (choice: GEMMChoice, seconds: Double)?
+        let baseline = try secondsPerStep(.cpuStyle, problems: problems, reps: request.reps, on: backend)
+        log(String(format: "  %@: %.3f ms per step", GEMMChoice.cpuStyle.description, baseline * 1e3))
+        results.append(TuneCandidateResult(candidate: GEMMChoice.cpuStyle.description, rejected: nil, secondsPerStep: baseline))
+        best = (.cpuStyle, baseline)
+        for q in explicit ?? candidates(for: device, quick: request.quick) {
+            if let why = check(q, on: backend) {
+                log("  \(q): rejected: \(why)")
+                results.append(TuneCandidateResult(candidate: q.description, rejected: why, secondsPerStep: nil))
+                continue
+            }
+            let seconds = try secondsPerStep(.tiled(q), problems: problems, reps: request.reps, on: backend)
+            log(String(format: "  %@: %.3f ms per step", q.description, seconds * 1e3))
+            results.append(TuneCandidateResult(candidate: q.description, rejected: nil, secondsPerStep: seconds))
+            if seconds < (best?.seconds ?? .infinity) { best = (.tiled(q), seconds) }
+        }
+        let winner = best?.choice ?? .cpuStyle
+        log("winner: \(winner)")
+        var path: String?
+        if request.write {
+            let stamp = ISO8601DateFormatter().string(from: Date())
+            let file = TuningFile(platform: device.platformName, device: device.name, driver: device.driverVersion,
+                                  created: stamp,
+                                  note: "amgpu tune\(request.quick ? " --quick" : ""), models \(request.models.joined(separator: ",")), batches \(request.batches.map(String.init).joined(separator: ",")), \(problems.count) problems, \(results.count) candidates",
+                                  gemm: winner)
+            path = try TuningStore.save(file, for: device, directory: request.directory).path
+            log("wrote \(path ?? "")")
+        }
+        backend.gemmChoice = winner
+        return TuneReport(device: device.description, problems: problems.map(\.description), candidates: results,
+                          winner: winner, file: path)
+    }
+}
+
+/// SplitMix64 for the tuner's check data (fixed seed: a rejection is reproducible).
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+}
