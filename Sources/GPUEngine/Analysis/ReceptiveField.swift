@@ -210,7 +210,7 @@ public struct ReceptiveFields {
             var stack = [layer], seen: Set<ValueID> = [layer]
             while let v = stack.popLast() {
                 if let f = fields[v] ?? patchGrids[v], f.height * f.width <= t, t - f.height * f.width <= 16, f.height * f.width > 1 {
-                    if best == nil || v.index > best!.0.index { best = (v, f) }
+                    if v.index > (best?.0.index ?? -1) { best = (v, f) }
                     continue
                 }
                 guard let p = graph.values[v.index].producer else { continue }

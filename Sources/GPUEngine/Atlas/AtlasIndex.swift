@@ -90,10 +90,10 @@ public enum AtlasIndex {
     public static func build(layout: AtlasLayout, probes: [String: [[AtlasProbeHit]]]? = nil,
                              dataset: (result: ProbeResult, folder: String)? = nil) throws -> Result {
         let manifest = try AtlasManifest.read(layout.manifestPath)
-        if let d = dataset?.result {
+        if let (d, folder) = dataset {
             let sameFile = d.modelSHA256 == nil || manifest.modelSHA256 == nil || d.modelSHA256 == manifest.modelSHA256
             guard d.model == manifest.modelName, sameFile else {
-                throw EngineError.invalidInput("the probe in '\(dataset!.folder)' is of \(d.model), but the atlas is of \(manifest.modelName)\(sameFile ? "" : " (or the model file differs: SHA-256)"): give the probe.json of the atlas's model")
+                throw EngineError.invalidInput("the probe in '\(folder)' is of \(d.model), but the atlas is of \(manifest.modelName)\(sameFile ? "" : " (or the model file differs: SHA-256)"): give the probe.json of the atlas's model")
             }
         }
         let encoder = JSONEncoder()
