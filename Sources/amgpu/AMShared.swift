@@ -192,3 +192,23 @@ func progressBar(_ fraction: Double, width: Int = 24) -> String {
     let filled = max(0, min(width, Int((fraction * Double(width)).rounded(.down))))
     return String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
 }
+
+/// `--shard i/n` and `--shard-count`, shared by every sharded command (atlas, activation-atlas, probe).
+struct ShardOptions: ParsableArguments {
+    @Option(name: .long, help: "Run shard i of n: --shard 0/4. Default: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, or $JOB_COMPLETION_INDEX with --shard-count (or $AMGPU_SHARD_COUNT), else everything.",
+            transform: { text in try parsingFlag { try AtlasShard(parsing: text) } })
+    var shard: AtlasShard?
+
+    @Option(name: .long, help: "Number of shards, for Kubernetes Indexed Jobs ($JOB_COMPLETION_INDEX).")
+    var shardCount: Int?
+
+    func validate() throws {
+        if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1, got \(shardCount)") }
+    }
+
+    /// The shard this process runs: `--shard`, else the Slurm / Kubernetes variables, else everything.
+    func slice() throws -> AtlasShard {
+        if let shard { return shard }
+        return try AtlasShard.fromEnvironment(ProcessInfo.processInfo.environment, count: shardCount) ?? .whole
+    }
+}

@@ -45,12 +45,7 @@ struct ActivationAtlasCommand: ParsableCommand {
     @Option(name: .long, help: "The output folder (shared by all shards).")
     var out: String = "out/activation-atlas"
 
-    @Option(name: .long, help: "Render shard i of n: --shard 0/4. Default: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, or $JOB_COMPLETION_INDEX with --shard-count (or $AMGPU_SHARD_COUNT), else everything.",
-            transform: { text in try parsingFlag { try AtlasShard(parsing: text) } })
-    var shard: AtlasShard?
-
-    @Option(name: .long, help: "Number of shards, for Kubernetes Indexed Jobs ($JOB_COMPLETION_INDEX).")
-    var shardCount: Int?
+    @OptionGroup var sharding: ShardOptions
 
     @Option(name: [.customLong("devices"), .customLong("device")],
             help: "Devices to spread batches over: opencl:0,opencl:1, opencl:0,cpu, or all (default: $AMGPU_DEVICE or auto).",
@@ -157,9 +152,7 @@ struct ActivationAtlasCommand: ParsableCommand {
             if !quiet {
                 printError("activation-atlas: \(created ? "planned" : "reusing the plan in \(out)"): \(plan.sampleCount) samples, layout \(plan.layout.method), \(plan.cells.count) non-empty cells of \(grid)×\(grid)")
             }
-            let slice: AtlasShard
-            if let shard { slice = shard }
-            else { slice = try AtlasShard.fromEnvironment(ProcessInfo.processInfo.environment, count: shardCount) ?? .whole }
+            let slice = try sharding.slice()
             try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent("logs"), withIntermediateDirectories: true)
             let logName = slice.count == 1 ? "run-\(currentHostName())-\(getpid()).log" : "shard-\(slice.index)-of-\(slice.count).log"
             let log = try AtlasLog(path: ActivationAtlas.layout(out).path("logs", logName))

@@ -25,12 +25,7 @@ struct Atlas: ParsableCommand {
     @Option(name: .long, help: "The atlas folder (shared by all shards).")
     var out: String = "out/atlas"
 
-    @Option(name: .long, help: "Render shard i of n: --shard 0/4. Default: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, or $JOB_COMPLETION_INDEX with --shard-count (or $AMGPU_SHARD_COUNT), else everything.",
-            transform: { text in try parsingFlag { try AtlasShard(parsing: text) } })
-    var shard: AtlasShard?
-
-    @Option(name: .long, help: "Number of shards, for Kubernetes Indexed Jobs ($JOB_COMPLETION_INDEX).")
-    var shardCount: Int?
+    @OptionGroup var sharding: ShardOptions
 
     @Option(name: [.customLong("devices"), .customLong("device")],
             help: "Devices to spread batches over: opencl:0,opencl:1, opencl:0,cpu, or all (default: $AMGPU_DEVICE or auto).",
@@ -76,9 +71,7 @@ struct Atlas: ParsableCommand {
             }
             let atlasLayers = try AtlasPlan.layers(layers, of: model)
             let all = try AtlasPlan.units(of: atlasLayers, selecting: units)
-            let slice: AtlasShard
-            if let shard { slice = shard }
-            else { slice = try AtlasShard.fromEnvironment(ProcessInfo.processInfo.environment, count: shardCount) ?? .whole }
+            let slice = try sharding.slice()
             let mine = slice.select(all)
             let preset = try presetOptions.resolve(family: model.family)
             let deviceList = try devices ?? [DeviceSelection.fromEnvironment()]

@@ -36,12 +36,7 @@ struct Probe: ParsableCommand {
     @Option(name: .long, help: "The output folder (shared by all shards).")
     var out: String
 
-    @Option(name: .long, help: "Probe shard i of n: --shard 0/4. Default: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT, or $JOB_COMPLETION_INDEX with --shard-count (or $AMGPU_SHARD_COUNT), else everything.",
-            transform: { text in try parsingFlag { try AtlasShard(parsing: text) } })
-    var shard: AtlasShard?
-
-    @Option(name: .long, help: "Number of shards, for Kubernetes Indexed Jobs ($JOB_COMPLETION_INDEX).")
-    var shardCount: Int?
+    @OptionGroup var sharding: ShardOptions
 
     @Option(name: .long, help: "Write a checkpoint every this many batches.")
     var checkpointEvery: Int = 8
@@ -60,14 +55,11 @@ struct Probe: ParsableCommand {
         guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
         guard patchSize >= 8, patchSize <= 512 else { throw ValidationError("--patch-size must lie in 8…512, got \(patchSize)") }
         guard !layers.isEmpty, layers.allSatisfy({ !$0.isEmpty }) else { throw ValidationError("--layers needs layer names, e.g. --layers blocks.3,output") }
-        if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1, got \(shardCount)") }
     }
 
     func run() throws {
         try runReportingErrors {
-            let slice: AtlasShard
-            if let shard { slice = shard }
-            else { slice = try AtlasShard.fromEnvironment(ProcessInfo.processInfo.environment, count: shardCount) ?? .whole }
+            let slice = try sharding.slice()
             let folder = try ImageFolder.list(images)
             // Every shard loads the same batch size: shards hold whole batches of the listing.
             let model = try modelOptions.load(batch: max(1, min(batch, folder.images.count)))
