@@ -3,7 +3,8 @@ import Testing
 @testable import GPUEngine
 
 /// The GPU-style GEMM variant (`matmul_tiled`, gemm.cl) selected through `TiledGEMMBackend`: for several
-/// parameter sets (register blocks 1×1 to 4×4, vector widths 1 to 4, work-groups 8 to 256 threads), the
+/// parameter sets (register blocks 1×1 to 4×4, vector widths 1 to 4, work-groups 8 to 256 threads, plus every
+/// set a shipped GPU default uses), the
 /// matmul in every operand order and the pointwise convolutions, forward and backward, against the CPU
 /// reference at awkward shapes (no size a multiple of a tile) and one power of two. The CPU reference's
 /// backward is checked by finite differences in CoreOpTests/CNNOpTests; here the variant's gradients are
@@ -14,7 +15,7 @@ import Testing
         GEMMParameters(mwg: 16, nwg: 16, kwg: 8, mdimc: 4, ndimc: 4, vwm: 2, vwn: 4),
         GEMMParameters(mwg: 32, nwg: 64, kwg: 8, mdimc: 8, ndimc: 8, vwm: 1, vwn: 2),
         GEMMParameters(mwg: 64, nwg: 64, kwg: 16, mdimc: 16, ndimc: 16, vwm: 4, vwn: 4),
-    ]
+    ] + ShippedTuning.tiledParameterSets   // the shipped GPU defaults run untuned: check them here too
 
     /// (operator, inputs, differentiable): A·B batched, A·Bᵀ, Aᵀ·B, A broadcast over B's batch, with bias,
     /// a K of 1, and a 64×64×64 power of two.

@@ -126,6 +126,14 @@ public enum ShippedTuning {
          .tiled(GEMMParameters(mwg: 32, nwg: 32, kwg: 32, mdimc: 8, ndimc: 16, vwm: 4, vwn: 2))),
     ] }
 
+    /// Every tiled parameter set a shipped row can choose, once each (the suite checks each against the CPU
+    /// reference, since these run without `amgpu tune` having checked them on the device).
+    public static var tiledParameterSets: [GEMMParameters] {
+        var seen = Set<GEMMParameters>(), sets: [GEMMParameters] = []
+        for r in rows { if case .tiled(let p) = r.choice, seen.insert(p).inserted { sets.append(p) } }
+        return sets
+    }
+
     /// The shipped choice for `device` and the row it came from (a device that matches no row — an
     /// accelerator, say — gets the CPU-style kernel, which runs anywhere).
     public static func defaults(for device: CLDeviceInfo) -> (choice: GEMMChoice, row: String) {
