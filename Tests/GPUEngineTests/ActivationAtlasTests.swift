@@ -357,16 +357,6 @@ import Testing
 
     // MARK: The binary
 
-    static func summary(_ stdout: String) -> (rendered: Int, skipped: Int, failed: Int)? {
-        guard let line = stdout.split(separator: "\n").first(where: { $0.hasPrefix("activation-atlas: shard") }) else { return nil }
-        func n(_ key: String) -> Int? {
-            guard let r = line.range(of: key + " ") else { return nil }
-            return Int(line[r.upperBound...].prefix { $0.isNumber })
-        }
-        guard let a = n("rendered"), let b = n("skipped"), let c = n("failed") else { return nil }
-        return (a, b, c)
-    }
-
     /// The real binary: SIGKILL mid-run, rerun — every cell exactly once, finished cells untouched, the killed run's
     /// temporary removed, the atlas assembled; and two Slurm array shards into one folder give the unsharded cell set.
     @Test func killedRunResumesAndSlurmShardsCoverTheSameCells() throws {
@@ -406,7 +396,7 @@ import Testing
 
         let rerun = try CLITests.run(args)
         #expect(rerun.status == 0, "\(rerun.stderr)")
-        let counts = Self.summary(rerun.stdout)
+        let counts = AtlasTests.summaryCounts(rerun.stdout, command: "activation-atlas")
         #expect(counts?.skipped == partial.count && counts?.rendered == plan.cells.count - partial.count && counts?.failed == 0, "\(rerun.stdout)")
         #expect(ActivationAtlas.doneCells(plan, out: dir) == Set(plan.cells.map(\.index)))
         for (i, date) in mtimes {

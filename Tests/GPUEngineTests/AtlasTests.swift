@@ -44,8 +44,9 @@ import Testing
         return found
     }
 
-    static func summaryCounts(_ stdout: String) -> (rendered: Int, skipped: Int, failed: Int)? {
-        guard let line = stdout.split(separator: "\n").first(where: { $0.hasPrefix("atlas: shard") }) else { return nil }
+    /// The counts of a sharded command's summary line (`COMMAND: shard … rendered R, skipped S …, failed F …`).
+    static func summaryCounts(_ stdout: String, command: String = "atlas") -> (rendered: Int, skipped: Int, failed: Int)? {
+        guard let line = stdout.split(separator: "\n").first(where: { $0.hasPrefix(command + ": shard") }) else { return nil }
         func n(_ key: String) -> Int? {
             guard let r = line.range(of: key + " ") else { return nil }
             return Int(line[r.upperBound...].prefix { $0.isNumber })

@@ -178,13 +178,10 @@ import Testing
         #expect(throws: EngineError.self) { try TensorCheck.run(model: model, input: bad, seed: nil, backend: Backends.cpu) }
     }
 
-    @Test func unsupportedOperatorsAreListedBeforeWork() throws {
-        var node = Onnx_NodeProto()
-        node.opType = "NonMaxSuppression"; node.name = "nms1"; node.input = ["x"]; node.output = ["y"]
-        var node2 = Onnx_NodeProto()
-        node2.opType = "TopK"; node2.name = "topk1"; node2.input = ["y"]; node2.output = ["z"]
-        var graph = Onnx_GraphProto()
-        graph.node = [node, node2]
+    /// Writes `graph` as an ONNX model with image input `x` [1, 3, 8, 8] and output `z` to a temporary file
+    /// `amgpu-NAME-PID.onnx`; returns its path.
+    static func writeImageGraph(_ graph: Onnx_GraphProto, name: String) throws -> String {
+        var graph = graph
         var input = Onnx_ValueInfoProto()
         input.name = "x"
         var tensorType = Onnx_TypeProto.Tensor()
@@ -198,8 +195,19 @@ import Testing
         graph.output = [out]
         var model = Onnx_ModelProto()
         model.graph = graph
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-unsupported-\(getpid()).onnx").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-\(name)-\(getpid()).onnx").path
         try model.serializedData().write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test func unsupportedOperatorsAreListedBeforeWork() throws {
+        var node = Onnx_NodeProto()
+        node.opType = "NonMaxSuppression"; node.name = "nms1"; node.input = ["x"]; node.output = ["y"]
+        var node2 = Onnx_NodeProto()
+        node2.opType = "TopK"; node2.name = "topk1"; node2.input = ["y"]; node2.output = ["z"]
+        var graph = Onnx_GraphProto()
+        graph.node = [node, node2]
+        let path = try Self.writeImageGraph(graph, name: "unsupported")
         do {
             _ = try ONNXImporter.load(path: path)
             Issue.record("a model with unsupported operators loaded")
@@ -225,21 +233,7 @@ import Testing
                       node("Relu", "relu1", ["x"], "r"), node("CumSum", "cs_image", ["r", "ax"], "c"),
                       node("GatherND", "gnd_image", ["c", "idx"], "z")]
         graph.initializer = [int64s("ax", [], [1]), int64s("idx", [1, 2], [0, 1])]
-        var input = Onnx_ValueInfoProto()
-        input.name = "x"
-        var tensorType = Onnx_TypeProto.Tensor()
-        tensorType.elemType = 1
-        var shape = Onnx_TensorShapeProto()
-        shape.dim = [Int64(1), 3, 8, 8].map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d }
-        tensorType.shape = shape
-        input.type.tensorType = tensorType
-        graph.input = [input]
-        var out = Onnx_ValueInfoProto(); out.name = "z"
-        graph.output = [out]
-        var model = Onnx_ModelProto()
-        model.graph = graph
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-loadtimeonly-\(getpid()).onnx").path
-        try model.serializedData().write(to: URL(fileURLWithPath: path))
+        let path = try Self.writeImageGraph(graph, name: "loadtimeonly")
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect {
             _ = try ONNXImporter.load(path: path)
@@ -277,21 +271,7 @@ import Testing
                       node("Sigmoid", "node_Sigmoid_1", "a", "b", "['', 'blocks', 'blocks.0', 'sigmoid']"),
                       node("Tanh", "node_Tanh_2", "b", "c", "['', 'blocks', 'blocks.1', 'blocks.1.mlp', 'blocks.1.mlp.fc1', 'tanh']"),
                       node("GlobalAveragePool", "node_mean", "c", "z", "['', 'head', 'mean']")]
-        var input = Onnx_ValueInfoProto()
-        input.name = "x"
-        var tensorType = Onnx_TypeProto.Tensor()
-        tensorType.elemType = 1
-        var shape = Onnx_TensorShapeProto()
-        shape.dim = [Int64(1), 3, 8, 8].map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d }
-        tensorType.shape = shape
-        input.type.tensorType = tensorType
-        graph.input = [input]
-        var out = Onnx_ValueInfoProto(); out.name = "z"
-        graph.output = [out]
-        var proto = Onnx_ModelProto()
-        proto.graph = graph
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-dynamo-scopes-\(getpid()).onnx").path
-        try proto.serializedData().write(to: URL(fileURLWithPath: path))
+        let path = try Self.writeImageGraph(graph, name: "dynamo-scopes")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let model = try ONNXImporter.load(path: path)
         let valueName: (String) -> String? = { alias in model.aliases[alias].map { model.graph.name(of: $0) } }
