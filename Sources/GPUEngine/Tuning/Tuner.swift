@@ -138,12 +138,12 @@ public enum Tuner {
     /// Why `parameters` fail on `backend` (build error, or the max error against the Double reference), or nil.
     static func check(_ parameters: GEMMParameters, on backend: OpenCLBackend) -> String? {
         if let why = parameters.invalidReason { return why }
-        var rng = SplitMix(seed: 1606)
+        var rng = RandomSource(seed: 1606)   // fixed seed: a rejection is reproducible
         for s in checkProblems {
             let aCount = extent(s.batch, s.aBatchStride, s.m, s.aRowStride, s.k, s.aColStride)
             let bCount = extent(s.batch, s.bBatchStride, s.k, s.bRowStride, s.n, s.bColStride)
-            let a = (0..<aCount).map { _ in rng.uniform() }, b = (0..<bCount).map { _ in rng.uniform() }
-            let bias = (0..<(s.biasPerRow ? s.m : s.n)).map { _ in rng.uniform() }
+            let a = (0..<aCount).map { _ in Float(rng.uniform(-1, 1)) }, b = (0..<bCount).map { _ in Float(rng.uniform(-1, 1)) }
+            let bias = (0..<(s.biasPerRow ? s.m : s.n)).map { _ in Float(rng.uniform(-1, 1)) }
             let got: [Float]
             do {
                 let out = try backend.make([s.batch * s.cBatchStride])
@@ -277,19 +277,4 @@ public enum Tuner {
         return TuneReport(device: device.description, problems: problems.map(\.description), candidates: results,
                           winner: winner, file: path)
     }
-}
-
-/// SplitMix64 for the tuner's check data (fixed seed: a rejection is reproducible).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
 }
