@@ -83,6 +83,27 @@ enum Backends {
         }
     }
 
+    /// The backend for a heavy real-model evidence test (a real network's attacks, AM runs, gradient parity,
+    /// forward parity): OpenCL when it started. Without OpenCL the test's evidence is an OpenCL run that cannot
+    /// happen, so under `CI=true` this records one issue naming the cause (e.g. the ICD loader with
+    /// `OCL_ICD_VENDORS`) and returns nil: the test stops at once instead of running for minutes on the CPU
+    /// reference (475 s for one attack test in debug) only to fail anyway. Locally (no CI) it prints a NOTE and
+    /// falls back to the CPU backend, so a developer without OpenCL still gets the evidence, slowly.
+    /// Call it before loading the model (after the checks that the model files exist).
+    static func evidence(_ test: String = #function, sourceLocation: SourceLocation = #_sourceLocation) -> (any Backend)? {
+        if let cl = opencl {
+            print("amgpu-test: OPENCL \(test) ran on \(cl.name)")
+            return cl
+        }
+        if TestEnvironment.isCI {
+            TestEnvironment.skip("\(test) (a real-model test on OpenCL; stopped before any work, not run on the CPU)",
+                                 because: openclUnavailableReason, sourceLocation: sourceLocation)
+            return nil
+        }
+        print("amgpu-test: NOTE \(test) runs on the CPU reference backend (slow): OpenCL unavailable (\(openclUnavailableReason))")
+        return cpu
+    }
+
     /// The OpenCL backend, or nil after `TestEnvironment.skip` (a failure under CI=true).
     static func requireOpenCL(_ test: String = #function, sourceLocation: SourceLocation = #_sourceLocation) -> OpenCLBackend? {
         if let cl = opencl { return cl }

@@ -80,8 +80,6 @@ import Testing
         }
     }
 
-    /// The backend for the heavy real-model tests: OpenCL when present (faster here), else the CPU.
-    static var fastBackend: any Backend { Backends.opencl ?? Backends.cpu }
 
     static func photos() throws -> [RGBImage] {
         let dir = ModelStore.path("photos")
@@ -93,13 +91,14 @@ import Testing
         guard FileManager.default.fileExists(atPath: ModelStore.path("models/efficientnet_lite0.safetensors")) else {
             Issue.record("EfficientNet-Lite0 is not fetched: run scripts/fetch-models"); return
         }
+        guard let backend = Backends.evidence() else { return }
         let classes = [1, 130, 963]   // goldfish, flamingo, pizza
         let model = try ModelLoader.load("efficientnet_lite0", batch: classes.count)
         var preset = AMPreset.cnnLucid
         preset.steps = 64
         let request = VisualizationRequest(objective: Objective(terms: [ObjectiveTerm(kind: .logit, layer: "output", units: classes)]),
                                            preset: preset, seed: 0, images: classes.count)
-        let result = try Visualizer(model: model, request: request, backend: Self.fastBackend).run()
+        let result = try Visualizer(model: model, request: request, backend: backend).run()
         let probabilities = try #require(result.targetProbabilities)
         for (c, p) in zip(classes, probabilities) {
             #expect(p >= 0.9, "class \(c) (\(model.className(c))): softmax probability \(p) after 64 steps, evaluated without transforms")
@@ -110,13 +109,14 @@ import Testing
         guard FileManager.default.fileExists(atPath: ModelStore.path("models/efficientnet_lite0.safetensors")) else {
             Issue.record("EfficientNet-Lite0 is not fetched: run scripts/fetch-models"); return
         }
+        guard let backend = Backends.evidence() else { return }
         let units = [7, 100]
         let model = try ModelLoader.load("efficientnet_lite0", batch: units.count)
         var preset = AMPreset.cnnLucid
         preset.steps = 48
         let request = VisualizationRequest(objective: Objective(terms: [ObjectiveTerm(kind: .channel, layer: "conv_head", units: units)]),
                                            preset: preset, seed: 1, images: units.count)
-        let result = try Visualizer(model: model, request: request, backend: Self.fastBackend).run(naturalImages: try Self.photos())
+        let result = try Visualizer(model: model, request: request, backend: backend).run(naturalImages: try Self.photos())
         let natural = try #require(result.naturalMean)
         for i in units.indices {
             #expect(result.finalScores[i] >= 10 * max(natural[i], 1e-3),
@@ -133,6 +133,7 @@ import Testing
         guard FileManager.default.fileExists(atPath: ModelStore.path("models/dinov2_vits14.onnx")) else {
             Issue.record("DINOv2 is not fetched: run scripts/fetch-models"); return
         }
+        guard let backend = Backends.evidence() else { return }
         var preset = AMPreset.cnnLucid
         preset.steps = 96
         let layer = "backbone.encoder.layer.6.mlp.activation"
@@ -140,7 +141,7 @@ import Testing
         let model = try ModelLoader.load("dinov2_vits14", batch: units.count)
         let request = VisualizationRequest(objective: Objective(terms: [ObjectiveTerm(kind: .channel, layer: layer, units: units)]),
                                            preset: preset, seed: 0, images: units.count)
-        let result = try Visualizer(model: model, request: request, backend: Self.fastBackend).run(naturalImages: try Self.photos())
+        let result = try Visualizer(model: model, request: request, backend: backend).run(naturalImages: try Self.photos())
         let natural = try #require(result.naturalMean)
         #expect(natural[0] > 0.1, "the photos' mean of unit \(units[0]) changed: \(natural[0]) (the ratio below needs a positive mean)")
         #expect(result.finalScores[0] >= 10 * natural[0],
