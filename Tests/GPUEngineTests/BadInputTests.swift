@@ -21,6 +21,9 @@ import Testing
         /// Run under `ulimit -f` (KiB) with SIGXFSZ ignored: writes past it fail with EFBIG, as on a full disk.
         var fileSizeLimitKiB: Int? = nil
         var needsOpenCL = false
+        /// The case's message names ImageNet classes, which come from `data/imagenet_classes.txt` (scripts/fetch-models);
+        /// without that file `random:resnet18` has no class names and says so instead.
+        var needsClassNames = false
         /// A usage error: a flag value refused by the argument parser or `validate()` (exit 64, EX_USAGE).
         var usageError = false
     }
@@ -169,7 +172,7 @@ import Testing
         Case(name: "activation-atlas-grid-zero", args: activationAtlas("samestem", ["--grid", "0"]),
              problem: "--grid must be at least 1", fix: "cells per row and column", usageError: true),
         Case(name: "activation-atlas-unknown-class", args: activationAtlas("samestem", ["--class", "xyzzy-not-a-class"]),
-             problem: "no class named 'xyzzy-not-a-class'", fix: "--class takes one of"),
+             problem: "no class named 'xyzzy-not-a-class'", fix: "--class takes one of", needsClassNames: true),
         Case(name: "activation-atlas-layout-missing", args: { dir, out in activationAtlas("samestem", ["--layout-2d", dir + "/missing-umap.npy"])(dir, out) },
              problem: "cannot read the layout", fix: "scripts/activation-atlas-umap"),
         Case(name: "image-classify-bad-format", args: classify("random:resnet18", image: "photo.png", ["--format", "xml"]), problem: "'xml' is invalid for '--format", fix: "'text', 'csv' or 'json'", usageError: true),
@@ -195,7 +198,7 @@ import Testing
         Case(name: "setting-bad-layer", args: visualize(["--layer", "layer9.nope", "--unit", "1"]), problem: "layer9.nope", fix: "amgpu layers"),
         Case(name: "setting-unit-out-of-range", args: visualize(["--layer", "output", "--unit", "1000"]), problem: "1000", fix: "0…999"),
         Case(name: "setting-class-out-of-range", args: visualize(["--class", "1000"]), problem: "1000", fix: "0…999"),
-        Case(name: "setting-unknown-class-name", args: visualize(["--class", "flamingoo"]), problem: "flamingoo", fix: "flamingo"),
+        Case(name: "setting-unknown-class-name", args: visualize(["--class", "flamingoo"]), problem: "flamingoo", fix: "flamingo", needsClassNames: true),
         Case(name: "setting-adversarial-target-out-of-range", args: adversarial(["--target", "5000"]), problem: "5000", fix: "0…999"),
         Case(name: "setting-bad-device", args: visualize(["--layer", "output", "--unit", "1", "--device", "cuda:0"]), problem: "cuda:0", fix: "opencl:N", usageError: true),
         Case(name: "tune-reps-zero", args: { _, _ in ["tune", "--reps", "0"] }, problem: "--reps must be ≥ 1", fix: "--reps", usageError: true),
@@ -252,6 +255,11 @@ import Testing
         guard let c = Self.cases.first(where: { $0.name == name }) else { Issue.record("no case \(name)"); return }
         if c.needsOpenCL && Backends.opencl == nil {
             TestEnvironment.skip("bad input \(name)", because: "OpenCL unavailable: \(Backends.openclUnavailableReason)")
+            return
+        }
+        let classNames = ModelStore.path("data/imagenet_classes.txt")
+        if c.needsClassNames && !FileManager.default.fileExists(atPath: classNames) {
+            TestEnvironment.skip("bad input \(name)", because: "\(classNames) is absent (run scripts/fetch-models)")
             return
         }
         if c.fileSizeLimitKiB != nil && ProcessInfo.processInfo.environment["AMGPU_SANITIZER"] == "thread" {

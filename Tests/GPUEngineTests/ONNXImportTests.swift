@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func patternsAreFused() throws {
-        guard let dir = Self.casesFolder else { Issue.record("no ONNX test models"); return }
+        guard let dir = Self.casesFolder else { Issue.record("the ONNX test models could not be generated (scripts/fetch-models makes the venv)"); return }
         func ops(_ name: String, fuse: Bool = true) throws -> [String] {
             try ONNXImporter.load(path: (dir as NSString).appendingPathComponent(name + ".onnx"), fusePatterns: fuse).graph.nodes.map(\.op.typeName)
         }
@@ -158,7 +158,7 @@ import Testing
     /// `TensorCheck` (behind `amgpu run-tensor` and scripts/onnx-zoo): the output and the input gradient
     /// of r·f on a raw tensor match onnxruntime; a tensor of the wrong shape or with NaN is refused.
     @Test func tensorCheckMatchesOnnxruntime() throws {
-        guard let dir = Self.casesFolder else { Issue.record("no ONNX test models"); return }
+        guard let dir = Self.casesFolder else { Issue.record("the ONNX test models could not be generated (scripts/fetch-models makes the venv)"); return }
         let path = (dir as NSString).appendingPathComponent("split_trig")
         let x = try NPYFile.read(path + ".input.npy"), expected = try NPYFile.read(path + ".output.npy")
         let seed = try NPYFile.read(path + ".seed.npy"), direction = try NPYFile.read(path + ".direction.npy")
