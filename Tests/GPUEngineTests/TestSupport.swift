@@ -87,7 +87,7 @@ enum Backends {
     /// forward parity): OpenCL when it started. Without OpenCL the test's evidence is an OpenCL run that cannot
     /// happen, so under `CI=true` this records one issue naming the cause (e.g. the ICD loader with
     /// `OCL_ICD_VENDORS`) and returns nil: the test stops at once instead of running for minutes on the CPU
-    /// reference (475 s for one attack test in debug) only to fail anyway. Locally (no CI) it prints a NOTE and
+    /// reference (minutes for the real-photo attack test in debug) only to fail anyway. Locally (no CI) it prints a NOTE and
     /// falls back to the CPU backend, so a developer without OpenCL still gets the evidence, slowly.
     /// Call it before loading the model (after the checks that the model files exist).
     static func evidence(_ test: String = #function, sourceLocation: SourceLocation = #_sourceLocation) -> (any Backend)? {
