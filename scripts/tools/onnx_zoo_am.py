@@ -12,8 +12,8 @@ what amgpu turns into layer names):
      [1, C, H, W]; mean over the tokens after the first for [1, T, D], as `visualize` computes it);
   4. the unit: the most input-dependent one, the largest standard deviation of v[:, u] over the photos
      among the units non-zero on every photo. With random weights many units are dead or sparse (zero on
-     most photos: AM starts flat) or nearly constant (RepViT's stage-3 blocks vary by 3e-4 of their value
-     across photos), and MobileOne's values reach ~1e11;
+     most photos: AM starts flat) or an image-independent offset plus a small image-dependent part
+     (RepViT's stage-3 blocks), and MobileOne's values reach ~1e11;
   5. `amgpu visualize --layer T --unit U --preset cnn-lucid --steps 48 --device cpu` (lucid's Fourier
      preset for every family: the ViT preset needs 8 copies × 400 steps on a CPU): its JSON gives the
      objective on the visualization (`finalObjective`) and its mean over the same photos
@@ -91,8 +91,8 @@ def channel_objective(a):
 def most_input_dependent_unit(v):
     """The unit of v [photos, units] whose value varies most across the photos (largest standard deviation),
     among the units that are non-zero on every photo (all units when none is). A dead or sparse ReLU unit
-    (zero on some photo) starts its AM in a flat region; a unit whose value is an image-independent offset
-    (random-weight RepViT: 3e-4 of the value) is only raised by a small amount. Ties go to the lowest index."""
+    (zero on some photo) starts its AM in a flat region; a unit whose value is mostly an image-independent
+    offset (random-weight RepViT) is only raised by a small amount. Ties go to the lowest index."""
     s = v.std(axis=0)
     alive = (v != 0).all(axis=0)
     if alive.any():
