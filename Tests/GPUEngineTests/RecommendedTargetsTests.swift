@@ -13,6 +13,31 @@ import Testing
 @Suite(.serialized) struct RecommendedTargetsTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/am-families")
 
+    /// `scripts/onnx-zoo --am` picks the unit it visualizes from the photos' activations (the largest
+    /// spread over the photos among the units non-zero on every photo; dead, sparse, constant and
+    /// offset-dominated units lose) and reduces token layers as the channel objective does: its
+    /// `--self-test` checks both on hand-made arrays (numpy only, the fetched venv's python).
+    @Test func zooSweepUnitChoice() throws {
+        let python = ModelStore.path("venv/bin/python")
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            TestEnvironment.skip("the onnx-zoo unit-choice self-test", because: "\(python) is missing (run scripts/fetch-models)")
+            return
+        }
+        let script = Self.fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/tools/onnx_zoo_am.py").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [script, "--self-test"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "onnx_zoo_am.py --self-test failed: \(text)")
+        #expect(text.contains("self-test passed"), "onnx_zoo_am.py --self-test printed: \(text)")
+    }
+
     @Test func modulePathDropsTheRepeatedScopes() {
         #expect(Importer.modulePath(scopes: ["stages", "stages.0", "blocks", "blocks.1", "mlp", "fc1"]) == "stages.0.blocks.1.mlp.fc1")
         #expect(Importer.modulePath(scopes: ["blocks", "blocks.3", "blocks.3.1"]) == "blocks.3.1")
