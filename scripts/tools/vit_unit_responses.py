@@ -58,8 +58,12 @@ def main():
         row(f"grey 0.5 + Gaussian noise sd {sd}", score(np.clip(0.5 + sd * rng.standard_normal((224, 224, 3)), 0, 1)))
     for p in (2, 4, 7, 14):
         s = ((np.arange(224) // p) % 2).astype(np.float32)
-        row(f"vertical black/white stripes, {p} px", score(np.repeat(s[None, :, None], 224, 0).repeat(3, 2)))
-        row(f"horizontal black/white stripes, {p} px", score(np.repeat(s[:, None, None], 224, 1).repeat(3, 2)))
+        row(f"vertical black/white bars {p} px wide", score(np.repeat(s[None, :, None], 224, 0).repeat(3, 2)))
+        row(f"horizontal black/white bars {p} px wide", score(np.repeat(s[:, None, None], 224, 1).repeat(3, 2)))
+    x = np.arange(224)
+    for phase in range(7):   # 7-px bars (period 14 = the patch size), shifted against the patch grid
+        s = (((x + phase) // 7) % 2).astype(np.float32)
+        row(f"vertical 7-px bars shifted {phase} px", score(np.repeat(s[None, :, None], 224, 0).repeat(3, 2)))
     if args.photos:
         files = sorted(f for f in glob.glob(os.path.join(args.photos, "**", "*"), recursive=True)
                        if f.lower().endswith((".jpg", ".jpeg", ".png")))[::args.every]
