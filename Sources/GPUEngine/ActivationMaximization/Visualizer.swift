@@ -138,9 +138,8 @@ public final class Visualizer {
                 // `ObjectiveEvaluator.evaluate(_:gateFrom:)`): an image warms while its unit is at or below the
                 // threshold and it has warm-up steps left; once above, it switches for good. A unit above the
                 // threshold at the first step is never warmed.
-                var values: [Float] = []
                 let r = try plan.evaluator.evaluate(transformed.output) { observed in
-                    values = WarmStartPlan.perImage(observed[0], images: n)
+                    let values = WarmStartPlan.perImage(observed[0], images: n)
                     if step == 0 { warmStart = values }
                     for b in 0..<n where warming[b] {
                         if values[b] > plan.setting.threshold || warmSteps[b] >= plan.maxSteps {
