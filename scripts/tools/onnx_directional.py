@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Directional derivatives of an ONNX model by onnxruntime central differences, for gradient-parity tests.
 
-    onnx_directional.py MODEL.onnx INPUT.npy SEED.npy DIRECTIONS.npy OUT.npy [--step H]
+    onnx_directional.py MODEL.onnx INPUT.npy SEED.npy DIRECTIONS.npy OUT.npy [--step H] [--output NAME]
 
 For each direction d_k (DIRECTIONS.npy: shape [K, *input shape]) writes to OUT.npy (float64, shape [K, 2]):
 column 0 the Richardson-extrapolated central difference of L(x) = Σ SEED ⊙ out(x) along d_k,
@@ -10,6 +10,7 @@ and column 1 its error estimate |D(H/2) − D(H)| / 3. L is accumulated in float
 when onnxruntime has double kernels for all its ops (the model is converted: initializers, Constant tensors,
 graph input and output); otherwise in float32 (Conv has no double kernel on the CPU execution provider), as
 the last output line says. Graph optimisations are off, so the ONNX file is what is differentiated.
+--output NAME differentiates the ONNX value NAME (any node output, e.g. an inner layer) instead of the graph output.
 Needs numpy, onnx and onnxruntime (the venv that scripts/fetch-models makes: $AMGPU_HOME/venv).
 """
 import argparse
@@ -48,8 +49,14 @@ def main():
     for name in ("model", "input", "seed", "directions", "out"):
         ap.add_argument(name)
     ap.add_argument("--step", type=float, default=1e-2)
+    ap.add_argument("--output", help="an inner ONNX value to differentiate instead of the graph output")
     args = ap.parse_args()
     model = onnx.load(args.model)
+    if args.output:
+        if not any(args.output in n.output for n in model.graph.node):
+            raise SystemExit(f"no node of {args.model} outputs '{args.output}'")
+        del model.graph.output[:]
+        model.graph.output.append(onnx.helper.make_tensor_value_info(args.output, TensorProto.FLOAT, None))
     x = np.load(args.input).astype(np.float64)
     seed = np.load(args.seed).astype(np.float64)
     dirs = np.load(args.directions).astype(np.float64)

@@ -54,6 +54,35 @@ public final class ObjectiveEvaluator {
         return (scores, grads[model.input], observed)
     }
 
+    /// As `evaluate(_:gradient:observe:gate:)` with the gate chosen from this very input: one model forward, the
+    /// observed terms [B] computed and downloaded first, then `gate(observed)` [B] feeds the warm term's gate for the
+    /// score and its gradient d(Σ score)/d input. The model runs once; only the small objective graph runs twice.
+    /// Used by the warm start, so that an image whose unit is already above the threshold is never warmed.
+    public func evaluate(_ input: Tensor, gateFrom gate: ([[Float]]) throws -> [Float]) throws -> (scores: Tensor, inputGradient: Tensor?, observed: [[Float]]) {
+        guard let g = objective.gate, !objective.observed.isEmpty else {
+            throw EngineError.invalidGraph("a gate chosen from the observed terms needs a warm term and an observed term")
+        }
+        let targets = objective.inputs.map(\.model)
+        let pass = try modelExecutor.forward(feeds: [model.input: input], targets: targets, differentiable: [model.input])
+        let b = model.batchSize
+        var feeds: [ValueID: Tensor] = [:]
+        for (m, o) in objective.inputs { feeds[o] = try pass.value(m) }
+        feeds[g] = try backend.tensor(HostTensor(shape: [b], values: [Float](repeating: 0, count: b)))
+        let observedPass = try objectiveExecutor.forward(feeds: feeds, targets: objective.observed, differentiable: [])
+        let observed = try objective.observed.map { try backend.download(observedPass.value($0)).values }
+        let values = try gate(observed)
+        guard values.count == b else { throw EngineError.invalidInput("the warm-start gate has \(values.count) entries for a batch of \(b)") }
+        feeds[g] = try backend.tensor(HostTensor(shape: [b], values: values))
+        let objectivePass = try objectiveExecutor.forward(feeds: feeds, targets: [objective.score],
+                                                          differentiable: Set(objective.inputs.map(\.objective)))
+        let scores = try objectivePass.value(objective.score)
+        let seeds = try objectiveExecutor.backward(objectivePass, seeds: [objective.score: backend.full(scores.shape, value: 1)])
+        var modelSeeds: [ValueID: Tensor] = [:]
+        for (m, o) in objective.inputs { if let s = seeds[o] { modelSeeds[m] = s } }
+        let grads = try modelExecutor.backward(pass, seeds: modelSeeds)
+        return (scores, grads[model.input], observed)
+    }
+
     /// Runs the model to `layers` (no gradient) and returns their values.
     public func activations(_ input: Tensor, layers: [ValueID]) throws -> [ValueID: Tensor] {
         let pass = try modelExecutor.forward(feeds: [model.input: input], targets: layers)

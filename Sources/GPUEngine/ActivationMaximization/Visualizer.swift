@@ -134,17 +134,22 @@ public final class Visualizer {
             let transformed = try pipeline.forward(imagePass.image, on: backend)
             var warmResult: (scores: Tensor, inputGradient: Tensor?)? = nil
             if let plan = warmPlan, warming.contains(true) {
-                // The gate of this step comes from the values of the previous one (all images warm at step 0).
-                let gate = warming.flatMap { [Float](repeating: $0 ? 1 : 0, count: copies) }
-                let r = try plan.evaluator.evaluate(transformed.output, gradient: true, observe: true, gate: gate)
-                let values = WarmStartPlan.perImage(try backend.download(r.observed[0]).values, images: n)
-                if step == 0 { warmStart = values }
-                for b in 0..<n where warming[b] {
-                    warmSteps[b] += 1
-                    if values[b] > plan.setting.threshold || warmSteps[b] >= plan.maxSteps {
-                        warming[b] = false
-                        warmSwitch[b] = values[b]
+                // The gate of this step comes from this step's own unit values (one model forward, see
+                // `ObjectiveEvaluator.evaluate(_:gateFrom:)`): an image warms while its unit is at or below the
+                // threshold and it has warm-up steps left; once above, it switches for good. A unit above the
+                // threshold at the first step is never warmed.
+                let r = try plan.evaluator.evaluate(transformed.output) { observed in
+                    let values = WarmStartPlan.perImage(observed[0], images: n)
+                    if step == 0 { warmStart = values }
+                    for b in 0..<n where warming[b] {
+                        if values[b] > plan.setting.threshold || warmSteps[b] >= plan.maxSteps {
+                            warming[b] = false
+                            warmSwitch[b] = values[b]
+                        } else {
+                            warmSteps[b] += 1
+                        }
                     }
+                    return warming.flatMap { [Float](repeating: $0 ? 1 : 0, count: copies) }
                 }
                 warmResult = (r.scores, r.inputGradient)
             }
@@ -188,7 +193,7 @@ public final class Visualizer {
                                          transparency: try transparency.map { try backend.download($0) })
         if let plan = warmPlan, !warmStart.isEmpty {
             result.warmStart = (0..<n).map { b in
-                let switched = warming[b] ? warmStart[b] : warmSwitch[b]   // still warming at the end: no switch value
+                let switched = warming[b] ? warmStart[b] : warmSwitch[b]   // still warming at the end: the start value
                 return WarmStartRecord(preActivationLayer: plan.preActivationLayer, activation: plan.activation,
                                        threshold: plan.setting.threshold, steps: warmSteps[b], valueAtStart: warmStart[b],
                                        valueAtSwitch: switched, reachedThreshold: !warming[b] && switched > plan.setting.threshold)

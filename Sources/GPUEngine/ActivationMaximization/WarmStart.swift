@@ -4,8 +4,10 @@ import Foundation
 /// that activation is flat (GELU(z) for z ≪ 0: GELU′(−10) ≈ 8·10⁻²²), so gradient ascent on it never moves
 /// (the DINOv2 depth grid had 7 of 24 such fc1 neurons). With a warm start the run first maximizes the same
 /// term (kind, unit, tokens/positions) on the activation's *input* — the pre-activation z, whose gradient does
-/// not vanish — and switches to the real term once every image's unit value u (the real term, under that
-/// step's transforms, mean over the copies) is above `threshold`, or after `maxFraction` of the steps.
+/// not vanish — and switches to the real term for good at the first step where that image's unit value u (the
+/// real term under that step's transforms, mean over the copies, measured before the step's gradient is taken)
+/// is above `threshold`, or after `maxFraction` of the steps. An image whose unit starts above the threshold is
+/// never warmed.
 ///
 /// It applies when the objective's first term is `channel`, `neuron` or `cls` on a layer whose producer is
 /// an elementwise GELU/ReLU/ReLU6/SiLU node of the graph (not an activation fused into a convolution, which
@@ -39,8 +41,8 @@ public struct WarmStartRecord: Codable, Sendable, Equatable {
     /// The activation it skipped (e.g. `geluErf`).
     public var activation: String
     public var threshold: Float
-    /// Steps this image spent on the pre-activation (1: its unit was above the threshold at the first step, which
-    /// always warms up, since the gate of a step is set from the values of the step before).
+    /// Steps this image spent on the pre-activation (0: its unit was above the threshold at the first step; the gate
+    /// of a step is set from that step's own unit values, so such a unit is never warmed).
     public var steps: Int
     /// The unit value (the real term under the step's transforms) at the first step and at the switch (at the first
     /// step when the run ended still warming).
