@@ -60,7 +60,7 @@ CONFIGS = {
     # issue #22 parts 1–2, merged later: skipped until the binary knows them
     "maco": ["--param", "maco"],
 }
-DEFAULT_CONFIGS = "lucid,pixel,ghiasi,maco"
+DEFAULT_CONFIGS = "default,pixel,ghiasi,maco"
 
 
 def class_names():
