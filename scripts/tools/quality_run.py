@@ -307,7 +307,7 @@ def contact_sheet(rows, classes, names, path, cell=96):
     for i, (label, imgs) in enumerate(rows):
         draw.text((4, head_h + i * cell + cell // 2 - 6), label[:24], fill="black")
         for j, c in enumerate(classes):
-            if c in imgs:
+            if c in imgs and os.path.exists(imgs[c]):   # a log's scores.json without its images: a blank cell
                 with Image.open(imgs[c]) as im:
                     sheet.paste(im.convert("RGB").resize((cell, cell), Image.BILINEAR),
                                 (label_w + j * cell, head_h + i * cell))
