@@ -39,6 +39,7 @@ QUICK_HELD_OUT = [340, 950]
 # A name not listed here is tried as `--preset NAME`, then as `--param NAME`, if `amgpu visualize --help` lists it
 # (so presets/parameterizations merged later, e.g. maco, work by name); NAME=ARGS gives an ad-hoc config.
 CONFIGS = {
+    "default": [],                                        # amgpu's defaults: no preset or parameterization flag
     "lucid": ["--preset", "cnn-lucid"],                   # the CNN default (Fourier, decorrelated, lucid transforms)
     "fourier": ["--preset", "cnn-lucid", "--param", "fourier"],
     "pixel": ["--preset", "cnn-lucid", "--param", "pixel"],
@@ -59,7 +60,7 @@ CONFIGS = {
     # issue #22 parts 1–2, merged later: skipped until the binary knows them
     "maco": ["--param", "maco"],
 }
-DEFAULT_CONFIGS = "lucid,pixel,ghiasi,maco"
+DEFAULT_CONFIGS = "default,pixel,ghiasi,maco"
 
 
 def class_names():
@@ -124,19 +125,31 @@ def resolve_config(name, help_text):
     return args, None
 
 
-def render_amgpu(amgpu, name, args, classes, steps, out, batch, device, seed):
-    """Renders every class with one `amgpu visualize --layer output --units ...` call; {class: png}, seconds."""
-    folder = os.path.join(out, "images", name)
+def render_amgpu(amgpu, name, args, classes, steps, out, batch, device, seed, part=None):
+    """Renders every class with one `amgpu visualize --layer output --units ...` call (into images/NAME, or
+    images/NAME/part-K for part K of a config split over several processes).
+    Returns (images {class: png}, timing {seconds (wall), cpu_seconds, peak_rss_mib} or wall seconds on failure,
+    error or None, command)."""
+    folder = os.path.join(out, "images", name, *([f"part-{part}"] if part else []))
     os.makedirs(folder, exist_ok=True)
     cmd = [amgpu, "visualize", "--model", "efficientnet_lite0", "--layer", "output",
            "--units", ",".join(map(str, classes)), "--batch", str(batch), "--seed", str(seed),
            "--device", device, "--out", folder, "--no-baseline", "--quiet"] + args + ["--steps", str(steps)]
     log(f"{name}: {shlex.join(cmd)}")
     t = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    with tempfile.TemporaryFile(mode="w+") as fo, tempfile.TemporaryFile(mode="w+") as fe:
+        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, text=True)
+        # wait4 gives this child's own CPU time (user + system), which the shared machine's load does not inflate
+        # the way it inflates wall time
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        stdout, stderr = fo.read(), fe.read()
     secs = time.time() - t
+    cpu = {"cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}
     if proc.returncode != 0:
-        msg = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        msg = (stderr.strip() or stdout.strip()).splitlines()
         return None, secs, f"amgpu exit {proc.returncode}: {msg[-1] if msg else ''}", cmd
     images = {}
     for js in glob.glob(os.path.join(folder, "*.json")):
@@ -147,7 +160,7 @@ def render_amgpu(amgpu, name, args, classes, steps, out, batch, device, seed):
     missing = [c for c in classes if c not in images]
     if missing:
         return None, secs, f"amgpu wrote no image for classes {missing}", cmd
-    return images, secs, None, cmd
+    return images, dict(cpu, seconds=secs), None, cmd
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -209,7 +222,7 @@ def render_lucent(classes, steps, out, batch, seed):
     folder = os.path.join(out, "images", "lucent")
     os.makedirs(folder, exist_ok=True)
     images = {}
-    t = time.time()
+    t, cpu0 = time.time(), time.process_time()
     for b0 in range(0, len(classes), batch):
         chunk = classes[b0:b0 + batch]
         torch.manual_seed(seed + b0)
@@ -227,7 +240,9 @@ def render_lucent(classes, steps, out, batch, seed):
             os.replace(tmp, path)
             images[c] = path
         log(f"lucent: {b0 + len(chunk)}/{len(classes)} classes, {time.time() - t:.0f} s")
-    return images, time.time() - t
+    # process_time: this process's CPU time (all its threads; the amgpu thread of --parallel only waits on its
+    # child, whose CPU time is counted separately by wait4)
+    return images, {"seconds": time.time() - t, "cpu_seconds": time.process_time() - cpu0}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -292,7 +307,7 @@ def contact_sheet(rows, classes, names, path, cell=96):
     for i, (label, imgs) in enumerate(rows):
         draw.text((4, head_h + i * cell + cell // 2 - 6), label[:24], fill="black")
         for j, c in enumerate(classes):
-            if c in imgs:
+            if c in imgs and os.path.exists(imgs[c]):   # a log's scores.json without its images: a blank cell
                 with Image.open(imgs[c]) as im:
                     sheet.paste(im.convert("RGB").resize((cell, cell), Image.BILINEAR),
                                 (label_w + j * cell, head_h + i * cell))
@@ -313,8 +328,8 @@ def table(results, judges):
         if not has(split) or (split == "all" and not (has("held-out") and has("tuning"))):
             continue
         lines.append(f"\n**{split} classes**\n")
-        head = "| tool / config | s per image |"
-        sep = "|---|---|"
+        head = "| tool / config | wall s per image | CPU s per image |"
+        sep = "|---|---|---|"
         for j in judges:
             head += f" {j} top-1 | {j} top-5 | {j} median rank |"
             sep += "---|---|---|"
@@ -324,7 +339,8 @@ def table(results, judges):
         for r in results:
             if r.get("skipped") or not any(r["summary"][split][j] for j in judges):
                 continue
-            row = f"| {r['name']} | {r['seconds_per_image']:.1f} |"
+            cpu = r.get("cpu_seconds_per_image")
+            row = f"| {r['name']} | {r['seconds_per_image']:.1f} | {f'{cpu:.1f}' if cpu is not None else '–'} |"
             for j in judges:
                 s = r["summary"][split][j]
                 row += " " + " | ".join(fmt_rate(s) if s else ("–", "–", "–")) + " |"
@@ -348,8 +364,15 @@ def cmd_run(a):
     if a.classes:
         n = int(a.classes)
         tuning, held = TUNING[:(n + 1) // 2], HELD_OUT[:n // 2]
-    if a.tuning_only:
+    if a.tuning_only or a.split == "tuning":
         held = []
+    elif a.split == "held-out":
+        tuning = []
+    if a.part:
+        # every N-th class of each split, from the K-th: N such runs (separate processes, e.g. one per core) cover
+        # the split once; `report` merges them back into one row per config
+        k, n = a.part
+        tuning, held = tuning[k - 1::n], held[k - 1::n]
     classes = tuning + held
     steps = a.steps or (32 if a.quick else 512)
     os.makedirs(a.out, exist_ok=True)
@@ -361,6 +384,11 @@ def cmd_run(a):
     results = []
 
     def amgpu_configs():
+        # with --jobs N every config's classes are split into N interleaved parts, and all configs' parts run at
+        # once, one single-threaded amgpu process each; a config's wall time is its slowest part's, its CPU time the
+        # sum of its parts'
+        from concurrent.futures import ThreadPoolExecutor
+        tasks, resolved = [], []
         for name in configs:
             args, why = resolve_config(name, help_text)
             label = name.split("=", 1)[0]
@@ -368,22 +396,36 @@ def cmd_run(a):
                 log(f"skipping {label}: {why}")
                 results.append({"name": label, "skipped": why})
                 continue
-            images, secs, err, cmd = render_amgpu(a.amgpu, label, args, classes, steps, a.out, a.batch, a.device,
-                                                  a.seed)
-            if err:
-                log(f"skipping {label}: {err}")
-                results.append({"name": label, "skipped": err, "command": shlex.join(cmd)})
+            parts = [classes[k::a.jobs] for k in range(a.jobs)] if a.jobs > 1 else [classes]
+            parts = [p for p in parts if p]
+            resolved.append((label, len(parts)))
+            for k, part in enumerate(parts, 1):
+                tasks.append((label, k if len(parts) > 1 else None, args, part))
+        with ThreadPoolExecutor(max_workers=max(1, len(tasks))) as pool:
+            done = list(pool.map(lambda t: (t[0], render_amgpu(a.amgpu, t[0], t[2], t[3], steps, a.out, a.batch,
+                                                                a.device, a.seed, part=t[1])), tasks))
+        for label, n in resolved:
+            outs = [o for lab, o in done if lab == label]
+            errs = [o[2] for o in outs if o[2]]
+            cmds = [shlex.join(o[3]) for o in outs]
+            if errs:
+                log(f"skipping {label}: {errs[0]}")
+                results.append({"name": label, "skipped": errs[0], "command": "\n".join(cmds)})
                 continue
-            results.append({"name": label, "tool": "amgpu", "command": shlex.join(cmd), "images": images,
-                            "seconds": secs})
-            log(f"{label}: {secs:.0f} s")
+            images = {c: p for o in outs for c, p in o[0].items()}
+            timing = {"seconds": max(o[1]["seconds"] for o in outs),
+                      "cpu_seconds": sum(o[1]["cpu_seconds"] for o in outs),
+                      "peak_rss_mib": max(o[1]["peak_rss_mib"] for o in outs), "processes": n}
+            results.append(dict({"name": label, "tool": "amgpu", "command": "\n".join(cmds), "images": images},
+                                **timing))
+            log(f"{label}: {timing['seconds']:.0f} s wall, {timing['cpu_seconds']:.0f} s CPU in {n} process(es)")
 
     lucent_result = []
 
     def lucent():
-        images, secs = render_lucent(classes, steps, a.out, a.batch, a.seed)
+        images, timing = render_lucent(classes, steps, a.out, a.batch, a.seed)
         lucent_result.append({"name": "lucent (defaults)", "tool": "torch-lucent 0.1.8", "images": images,
-                              "seconds": secs, "command": f"render_vis(param.image(128, batch={a.batch}), "
+                              **timing, "command": f"render_vis(param.image(128, batch={a.batch}), "
                               f"thresholds=({steps},)) on timm tf_efficientnet_lite0"})
 
     if a.parallel and not a.no_lucent:
@@ -407,13 +449,10 @@ def cmd_run(a):
         ranks = score_images(r["images"], judges)
         r["ranks"] = {str(c): v for c, v in ranks.items()}
         r["seconds_per_image"] = r["seconds"] / len(r["images"])
+        if r.get("cpu_seconds") is not None:
+            r["cpu_seconds_per_image"] = r["cpu_seconds"] / len(r["images"])
         r["image_stats"] = {str(c): stats.get(os.path.abspath(p)) for c, p in r["images"].items()}
-        r["summary"] = {}
-        for split, cls in (("held-out", held), ("tuning", tuning), ("all", classes)):
-            r["summary"][split] = {j: summarize(ranks, cls, j) for j in judges}
-            vals = [stat_value(r["image_stats"][str(c)]) for c in cls if r["image_stats"].get(str(c))]
-            vals = [v for v in vals if v is not None]
-            r["summary"][split]["low_frequency_power"] = float(np.mean(vals)) if vals else None
+        summarize_result(r, held, tuning)
         r["images"] = {str(c): os.path.relpath(p, a.out) for c, p in r["images"].items()}
     report = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "steps": steps, "seed": a.seed, "device": a.device,
               "batch": a.batch, "classes": {"tuning": tuning, "held-out": held},
@@ -483,31 +522,90 @@ def cmd_check(a):
         sys.exit(1)
 
 
+def summarize_result(r, held, tuning):
+    """Fills r["summary"] (per split and judge, plus the mean low-frequency fraction) from r["ranks"]."""
+    ranks = {int(c): v for c, v in r["ranks"].items()}
+    judges = sorted({j for v in ranks.values() for j in v})
+    r["summary"] = {}
+    for split, cls in (("held-out", held), ("tuning", tuning), ("all", tuning + held)):
+        r["summary"][split] = {j: summarize(ranks, cls, j) for j in judges}
+        stats = r.get("image_stats") or {}
+        vals = [stat_value(stats[str(c)]) for c in cls if stats.get(str(c))]
+        vals = [v for v in vals if v is not None]
+        r["summary"][split]["low_frequency_power"] = float(np.mean(vals)) if vals else None
+
+
 def cmd_report(a):
-    """Merges the scores.json of several runs (same classes' splits) into one table.md and contact sheet."""
+    """Merges the scores.json of several runs into one table.md and contact sheet. Rows of the same config and step
+    count from runs over disjoint classes (e.g. `--part 1/2` and `--part 2/2`, or `--split tuning` and `--split
+    held-out`) become one row; summaries are recomputed from the per-image ranks. Where runs differ in steps, each
+    row's name carries its step count."""
     names = class_names()
-    results, runs, tuning, held = [], [], [], []
+    reps, runs, tuning, held = [], [], [], []
     for d in a.runs:
         with open(os.path.join(d, "scores.json")) as f:
             rep = json.load(f)
-        runs.append(f"{d}: {rep['date']}, {rep['steps']} steps, device {rep['device']}, batch {rep['batch']}")
+        reps.append((d, rep))
+        runs.append(f"{d}: {rep['date']}, {rep['steps']} steps, device {rep['device']}, batch {rep['batch']}, "
+                    f"load average at the end {rep['load_average_at_end'][0]:.1f}")
         for c in rep["classes"]["tuning"]:
             tuning += [c] if c not in tuning else []
         for c in rep["classes"]["held-out"]:
             held += [c] if c not in held else []
+    several_steps = len({rep["steps"] for _, rep in reps}) > 1
+    merged, order, skipped = {}, [], {}
+    for d, rep in reps:
         for r in rep["results"]:
-            if "images" in r:
-                r = dict(r, images={c: os.path.join(d, p) for c, p in r["images"].items()})
-            results.append(r)
-    judges = rep["judges"]
+            label = r["name"] + (f" ({rep['steps']} steps)" if several_steps else "")
+            if "ranks" not in r:
+                skipped.setdefault(label, dict(r, name=label))
+                continue
+            r = dict(r, name=label, images={c: os.path.join(d, p) for c, p in r["images"].items()})
+            m = merged.get(label)
+            if m is not None and not set(m["ranks"]) & set(r["ranks"]):
+                for key in ("ranks", "images", "image_stats"):
+                    m[key] = {**(m.get(key) or {}), **(r.get(key) or {})}
+                for key in ("seconds", "cpu_seconds"):
+                    m[key] = (m[key] + r[key]) if m.get(key) is not None and r.get(key) is not None else None
+                m["runs"].append(d)
+                continue
+            if m is not None:   # the same config over the same classes in two runs: keep both, named by run
+                label = f"{label} [{d}]"
+                r["name"] = label
+            merged[label] = dict(r, runs=[d])
+            order.append(label)
+    results = []
+    for label in order:
+        r = merged[label]
+        n = len(r["images"])
+        r["seconds_per_image"] = r["seconds"] / n
+        r["cpu_seconds_per_image"] = r["cpu_seconds"] / n if r.get("cpu_seconds") is not None else None
+        summarize_result(r, held, tuning)
+        results.append(r)
+    results += [r for label, r in skipped.items() if label not in merged]
+    judges = reps[-1][1]["judges"]
     classes = tuning + held
     md = "Merged from:\n" + "".join(f"- {x}\n" for x in runs) + table(results, judges)
     os.makedirs(a.out, exist_ok=True)
+    tmp = os.path.join(a.out, "scores.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump({"runs": a.runs, "classes": {"tuning": tuning, "held-out": held}, "results": results}, f, indent=1)
+    os.replace(tmp, os.path.join(a.out, "scores.json"))
     with open(os.path.join(a.out, "table.md"), "w") as f:
         f.write(md)
     rows = [(r["name"], {int(c): p for c, p in r["images"].items()}) for r in results if "images" in r]
     contact_sheet(rows, classes, names, os.path.join(a.out, "contact-sheet.png"))
     print(md)
+
+
+def parse_part(text):
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--part wants K/N, e.g. 1/2, got '{text}'")
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--part K/N needs 1 ≤ K ≤ N, got '{text}'")
+    return k, n
 
 
 def main():
@@ -521,7 +619,14 @@ def main():
     r.add_argument("--classes", help="use only the first N classes (half tuning, half held-out)")
     r.add_argument("--quick", action="store_true", help="4 classes, 32 steps: a smoke test")
     r.add_argument("--no-lucent", action="store_true")
-    r.add_argument("--tuning-only", action="store_true", help="only the tuning classes (for choosing presets)")
+    r.add_argument("--tuning-only", action="store_true", help="only the tuning classes (same as --split tuning)")
+    r.add_argument("--split", choices=("all", "tuning", "held-out"), default="all",
+                   help="render only the tuning classes (for choosing presets) or only the held-out ones (for "
+                        "reading the target); --classes N picks the first N/2 of each split first")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="split each amgpu config's classes over this many amgpu processes, all configs at once")
+    r.add_argument("--part", type=parse_part, metavar="K/N",
+                   help="only every N-th class of each split, starting at the K-th (1 ≤ K ≤ N): N runs cover it")
     r.add_argument("--parallel", action="store_true",
                    help="render lucent at the same time as the amgpu configs (two processes)")
     r.add_argument("--batch", type=int, default=8)
