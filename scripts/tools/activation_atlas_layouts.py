@@ -29,7 +29,7 @@ for out in outs:
         p = lay.get("parameters") or {}
         title = f"{p.get('method', 'file')}: {p.get('package', '')} n_neighbors {p.get('n_neighbors', '?')}, min_dist {p.get('min_dist', '?')}, {p.get('metric', '')}"
     d.text((pad, 2), title, fill="black")
-    d.text((pad, 16), f"{len(xy)} samples, grid {g}x{g}, {len(plan['cells'])} cells rendered", fill="black")
+    d.text((pad, 16), f"{len(xy)} samples, grid {g}x{g}, {len(plan['cells'])} cells of >= {plan['settings']['minCount']} samples", fill="black")
     for i in range(g + 1):
         t = pad + round(i * side / g)
         d.line([(t, top + pad), (t, top + pad + side)], fill=(220, 220, 220))
