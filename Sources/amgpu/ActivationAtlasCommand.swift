@@ -67,6 +67,9 @@ struct ActivationAtlasCommand: ParsableCommand {
     @Flag(name: .long, help: "Only sample: write OUT/samples.npy (for an external layout) and stop.")
     var samplesOnly = false
 
+    @Flag(name: .long, help: "Only plan: sample, lay out and bin into OUT/atlas.json (and samples.npy, layout.npy), render nothing. Run it once before starting array shards, so they all render from one plan.")
+    var planOnly = false
+
     @Flag(name: .long, help: "Only assemble OUT/atlas.png and OUT/index.html from the rendered cells.")
     var assemble = false
 
@@ -88,6 +91,9 @@ struct ActivationAtlasCommand: ParsableCommand {
         guard layout == "pca" || layout.lowercased().hasSuffix(".npy") else {
             throw ValidationError("--layout-2d must be pca or a .npy file of [samples, 2] coordinates, got '\(layout)'")
         }
+        let modes = [(samplesOnly, "--samples-only"), (planOnly, "--plan-only"), (assemble, "--assemble")].filter(\.0).map(\.1)
+        guard modes.count <= 1 else { throw ValidationError("\(modes.joined(separator: " and ")) exclude each other: pick one") }
+        if planOnly && noAssemble { throw ValidationError("--plan-only renders and assembles nothing; drop --no-assemble") }
         if !assemble {
             guard images != nil else { throw ValidationError("--images DIR is required (a folder of JPEG/PNG photos)") }
             guard layer != nil else { throw ValidationError("--layer L is required (see `amgpu layers MODEL`)") }
@@ -151,6 +157,10 @@ struct ActivationAtlasCommand: ParsableCommand {
             }
             if !quiet {
                 printError("activation-atlas: \(created ? "planned" : "reusing the plan in \(out)"): \(plan.sampleCount) samples, layout \(plan.layout.method), \(plan.cells.count) non-empty cells of \(grid)×\(grid)")
+            }
+            if planOnly {
+                print("activation-atlas: \(created ? "planned" : "the plan was already there"): \(plan.cells.count) cells of \(grid)×\(grid) from \(plan.sampleCount) samples (layout \(plan.layout.method)) in \((out as NSString).appendingPathComponent("atlas.json")); start the shards now")
+                return
             }
             let slice = try sharding.slice()
             try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent("logs"), withIntermediateDirectories: true)

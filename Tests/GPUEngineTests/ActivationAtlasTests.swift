@@ -202,6 +202,77 @@ import Testing
         #expect(throws: EngineError.self) { try ActivationGrid.bin(layout: [0, .nan], vectors: [1], count: 1, dimension: 1, grid: 2) }
     }
 
+    /// photoClasses counts the model's top-1 class of each member's photo, most frequent first (ties: lower
+    /// class first), at most three, and skips photos without a prediction.
+    @Test func photoClassesCountTheMembersPhotosClassesByHand() throws {
+        // Photos 0…4 predicted 7, 2, 7, nil, 5; members' photos: 0, 0, 1, 2, 3, 4, 1, 4 → 7: 3, 2: 2, 5: 2 (nil: 1 not counted).
+        let photos = [0, 0, 1, 2, 3, 4, 1, 4, 2]
+        let s = ActivationSamples(layer: "l", dimension: 1, images: (0..<5).map { "p\($0)" }, predictedClass: [7, 2, 7, nil, 5],
+                                  skipped: [], positionsSeen: 9, imagesUsed: 5,
+                                  positions: photos.map { ActivationSamplePosition(image: $0, y: 0, x: 0, box: [0, 0, 1, 1]) },
+                                  vectors: photos.map(Float.init))
+        let shares = ActivationAtlas.photoClasses(members: Array(0..<8), samples: s, className: { "c\($0)" })
+        #expect(shares.map(\.index) == [7, 2, 5] && shares.map(\.samples) == [3, 2, 2] && shares.map(\.name) == ["c7", "c2", "c5"])
+        let expectedFractions: [Float] = [0.375, 0.25, 0.25]
+        #expect(shares.map(\.fraction) == expectedFractions)
+        let one = ActivationAtlas.photoClasses(members: [4, 5], samples: s, className: { "c\($0)" })   // photos 3 (no class), 4 (5)
+        #expect(one.map(\.index) == [5] && one.map(\.samples) == [1] && one.map(\.fraction) == [0.5])
+        #expect(ActivationAtlas.photoClasses(members: [4], samples: s, className: { "c\($0)" }).isEmpty)
+        // A tie (photos 2 → 7 and 4 → 5, one sample each) lists the lower class first.
+        #expect(ActivationAtlas.photoClasses(members: [3, 5], samples: s, className: { "c\($0)" }).map(\.index) == [5, 7])
+    }
+
+    // MARK: The head after a layer
+
+    /// `LayerHead`: after conv2 of the tiny CNN only global pooling and the linear classifier follow, so the head of a
+    /// constant map v is v·W by hand; after conv1 the head of an image's real conv1 map gives the model's own logits;
+    /// a skip connection around the layer, the output itself and a batch above 1 are refused.
+    @Test func layerHeadIsTheRestOfTheNetwork() throws {
+        let model = try VisualizeTests.tinyModel(batch: 1)
+        let cpu = Backends.cpu
+        let g = model.graph
+        let w = try #require(g.value(named: "fc.weight").flatMap { g.constants[$0] })   // [16, 10]
+        var rng = SeededRandom(seed: 12)
+        let v = (0..<16).map { _ in rng.uniform(-2, 2) }
+        let head2 = try LayerHead(model: model, layer: model.resolve(layer: "conv2"))
+        #expect(head2.inputShape == [1, 16, 16, 16])
+        let logits = try head2.run(constantMap: v, backend: cpu)
+        let byHand = (0..<10).map { k in (0..<16).reduce(Float(0)) { $0 + v[$1] * w.values[$1 * 10 + k] } }
+        #expect(logits.count == 10 && byHand.contains { abs($0) > 0.1 })
+        for k in 0..<10 { #expect(abs(logits[k] - byHand[k]) <= 1e-5 * max(1, abs(byHand[k])), "logit \(k): \(logits[k]) vs \(byHand[k])") }
+
+        let image = rng.tensor([1, 3, 32, 32])
+        let runner = try ModelRunner(model: model, backend: cpu)
+        let conv1 = try model.resolve(layer: "conv1")
+        let full = try runner.run(image, layers: [conv1, model.output])
+        let a1 = try #require(full[conv1]), want = try #require(full[model.output]?.values)
+        let head1 = try LayerHead(model: model, layer: conv1)
+        let got = try head1.run(a1, backend: cpu)
+        #expect(want.contains { abs($0) > 0.01 })
+        for k in 0..<10 { #expect(abs(got[k] - want[k]) <= 1e-5 * max(1, abs(want[k])), "logit \(k): \(got[k]) vs \(want[k])") }
+        // The constant map after conv1 is not the same as after conv2 (conv2 sees zero padding): a different function.
+        #expect(throws: EngineError.self) { try head1.run(constantMap: v, backend: cpu) }   // 16 entries for 8 channels
+        #expect(throws: EngineError.self) { try LayerHead(model: model, layer: model.output) }
+        #expect(throws: EngineError.self) { try LayerHead(model: model, layer: model.input) }
+        #expect(throws: EngineError.self) { try LayerHead(model: VisualizeTests.tinyModel(batch: 2), layer: conv1) }
+
+        // x → a = conv(x) → b = conv(a) → a + b → pool → fc: the output reaches a without b, so no head after b; after a, yes.
+        let sg = Graph()
+        let x = try sg.addInput("image", shape: [1, 3, 8, 8])
+        let a = try sg.add(Conv2D(pads: Padding2D(1)), [x, sg.addConstant("wa", rng.tensor([4, 3, 3, 3]))], name: "a")
+        let b = try sg.add(Conv2D(pads: Padding2D(1)), [a, sg.addConstant("wb", rng.tensor([4, 4, 3, 3]))], name: "b")
+        let sum = try sg.add(Binary(.add), [a, b], name: "sum")
+        let pooled = try sg.add(Reshape(shape: [1, 4]), [sg.add(GlobalAveragePool(), [sum], name: "pool")], name: "flat")
+        let out = try sg.add(MatMul(), [pooled, sg.addConstant("fc.weight", rng.tensor([4, 3]))], name: "fc")
+        let skip = Model(name: "skip", graph: sg, input: x, output: out, family: .cnn, preprocessing: .imagenet(8),
+                         aliases: ["a": a, "b": b], recommended: [], source: "test")
+        #expect(throws: EngineError.self) { try LayerHead(model: skip, layer: b) }
+        let afterA = try LayerHead(model: skip, layer: a)
+        let skipRun = try ModelRunner(model: skip, backend: cpu).run(rng.tensor([1, 3, 8, 8]), layers: [a, out])
+        let headOut = try afterA.run(#require(skipRun[a]), backend: cpu), skipOut = try #require(skipRun[out]?.values)
+        for k in 0..<3 { #expect(abs(headOut[k] - skipOut[k]) <= 1e-5 * max(1, abs(skipOut[k]))) }
+    }
+
     // MARK: One direction per image
 
     /// A batch of two images with two directions scores each image as a batch of one with its own direction
@@ -336,6 +407,36 @@ import Testing
         #expect(html.contains("PCA (LAPACK ssyevd") && html.contains("Top classes of the rendered image"))
         let assembled = try ActivationAtlas.readPlan(whole)
         #expect(assembled.cells.allSatisfy { $0.topClasses?.count == 3 } && assembled.classes != nil)
+        // The head on each cell's mean vector: conv2 → global pool → fc, so softmax(mean·W) by hand.
+        let fc = try VisualizeTests.tinyModel(batch: 1).graph
+        let w = try #require(fc.value(named: "fc.weight").flatMap { fc.constants[$0] })
+        #expect(assembled.meanClassesNote?.contains("mean vector") == true && html.contains("Top classes of the mean vector"))
+        for cell in assembled.cells {
+            let logits = (0..<10).map { k in (0..<16).reduce(Float(0)) { $0 + cell.mean[$1] * w.values[$1 * 10 + k] } }
+            let p = softmax(logits)
+            let order = p.indices.sorted { p[$0] > p[$1] }
+            let got = try #require(cell.meanClasses)
+            #expect(got.map(\.index) == Array(order.prefix(3)), "cell \(cell.index): \(got.map(\.index)) vs \(order.prefix(3))")
+            for c in got { #expect(abs(c.probability - p[c.index]) <= 1e-5 && abs(c.logit - logits[c.index]) <= 1e-4 * max(1, abs(logits[c.index]))) }
+        }
+        #expect(html.contains("Classes of the photos its samples come from"))
+        let tinyNames = try VisualizeTests.tinyModel(batch: 1)
+        // photoClasses against the saved samples' predictions, counted here over each re-binned cell's members.
+        let saved = try JSONDecoder().decode(ActivationAtlas.SamplesRecord.self, from: Data(contentsOf: URL(fileURLWithPath: whole + "/samples.json")))
+        #expect(saved.predictedClass.allSatisfy { $0 != nil } && assembled.photoClassesNote?.contains("top-1") == true)
+        for (cell, re) in zip(assembled.cells, regrid) {
+            var counts: [Int: Int] = [:]
+            for i in re.members { if let k = saved.predictedClass[saved.positions[i].image] { counts[k, default: 0] += 1 } }
+            let best = try #require(counts.values.max())
+            let shares = try #require(cell.photoClasses)
+            #expect(re.members.count == cell.count && shares.first?.samples == best && shares.count == min(3, counts.count))
+            for share in shares {
+                let fraction = Float(share.samples) / Float(cell.count)
+                let name = tinyNames.className(share.index)
+                #expect(counts[share.index] == share.samples)
+                #expect(share.fraction == fraction && share.name == name)
+            }
+        }
         let patchFiles = assembled.cells.flatMap { $0.nearest.compactMap(\.file) }
         #expect(result.patches == patchFiles.count && patchFiles.count >= plan.cells.count)
         for f in patchFiles { #expect(try PNGFile.read("\(whole)/patches/\(f)").width == 64) }
@@ -405,8 +506,17 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: stale))
         #expect(FileManager.default.fileExists(atPath: dir + "/atlas.png") && FileManager.default.fileExists(atPath: dir + "/index.html"))
 
-        // Slurm array tasks 1 and 2 of --array=1-2 (SLURM_ARRAY_TASK_MIN 1) into one folder.
+        // One --plan-only job plans (atlas.json, nothing rendered), then Slurm array tasks 1 and 2 of --array=1-2
+        // (SLURM_ARRAY_TASK_MIN 1) render from that plan into one folder without planning again.
         let sharded = root + "/slurm"
+        let planned = try CLITests.run(base + ["--batch", "4", "--out", sharded, "--plan-only"])
+        #expect(planned.status == 0 && planned.stdout.contains("planned"), "\(planned.stdout)\(planned.stderr)")
+        let planFile = sharded + "/atlas.json"
+        let planBytes = try Data(contentsOf: URL(fileURLWithPath: planFile))
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: sharded + "/cells")) ?? []).isEmpty, "--plan-only rendered cells")
+        #expect(!FileManager.default.fileExists(atPath: sharded + "/index.html"))
+        let again = try CLITests.run(base + ["--batch", "4", "--out", sharded, "--plan-only"])
+        #expect(again.status == 0 && again.stdout.contains("already there"), "\(again.stdout)")
         for task in ["1", "2"] {
             let r = try CLITests.run(base + ["--batch", "4", "--out", sharded],
                                      environment: ["SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "1"])
@@ -414,6 +524,8 @@ import Testing
             #expect(r.stdout.contains("shard \(Int(task)! - 1)/2"), "\(r.stdout)")
         }
         let shardedPlan = try ActivationAtlas.readPlan(sharded)
+        #expect(shardedPlan.cells.map(\.mean) == (try JSONDecoder().decode(ActivationAtlasPlan.self, from: planBytes)).cells.map(\.mean), "the shards re-planned")
+        #expect(shardedPlan.cells.allSatisfy { $0.photoClasses?.isEmpty == false && $0.meanClasses?.count == 3 }, "random:resnet18 has a head after layer1")
         #expect(shardedPlan.cells.map(\.index) == plan.cells.map(\.index) && shardedPlan.cells.map(\.count) == plan.cells.map(\.count))
         #expect(ActivationAtlas.doneCells(shardedPlan, out: sharded) == Set(plan.cells.map(\.index)))
         #expect(FileManager.default.fileExists(atPath: sharded + "/index.html"), "the shard that finished last assembled")

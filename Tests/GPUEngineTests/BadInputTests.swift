@@ -175,6 +175,8 @@ import Testing
              problem: "no class named 'xyzzy-not-a-class'", fix: "--class takes one of", needsClassNames: true),
         Case(name: "activation-atlas-layout-missing", args: { dir, out in activationAtlas("samestem", ["--layout-2d", dir + "/missing-umap.npy"])(dir, out) },
              problem: "cannot read the layout", fix: "scripts/activation-atlas-umap"),
+        Case(name: "activation-atlas-plan-only-and-assemble", args: activationAtlas("samestem", ["--plan-only", "--assemble"]),
+             problem: "--plan-only and --assemble exclude each other", fix: "pick one", usageError: true),
         Case(name: "image-classify-bad-format", args: classify("random:resnet18", image: "photo.png", ["--format", "xml"]), problem: "'xml' is invalid for '--format", fix: "'text', 'csv' or 'json'", usageError: true),
         Case(name: "image-truncated-png", args: classify("random:resnet18", image: "truncated.png"), problem: "cannot decode image", fix: "re-export"),
         Case(name: "image-16k-by-16k", args: classify("random:resnet18", image: "huge.png"), problem: "is 16384×16384 pixels", fix: "downscale it first"),

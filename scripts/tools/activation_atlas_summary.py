@@ -13,10 +13,14 @@ if lay.get("explainedVariance"):
     print(f"layout {lay['method']}: eigenvalues {ev[0]:.4f}, {ev[1]:.4f} of total variance {tot:.4f} ({100*sum(ev)/tot:.1f} %)")
 print(f"boxes: {p['boxes']}")
 print(f"cells: {len(p['cells'])} non-empty, holding {sum(c['count'] for c in p['cells'])} samples")
+for key in ("meanClassesNote", "classes", "photoClassesNote"):
+    print(f"{key}: {p.get(key) or '-'}")
 for c in p["cells"]:
     top = ", ".join(f"{t['name']} {100*t['probability']:.1f} %" for t in (c.get("topClasses") or []))
+    mean = ", ".join(f"{t['name']} {100*t['probability']:.1f} %" for t in (c.get("meanClasses") or []))
+    photo = ", ".join(f"{t['name']} {t['samples']}" for t in (c.get("photoClasses") or []))
     near = "; ".join(f"{os.path.basename(n['image'])}@({n['y']},{n['x']})" for n in c["nearest"][:4])
-    print(f"  cell {c['index']:3d} (row {c['row']}, col {c['column']}): {c['count']:6d} samples | top classes: {top or '-'} | nearest: {near}")
+    print(f"  cell {c['index']:3d} (row {c['row']}, col {c['column']}): {c['count']:6d} samples | mean vector: {mean or '-'} | rendered image: {top or '-'} | photos: {photo or '-'} | nearest: {near}")
 from PIL import Image
 im = Image.open(os.path.join(out, "atlas.png")).convert("RGB")
 im.quantize(colors=256).save(os.path.join(dest, f"{name}-atlas.png"), optimize=True)

@@ -100,6 +100,23 @@ public struct ActivationAtlasCell: Codable, Sendable {
     public var nearest: [ActivationAtlasPatch]
     /// The classifier's top classes on the cell's rendered image (after assembly; nil without a classifier).
     public var topClasses: [ClassScore]?
+    /// The classes the model assigns (top-1) to the photos the cell's samples come from, most frequent first
+    /// (at most 3): `samples` of the cell's `count` samples come from a photo of that class (after assembly, from
+    /// OUT/samples.json and OUT/layout.npy; nil without a classifier).
+    public var photoClasses: [ActivationAtlasClassShare]?
+    /// The classifier's top 3 classes for the cell's mean vector: the rest of the network after the layer
+    /// (`LayerHead`) applied to the map whose every position holds the mean (after assembly; CNN layers with
+    /// a classifier only — see `ActivationAtlasPlan.meanClassesNote`).
+    public var meanClasses: [ClassScore]?
+}
+
+/// A class and how many of a cell's samples come from photos the model assigns that class (top-1).
+public struct ActivationAtlasClassShare: Codable, Sendable, Equatable {
+    public var index: Int
+    public var name: String
+    /// Samples of the cell whose photo is assigned this class, and their fraction of the cell's count.
+    public var samples: Int
+    public var fraction: Float
 }
 
 /// `OUT/atlas.json`: the plan (samples, layout, grid, cells) that every shard renders from, and after
@@ -124,6 +141,10 @@ public struct ActivationAtlasPlan: Codable, Sendable {
     public var boxes: String
     /// What `topClasses` is.
     public var classes: String?
+    /// What `photoClasses` is, or why there are none (after assembly; nil without a classifier).
+    public var photoClassesNote: String?
+    /// What `meanClasses` is, or why there are none (after assembly).
+    public var meanClassesNote: String?
     public var cells: [ActivationAtlasCell]
     public var amgpuVersion: String
 }
@@ -235,7 +256,7 @@ public enum ActivationAtlas {
                                 nearest: c.nearest.map { i in
                                     let p = s.positions[i]
                                     return ActivationAtlasPatch(image: s.images[p.image], y: p.y, x: p.x, box: p.box, file: nil)
-                                }, topClasses: nil)
+                                }, topClasses: nil, photoClasses: nil, meanClasses: nil)
         }
         let objective = layer.kind == .cnn
             ? "direction at \(settings.layer) toward the cell's mean vector v: score = (a·v̂)·max(cos(a,v),0.1), a = the spatial mean of the layer's [C,H,W] map"
@@ -245,8 +266,31 @@ public enum ActivationAtlas {
                                        prefixTokens: layer.prefixTokens,
                                        imagesRead: s.images.count, imagesUsed: s.imagesUsed, positionsSeen: s.positionsSeen,
                                        sampleCount: s.count, skipped: s.skipped, layout: record, objective: objective, boxes: boxes,
-                                       classes: nil, cells: cells, amgpuVersion: amgpuVersion)
+                                       classes: nil,
+                                       photoClassesNote: nil, meanClassesNote: nil, cells: cells, amgpuVersion: amgpuVersion)
         return (plan, coordinates)
+    }
+
+    static let photoClassesNote = "per cell, the classes the model assigns (top-1) to the photos its samples come from, most frequent first: samples of the cell from a photo of that class, and their fraction of the cell"
+
+    /// The 3 most frequent top-1 classes of the photos of `members` (ties: smaller class index first).
+    /// Samples of photos without a prediction are not counted.
+    static func photoClasses(members: [Int], samples s: ActivationSamples, className: (Int) -> String) -> [ActivationAtlasClassShare] {
+        photoClasses(members: members, positions: s.positions, predictedClass: s.predictedClass, className: className)
+    }
+
+    static func photoClasses(members: [Int], positions: [ActivationSamplePosition], predictedClass: [Int?],
+                             className: (Int) -> String) -> [ActivationAtlasClassShare] {
+        var counts: [Int: Int] = [:]
+        for i in members where i < positions.count {
+            let photo = positions[i].image
+            if photo < predictedClass.count, let k = predictedClass[photo] { counts[k, default: 0] += 1 }
+        }
+        let order = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+        return order.prefix(3).map {
+            ActivationAtlasClassShare(index: $0.key, name: className($0.key), samples: $0.value,
+                                      fraction: members.isEmpty ? 0 : Float($0.value) / Float(members.count))
+        }
     }
 
     /// The plan in `out` when one exists (throws when it was made with other settings), else `make()`'s,

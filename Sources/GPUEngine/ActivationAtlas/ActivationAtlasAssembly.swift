@@ -29,6 +29,36 @@ public enum ActivationAtlasAssembly {
         var canvas = RGBImage(width: g * tile, height: g * tile, pixels: [UInt8](repeating: 255, count: g * tile * g * tile * 3))
         var runner: ModelRunner? = nil
         if let model, let backend, (try? checkClassifier(model)) != nil { runner = try ModelRunner(model: model, backend: backend) }
+        // The head applied to each cell's mean vector (CNN layers only; `LayerHead`).
+        var head: LayerHead? = nil
+        if runner != nil, let model {
+            if plan.layerShape.count == 3 {
+                do {
+                    head = try LayerHead(model: model, layer: model.resolve(layer: plan.settings.layer))
+                    plan.meanClassesNote = meanClassesNote
+                } catch let error as EngineError {
+                    plan.meanClassesNote = "not computed: \(error)"
+                }
+            } else {
+                plan.meanClassesNote = "not computed for a ViT token layer: the later blocks mix the tokens, so a map of identical tokens (and no class token of the cell) is not what the head ever sees; see photoClasses"
+            }
+        } else {
+            plan.meanClassesNote = nil
+        }
+        // The classes of the photos each cell's samples come from: the cells' members again from the saved samples and layout.
+        if runner != nil, let model {
+            do {
+                let members = try cellMembers(plan, out: out)
+                let record = try JSONDecoder().decode(ActivationAtlas.SamplesRecord.self, from: Data(contentsOf: URL(fileURLWithPath: l.path("samples.json"))))
+                for c in plan.cells.indices {
+                    plan.cells[c].photoClasses = ActivationAtlas.photoClasses(members: members[plan.cells[c].index] ?? [], positions: record.positions,
+                                                                              predictedClass: record.predictedClass, className: { model.className($0) })
+                }
+                plan.photoClassesNote = ActivationAtlas.photoClassesNote
+            } catch {
+                plan.photoClassesNote = "not computed: \(error)"
+            }
+        }
         var photos: [String: RGBImage] = [:]
         var patchCount = 0
         for c in plan.cells.indices {
@@ -39,6 +69,10 @@ public enum ActivationAtlasAssembly {
                 let out = try runner.run(ImagePreprocessing.modelInput(image, model.preprocessing), layers: [model.output])
                 if let logits = out[model.output]?.values {
                     plan.cells[c].topClasses = classification(model: model, image: "", device: "", logits: logits, top: 3).top
+                }
+                if let head, let backend {
+                    let logits = try head.run(constantMap: cell.mean, backend: backend)
+                    plan.cells[c].meanClasses = classification(model: model, image: "", device: "", logits: logits, top: 3).top
                 }
             }
             for k in plan.cells[c].nearest.indices {
@@ -64,6 +98,24 @@ public enum ActivationAtlasAssembly {
         try ActivationAtlas.writePlan(plan, out: out)
         return Result(png: l.path("atlas.png"), html: l.path("index.html"), cells: plan.cells.count, patches: patchCount)
     }
+
+    /// Each cell's sample indices, binned again from OUT/layout.npy and OUT/samples.npy exactly as when planning
+    /// (throws when they are missing or do not give the plan's cells).
+    static func cellMembers(_ plan: ActivationAtlasPlan, out: String) throws -> [Int: [Int]] {
+        let l = ActivationAtlas.layout(out)
+        let coordinates = try NPYFile.read(l.path("layout.npy")), vectors = try NPYFile.read(l.path("samples.npy"))
+        guard coordinates.shape == [plan.sampleCount, 2], vectors.shape == [plan.sampleCount, plan.dimension] else {
+            throw EngineError.invalidInput("layout.npy \(coordinates.shape) and samples.npy \(vectors.shape) do not hold the plan's \(plan.sampleCount) samples")
+        }
+        let cells = try ActivationGrid.bin(layout: coordinates.values, vectors: vectors.values, count: plan.sampleCount, dimension: plan.dimension,
+                                           grid: plan.settings.grid, minCount: plan.settings.minCount)
+        guard cells.map(\.index) == plan.cells.map(\.index), cells.map(\.count) == plan.cells.map(\.count) else {
+            throw EngineError.invalidInput("the saved samples and layout do not bin into the plan's cells")
+        }
+        return Dictionary(uniqueKeysWithValues: cells.map { ($0.index, $0.members) })
+    }
+
+    static let meanClassesNote = "the classifier's top 3 classes (softmax probability) for the cell's mean vector v: the rest of the network after the layer (LayerHead) applied to the [C,H,W] map whose every position holds v — exactly the classifier of v when only global average pooling and a linear layer follow; after an earlier layer the later convolutions see a constant map (zero padding makes its borders differ)"
 
     /// Pixels [x0, x1) × [y0, y1) of `image` (clamped to it; at least 1×1).
     public static func crop(_ image: RGBImage, box: [Int]) -> RGBImage {
@@ -124,7 +176,9 @@ public enum ActivationAtlasAssembly {
         (\(plan.imagesRead) read, \(plan.skipped.count) skipped) in \(escape(s.images)); seed \(s.seed).
         Layout: \(escape(layoutText)). Grid \(g)×\(g) (cells with at least \(s.minCount) samples); \(plan.cells.count) cells rendered with \(s.preset.steps) steps each.
         Each cell: \(escape(plan.objective)). Patches: the samples nearest the cell's mean vector; box = \(escape(plan.boxes)).
-        \(plan.classes.map { "Classes: " + escape($0) + "." } ?? "")</p>
+        \(plan.meanClassesNote.map { "Mean-vector classes: " + escape($0) + "." } ?? "")
+        \(plan.classes.map { "Classes: " + escape($0) + "." } ?? "")
+        \(plan.photoClassesNote.map { "Photo classes: " + escape($0) + "." } ?? "")</p>
         <p>Zoom <input type="range" min="0.25" max="4" step="0.05" value="1" oninput="document.getElementById('grid').style.transform='scale('+this.value+')'">
         — click a cell for its details. <a href="atlas.png">atlas.png</a> · <a href="atlas.json">atlas.json</a></p>
         <div id="viewport"><div id="grid">
@@ -138,8 +192,14 @@ public enum ActivationAtlasAssembly {
             h += "<div class=\"panel\" id=\"cell-\(c.index)\"><p><a href=\"#\">close</a></p>\n"
             h += "<h2>Cell (row \(c.row), column \(c.column)): \(c.count) samples</h2>\n"
             h += "<p><a href=\"cells/\(c.index).png\"><img src=\"cells/\(c.index).png\" alt=\"cell \(c.index)\" width=\"224\"></a> <a href=\"cells/\(c.index).json\">record</a></p>\n"
+            if let top = c.meanClasses {
+                h += "<p>Top classes of the mean vector (the head after the layer): " + top.map { escape($0.name) + String(format: " %.1f %%", Double($0.probability) * 100) }.joined(separator: ", ") + "</p>\n"
+            }
             if let top = c.topClasses {
                 h += "<p>Top classes of the rendered image: " + top.map { escape($0.name) + String(format: " %.1f %%", Double($0.probability) * 100) }.joined(separator: ", ") + "</p>\n"
+            }
+            if let shares = c.photoClasses, !shares.isEmpty {
+                h += "<p>Classes of the photos its samples come from (model's top-1): " + shares.map { escape($0.name) + " \($0.samples) (" + String(format: "%.0f %%", Double($0.fraction) * 100) + ")" }.joined(separator: ", ") + "</p>\n"
             }
             let shown = c.nearest.filter { $0.file != nil }
             if !shown.isEmpty {

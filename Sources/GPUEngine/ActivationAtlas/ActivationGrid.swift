@@ -13,6 +13,8 @@ public struct ActivationGridCell: Codable, Sendable, Equatable {
     public var mean: [Float]
     /// Sample indices, nearest the mean first (Euclidean distance), at most `ActivationGrid.keptMembers`.
     public var nearest: [Int]
+    /// Every sample index in the cell, ascending (`count` of them).
+    public var members: [Int]
 }
 
 /// Bins a 2-D layout into a grid × grid lattice and averages each cell's vectors (Carter et al. 2019).
@@ -58,7 +60,7 @@ public enum ActivationGrid {
             let ordered = distances.sorted { (a, b) -> Bool in a.distance != b.distance ? a.distance < b.distance : a.index < b.index }
             let nearest: [Int] = ordered.prefix(keptMembers).map { $0.index }
             cells.append(ActivationGridCell(row: index / g, column: index % g, index: index, count: list.count, mean: mean,
-                                            nearest: Array(nearest)))
+                                            nearest: Array(nearest), members: list))
         }
         return cells
     }
