@@ -83,6 +83,9 @@ struct Bench: ParsableCommand {
                     }.joined(separator: ", "))
                 }
                 print(String(format: "peak RSS %.0f MB", report.peakRSSMB))
+                if let device = report.peakDeviceMB, let created = report.buffersCreated, let reused = report.buffersReused {
+                    print(String(format: "OpenCL buffers: peak %.0f MB held by tensors; %d created, %d reused from the pool", device, created, reused))
+                }
             }
         }
     }

@@ -97,6 +97,11 @@ public struct BenchmarkReport: Codable, Sendable {
     public var programBuildSeconds: Double?
     /// Peak resident memory of the process (MB), device buffers included on a CPU OpenCL device.
     public var peakRSSMB: Double
+    /// OpenCL buffers: the most bytes held by tensors at once (MB), and how many `clCreateBuffer`
+    /// calls and pool reuses the run made (`CLBufferPool`); nil on the CPU backend.
+    public var peakDeviceMB: Double?
+    public var buffersCreated: Int?
+    public var buffersReused: Int?
 }
 
 /// Runs the benchmark: operator rows at the shapes of the real models and AM steps of whole models.
@@ -140,7 +145,13 @@ public final class Benchmark {
                 }
             }
         }
-        if let cl = backend as? OpenCLBackend { report.programBuildSeconds = cl.buildSeconds }
+        if let cl = backend as? OpenCLBackend {
+            report.programBuildSeconds = cl.buildSeconds
+            let pool = cl.context.pool.statistics
+            report.peakDeviceMB = Double(pool.peakLiveBytes) / 1_048_576
+            report.buffersCreated = pool.created
+            report.buffersReused = pool.reused
+        }
         report.loadAfter = Self.loadAverage()
         report.peakRSSMB = Self.peakRSSMB()
         return report

@@ -8,6 +8,10 @@ public protocol Backend: AnyObject, Sendable {
     var name: String { get }
     /// Copies host values into a new tensor of this backend.
     func tensor(_ host: HostTensor) throws -> Tensor
+    /// A tensor of values that never change again (graph constants: weights). Kernels may cache
+    /// buffers derived from it (packed panels), and a backend whose device memory is host memory may
+    /// use `host`'s array in place instead of copying it. Default: `tensor(host)`.
+    func constant(_ host: HostTensor) throws -> Tensor
     /// A new tensor of `shape` with every element `value`.
     func full(_ shape: [Int], value: Float) throws -> Tensor
     /// Copies a tensor's values to the host (waits for pending work).
@@ -17,6 +21,8 @@ public protocol Backend: AnyObject, Sendable {
 }
 
 extension Backend {
+    public func constant(_ host: HostTensor) throws -> Tensor { try tensor(host) }
+
     public func zeros(_ shape: [Int]) throws -> Tensor { try full(shape, value: 0) }
 
     /// Runs `op` forward on `inputs` and returns its output (saved values are dropped).

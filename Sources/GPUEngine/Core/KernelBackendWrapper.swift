@@ -10,6 +10,7 @@ protocol KernelBackendWrapper: KernelBackend {
 
 extension KernelBackendWrapper {
     func tensor(_ host: HostTensor) throws -> Tensor { try base.tensor(host) }
+    func constant(_ host: HostTensor) throws -> Tensor { try base.constant(host) }
     func full(_ shape: [Int], value: Float) throws -> Tensor { try base.full(shape, value: value) }
     func download(_ tensor: Tensor) throws -> HostTensor { try base.download(tensor) }
     func synchronize() throws { try base.synchronize() }

@@ -35,8 +35,7 @@ public final class Executor: @unchecked Sendable {
     func constant(_ id: ValueID) throws -> Tensor? {
         if let t = constantCache[id] { return t }
         guard let host = graph.constants[id] else { return nil }
-        let t = try backend.tensor(host)
-        if case .device(let buffer) = t.storage { buffer.markImmutable() }
+        let t = try backend.constant(host)
         constantCache[id] = t
         return t
     }

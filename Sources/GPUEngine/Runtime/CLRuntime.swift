@@ -114,6 +114,11 @@ public final class CLContext: @unchecked Sendable {
     public let device: CLDeviceInfo
     let context: cl_context
     let queue: cl_command_queue
+    /// Released buffers of this context, kept for reuse by `makeBuffer` (see `CLBufferPool`).
+    public let pool = CLBufferPool()
+    /// True on a CPU device whose memory is host memory (`CL_DEVICE_HOST_UNIFIED_MEMORY`, e.g. PoCL):
+    /// there `sharedBuffer(_:)` wraps host arrays without copying them.
+    public let sharesHostMemory: Bool
 
     public init(device: CLDeviceInfo) throws(CLError) {
         OpenCLRuntime.setupLock.lock()
@@ -132,6 +137,8 @@ public final class CLContext: @unchecked Sendable {
             throw CLError(code: status, call: "clCreateCommandQueue", detail: device.name)
         }
         queue = q
+        let unified: cl_bool = (try? OpenCLRuntime.deviceValue(device.deviceID, cl_device_info(CL_DEVICE_HOST_UNIFIED_MEMORY))) ?? 0
+        sharesHostMemory = unified != 0 && device.type.contains("CPU")
     }
 
     deinit {
@@ -152,12 +159,41 @@ public final class CLContext: @unchecked Sendable {
             throw CLError(code: Int32(CL_INVALID_BUFFER_SIZE), call: "clCreateBuffer",
                           detail: "needs \(size) bytes but the device allows at most \(device.maxAllocationBytes) in one buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE); use a smaller --batch or --size, or --device cpu")
         }
+        if let mem = pool.take(byteCount: size) {
+            if pool.poisonReused {
+                var nan = Float.nan
+                try clCheck(clEnqueueFillBuffer(queue, mem, &nan, 4, 0, size, 0, nil, nil), "clEnqueueFillBuffer")
+            }
+            return CLBuffer(mem: mem, byteCount: size, pool: pool)
+        }
         var status: cl_int = 0
         guard let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size, nil, &status),
               status == CL_SUCCESS else {
             throw CLError(code: status, call: "clCreateBuffer", detail: "\(size) bytes")
         }
-        return CLBuffer(mem: mem, byteCount: size)
+        pool.created(byteCount: size)
+        return CLBuffer(mem: mem, byteCount: size, pool: pool)
+    }
+
+    /// A read-only buffer over `values` without a copy, where this device's memory is host memory
+    /// (`sharesHostMemory`; `CL_MEM_USE_HOST_PTR`, which PoCL uses in place); nil elsewhere. The buffer
+    /// keeps the array alive; its values must never be written (graph constants: weights).
+    public func sharedBuffer(_ values: [Float]) throws(CLError) -> CLBuffer? {
+        guard sharesHostMemory, !values.isEmpty else { return nil }
+        let size = values.count * 4
+        if UInt64(size) > device.maxAllocationBytes { return nil }
+        // A stored, never-mutated array keeps its element storage (and so this address) while it lives.
+        guard let base = values.withUnsafeBufferPointer({ $0.baseAddress }) else { return nil }
+        var status: cl_int = 0
+        guard let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR), size,
+                                       UnsafeMutableRawPointer(mutating: base), &status),
+              status == CL_SUCCESS else {
+            throw CLError(code: status, call: "clCreateBuffer", detail: "\(size) bytes over host memory")
+        }
+        let buffer = CLBuffer(mem: mem, byteCount: size, pool: nil)
+        buffer.hostValues = values
+        buffer.markImmutable()
+        return buffer
     }
 
     /// Copies `count` floats from host memory into `buffer` at element `offset` (blocking).
@@ -226,18 +262,26 @@ public final class CLContext: @unchecked Sendable {
 public final class CLBuffer: @unchecked Sendable {
     let mem: cl_mem
     public let byteCount: Int
+    /// Where `mem` goes when this buffer is released (nil: released to OpenCL).
+    let pool: CLBufferPool?
+    /// The host array a `CLContext.sharedBuffer` uses as its memory, kept alive with it.
+    fileprivate(set) var hostValues: [Float]? = nil
     nonisolated(unsafe) static var liveCount = LiveCounter()
     nonisolated(unsafe) static var liveByteCount = LiveCounter()
 
-    init(mem: cl_mem, byteCount: Int) {
+    init(mem: cl_mem, byteCount: Int, pool: CLBufferPool? = nil) {
         self.mem = mem
         self.byteCount = byteCount
+        self.pool = pool
         CLBuffer.liveCount.add(1)
         CLBuffer.liveByteCount.add(byteCount)
+        pool?.acquired(byteCount: byteCount)
     }
 
     deinit {
-        clReleaseMemObject(mem)
+        // The queue is in order, so a later command on a reused `mem` runs after every command already
+        // enqueued on it; OpenCL keeps a released one alive until those finish.
+        if let pool { pool.give(mem, byteCount: byteCount) } else { clReleaseMemObject(mem) }
         CLBuffer.liveCount.add(-1)
         CLBuffer.liveByteCount.add(-byteCount)
     }
@@ -272,6 +316,87 @@ public final class CLBuffer: @unchecked Sendable {
     public static var live: Int { liveCount.value }
     /// Their total size in bytes.
     public static var liveBytes: Int { liveByteCount.value }
+}
+
+/// The released buffers of one context, by exact size, for `CLContext.makeBuffer` to hand out again.
+/// An AM run repeats the same step, so from the second step on every activation, gradient and
+/// scratch buffer comes from here: no `clCreateBuffer`, and no memory returned to the C heap, whose
+/// fragmentation made PoCL runs grow far past their live size. The pool holds at most as many bytes
+/// as were ever live at once from this context (`peakLiveBytes`); a buffer released past that is
+/// returned to OpenCL. Thread-safe; buffers are reused on the context's one in-order queue.
+public final class CLBufferPool: @unchecked Sendable {
+    /// Fill every reused buffer with NaN before handing it out (tests: a kernel that reads memory it
+    /// did not write then gives NaN instead of last step's values). Default: `AMGPU_POOL_POISON=1`.
+    public var poisonReused: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return poison }
+        set { lock.lock(); poison = newValue; lock.unlock() }
+    }
+    private var poison = ProcessInfo.processInfo.environment["AMGPU_POOL_POISON"] == "1"
+
+    private let lock = NSLock()
+    private var free: [Int: [cl_mem]] = [:]
+    private var stats = Stats()
+
+    /// Counters of one pool.
+    public struct Stats: Sendable, Equatable {
+        /// Buffers made with `clCreateBuffer` (pool misses).
+        public var created = 0
+        /// Buffers handed out again from the pool (hits).
+        public var reused = 0
+        /// Bytes in buffers currently held by tensors, and the most ever at once.
+        public var liveBytes = 0
+        public var peakLiveBytes = 0
+        /// Bytes in released buffers waiting for reuse.
+        public var pooledBytes = 0
+    }
+
+    public var statistics: Stats { lock.lock(); defer { lock.unlock() }; return stats }
+
+    func take(byteCount: Int) -> cl_mem? {
+        lock.lock(); defer { lock.unlock() }
+        guard var list = free[byteCount], let mem = list.popLast() else { return nil }
+        free[byteCount] = list.isEmpty ? nil : list
+        stats.pooledBytes -= byteCount
+        stats.reused += 1
+        return mem
+    }
+
+    func created(byteCount: Int) {
+        lock.lock(); stats.created += 1; lock.unlock()
+    }
+
+    func acquired(byteCount: Int) {
+        lock.lock()
+        stats.liveBytes += byteCount
+        stats.peakLiveBytes = max(stats.peakLiveBytes, stats.liveBytes)
+        lock.unlock()
+    }
+
+    func give(_ mem: cl_mem, byteCount: Int) {
+        lock.lock()
+        stats.liveBytes -= byteCount
+        let keep = stats.pooledBytes + byteCount <= stats.peakLiveBytes
+        if keep {
+            free[byteCount, default: []].append(mem)
+            stats.pooledBytes += byteCount
+        }
+        lock.unlock()
+        if !keep { clReleaseMemObject(mem) }
+    }
+
+    /// Returns every pooled buffer to OpenCL.
+    public func trim() {
+        lock.lock()
+        let all = free.values.flatMap { $0 }
+        free = [:]
+        stats.pooledBytes = 0
+        lock.unlock()
+        for mem in all { clReleaseMemObject(mem) }
+    }
+
+    deinit {
+        for mem in free.values.joined() { clReleaseMemObject(mem) }
+    }
 }
 
 /// A thread-safe counter.

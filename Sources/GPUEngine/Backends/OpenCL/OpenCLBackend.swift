@@ -195,6 +195,18 @@ public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
         return t
     }
 
+    /// A constant's buffer: on a device whose memory is host memory (PoCL), the host array itself
+    /// (`CLContext.sharedBuffer`, no second copy of the weights); elsewhere an upload. Marked
+    /// immutable either way, so derived buffers (packed panels) are made once.
+    public func constant(_ host: HostTensor) throws -> Tensor {
+        if let shared = try context.sharedBuffer(host.values) {
+            return Tensor(shape: host.shape, storage: .device(shared))
+        }
+        let t = try tensor(host)
+        try t.device().markImmutable()
+        return t
+    }
+
     public func full(_ shape: [Int], value: Float) throws -> Tensor {
         let t = try make(shape)
         try fill(t, value: value)
