@@ -33,6 +33,38 @@ import Testing
         return stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// amgpu's directional derivatives ⟨g, dᵢ⟩ (g: amgpu's input gradient of Σ seed ⊙ value) beside onnxruntime's
+    /// central differences of the same score along the same directions (`onnx_directional.py`, float64 sums;
+    /// `output`: an inner ONNX value instead of the graph's output). Returns ‖A − D‖₂ / ‖D‖₂ over the directions, one
+    /// "A vs D (±e)" row per direction and the tool's note; nil (after a failed expectation) if the tool's result has
+    /// the wrong shape.
+    static func compareDirectional(gradient g: HostTensor, onnxPath: String, input x: HostTensor, seed: HostTensor,
+                                   directions dirs: [HostTensor], step: Double, output: String? = nil,
+                                   scratch: String) throws -> (relativeError: Double, rows: [String], note: String)? {
+        let k = dirs.count
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-\(scratch)-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try NPYFile.write(x, to: dir + "/x.npy")
+        try NPYFile.write(seed, to: dir + "/seed.npy")
+        try NPYFile.write(HostTensor(shape: [k] + x.shape, values: dirs.flatMap(\.values)), to: dir + "/dirs.npy")
+        let note = try runPython([tool, onnxPath, dir + "/x.npy", dir + "/seed.npy", dir + "/dirs.npy", dir + "/dd.npy",
+                                  "--step", "\(step)"] + (output.map { ["--output", $0] } ?? []))
+        let dd = try NPYFile.read(dir + "/dd.npy")
+        #expect(dd.shape == [k, 2])
+        guard dd.shape == [k, 2] else { return nil }
+        var err2 = 0.0, ref2 = 0.0, rows: [String] = []
+        for i in 0..<k {
+            let a = zip(g.values, dirs[i].values).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let d = Double(dd.values[2 * i]), e = Double(dd.values[2 * i + 1])
+            err2 += (a - d) * (a - d)
+            ref2 += d * d
+            rows.append(String(format: "%.5g vs %.5g (±%.2g)", a, d, e))
+        }
+        // A zero reference makes the ratio infinite (never a pass).
+        return (ref2 > 0 ? err2.squareRoot() / ref2.squareRoot() : .infinity, rows, note)
+    }
+
     /// Runs the check for one model; `seed` makes the loss seed for the output shape.
     func check(model file: String, photo: String, directions k: Int, step: Double, tolerance: Double,
                seed makeSeed: ([Int]) -> HostTensor, test: String = #function) throws {
@@ -55,28 +87,11 @@ import Testing
 
         var rng = SeededRandom(seed: 2026)
         let dirs = (0..<k).map { _ in rng.tensor(x.shape) }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amgpu-gradparity-\(getpid())-\(file)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try NPYFile.write(x, to: dir + "/x.npy")
-        try NPYFile.write(seed, to: dir + "/seed.npy")
-        try NPYFile.write(HostTensor(shape: [k] + x.shape, values: dirs.flatMap(\.values)), to: dir + "/dirs.npy")
-        let note = try Self.runPython([Self.tool, onnxPath, dir + "/x.npy", dir + "/seed.npy", dir + "/dirs.npy",
-                                       dir + "/dd.npy", "--step", "\(step)"])
-        let dd = try NPYFile.read(dir + "/dd.npy")
-        #expect(dd.shape == [k, 2])
-        guard dd.shape == [k, 2] else { return }
-        var err2 = 0.0, ref2 = 0.0, rows: [String] = []
-        for i in 0..<k {
-            let a = zip(g.values, dirs[i].values).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-            let d = Double(dd.values[2 * i]), e = Double(dd.values[2 * i + 1])
-            err2 += (a - d) * (a - d)
-            ref2 += d * d
-            rows.append(String(format: "%.5g vs %.5g (±%.2g)", a, d, e))
-        }
-        let rel = err2.squareRoot() / ref2.squareRoot()
-        print("amgpu-test: GRADPARITY \(file) on \(backend.name) vs onnxruntime (\(note), step \(step)): ‖A − D‖/‖D‖ = \(String(format: "%.4f", rel)); ⟨g, d⟩ vs finite difference: \(rows.joined(separator: ", "))")
-        #expect(rel <= tolerance, "\(file): input gradient vs onnxruntime central differences: ‖A − D‖/‖D‖ = \(rel) > \(tolerance); \(rows)")
+        guard let c = try Self.compareDirectional(gradient: g, onnxPath: onnxPath, input: x, seed: seed, directions: dirs,
+                                                  step: step, scratch: "gradparity-\(file)") else { return }
+        let rel = c.relativeError
+        print("amgpu-test: GRADPARITY \(file) on \(backend.name) vs onnxruntime (\(c.note), step \(step)): ‖A − D‖/‖D‖ = \(String(format: "%.4f", rel)); ⟨g, d⟩ vs finite difference: \(c.rows.joined(separator: ", "))")
+        #expect(rel <= tolerance, "\(file): input gradient vs onnxruntime central differences: ‖A − D‖/‖D‖ = \(rel) > \(tolerance); \(c.rows)")
     }
 
     @Test func efficientNetLite0LogitGradientMatchesOnnxruntime() throws {
