@@ -29,7 +29,6 @@ struct DeviceOptions: ParsableArguments {
         let backend = try selection().makeBackend(notice: { printError($0) })
         // A corrupt or unreadable tuning file: the shipped defaults run, and the user is told once.
         if let cl = backend as? OpenCLBackend, let warning = cl.tuningWarning { printError("amgpu: \(warning)") }
-        if let cl = backend as? OpenCLBackend, let warning = cl.attentionWarning { printError("amgpu: \(warning)") }
         return backend
     }
 }

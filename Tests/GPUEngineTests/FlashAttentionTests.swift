@@ -186,13 +186,18 @@ import Testing
         } else {
             #expect(shipped.choice == .probabilities, "\(device.type): PoCL keeps the P-storing kernels")
         }
-        let env = ShippedAttention.choice(for: device, environment: ["AMGPU_ATTENTION": "flash:16,8"])
-        #expect(env.choice == .flash(FlashAttentionParameters(rows: 16, tile: 8)) && env.warning == nil)
-        #expect(ShippedAttention.choice(for: device, environment: ["AMGPU_ATTENTION": "flash"]).choice == .flash(ShippedAttention.gpuDefault))
-        #expect(ShippedAttention.choice(for: device, environment: ["AMGPU_ATTENTION": "probabilities"]).choice == .probabilities)
+        let env = try ShippedAttention.choice(for: device, environment: ["AMGPU_ATTENTION": "flash:16,8"])
+        #expect(env.choice == .flash(FlashAttentionParameters(rows: 16, tile: 8)) && env.source == "AMGPU_ATTENTION=flash:16,8")
+        #expect(try ShippedAttention.choice(for: device, environment: ["AMGPU_ATTENTION": "flash"]).choice == .flash(ShippedAttention.gpuDefault))
+        #expect(try ShippedAttention.choice(for: device, environment: ["AMGPU_ATTENTION": "probabilities"]).choice == .probabilities)
+        #expect(try ShippedAttention.choice(for: device, environment: [:]).choice == shipped.choice)
         for bad in ["fast", "flash:0,8", "flash:16", "flash:a,b"] {
-            let r = ShippedAttention.choice(for: device, environment: ["AMGPU_ATTENTION": bad])
-            #expect(r.choice == shipped.choice && r.warning?.contains("AMGPU_ATTENTION") == true, "\(bad)")
+            do {
+                _ = try ShippedAttention.choice(for: device, environment: ["AMGPU_ATTENTION": bad])
+                Issue.record("AMGPU_ATTENTION=\(bad) was accepted")
+            } catch {
+                #expect("\(error)".contains("AMGPU_ATTENTION") && "\(error)".contains(bad), "\(error)")
+            }
         }
     }
 

@@ -115,19 +115,21 @@ public enum ShippedAttention {
         return (.probabilities, "\(device.type.contains("CPU") ? "CPU device (PoCL)" : "other device"): P-storing attention")
     }
 
-    /// The choice for `device`: `AMGPU_ATTENTION` when set and valid, else `defaults(for:)`; a value that does
-    /// not parse gives the default and a warning.
+    /// The choice for `device`: `AMGPU_ATTENTION` when set, else `defaults(for:)`, and where it came from. A value
+    /// that does not parse is a usage error (the backend does not start), naming the variable and its values.
     public static func choice(for device: CLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment)
-        -> (choice: AttentionChoice, source: String, warning: String?) {
+        throws -> (choice: AttentionChoice, source: String) {
         let shipped = defaults(for: device)
         guard let text = environment["AMGPU_ATTENTION"], !text.isEmpty else {
-            return (shipped.choice, "shipped default: \(shipped.row)", nil)
+            return (shipped.choice, "shipped default: \(shipped.row)")
         }
         do {
-            return (try AttentionChoice(parsing: text), "AMGPU_ATTENTION=\(text)", nil)
-        } catch {
-            return (shipped.choice, "shipped default: \(shipped.row)",
-                    "warning: ignoring AMGPU_ATTENTION (\(error)); using \(shipped.row)")
+            return (try AttentionChoice(parsing: text), "AMGPU_ATTENTION=\(text)")
+        } catch let error as EngineError {
+            if case .invalidInput(let why) = error {
+                throw EngineError.invalidInput("AMGPU_ATTENTION: \(why); unset it for this device's default (\(shipped.row))")
+            }
+            throw error
         }
     }
 }

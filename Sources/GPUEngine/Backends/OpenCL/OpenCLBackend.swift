@@ -31,12 +31,11 @@ public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
     public private(set) var tuningWarning: String?
     /// Launches of `matmul_tiled` per parameter set (dispatch tests, the tuner).
     private var tiledLaunchCounts: [GEMMParameters: Int] = [:]
-    /// The kernels of fused attention (`AttentionChoice`): `AMGPU_ATTENTION` when set, else the shipped default
-    /// for the kind of device (GPUs: flash; PoCL: P-storing); settable (tests, benchmarks).
+    /// The kernels of fused attention (`AttentionChoice`): `AMGPU_ATTENTION` when set (a bad value makes `init`
+    /// throw), else the shipped default for the kind of device (GPUs: flash; PoCL: P-storing); settable (tests).
     public var attentionChoice: AttentionChoice = .probabilities
-    /// Where `attentionChoice` came from, and the warning of an unusable `AMGPU_ATTENTION` (nil when none).
+    /// Where `attentionChoice` came from (`AMGPU_ATTENTION` or the shipped default).
     public private(set) var attentionChoiceSource = "shipped default"
-    public private(set) var attentionWarning: String?
     /// Flash attention forward launches per parameter set (dispatch tests).
     private var flashLaunchCounts: [FlashAttentionParameters: Int] = [:]
 
@@ -51,10 +50,9 @@ public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
         gemmChoice = tuning.choice
         gemmChoiceSource = tuning.source
         tuningWarning = tuning.warning
-        let attention = ShippedAttention.choice(for: device)
+        let attention = try ShippedAttention.choice(for: device)
         attentionChoice = attention.choice
         attentionChoiceSource = attention.source
-        attentionWarning = attention.warning
     }
 
     /// Counts one launch of `matmul_tiled` with `parameters`.
