@@ -38,6 +38,9 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "What to run.")
     var only: BenchSection = .all
 
+    @Option(name: .long, help: "Only the operator rows whose name contains this text (e.g. attention).")
+    var kernels: String?
+
     @Flag(name: .long, help: "Record per-kernel device time of one extra AM step (OpenCL).")
     var profile = false
 
@@ -65,9 +68,13 @@ struct Bench: ParsableCommand {
             case .steps: options.kernels = false
             }
             options.profile = profile
+            options.kernelFilter = kernels
             let backend = try deviceOptions.makeBackend()
             let json = self.json
-            if !json { print("amgpu bench on \(backend.name)") }
+            if !json {
+                print("amgpu bench on \(backend.name)")
+                if let cl = backend as? OpenCLBackend { print("attention kernels: \(cl.attentionChoice) (\(cl.attentionChoiceSource))") }
+            }
             let report = try Benchmark(backend: backend, options: options).run { line in
                 if json { printError(line) } else { print(line) }
             }

@@ -212,6 +212,8 @@ import Testing
              problem: "no OpenCL device", fix: "--device cpu", environment: ["OCL_ICD_VENDORS": "/nonexistent-amgpu-icd"]),
         Case(name: "device-kernel-fails-to-build", args: { dir, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--out", out, "--device", "opencl"] },
              problem: "undefined_symbol_xyz", fix: "fix the kernel source", environment: ["AMGPU_KERNEL_DIR": "KERNELDIR"], needsOpenCL: true),
+        Case(name: "device-bad-attention-choice", args: { _, out in ["visualize"] + tinyModel + ["--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--unit", "1", "--out", out, "--device", "opencl"] },
+             problem: "AMGPU_ATTENTION: attention choice 'fast'", fix: "expected probabilities, flash or flash:ROWS,TILE", environment: ["AMGPU_ATTENTION": "fast"], needsOpenCL: true),
         Case(name: "device-allocation-over-max", args: { _, out in ["visualize", "--model", "random:resnet18", "--size", "640", "--units", "0-15", "--batch", "16", "--steps", "2", "--no-baseline", "--quiet", "--layer", "output", "--out", out, "--device", "opencl"] },
              problem: "out of device memory: resnet18 at batch 16 needs a 400.00 MiB", fix: "smaller --batch or --size", environment: ["POCL_MEMORY_LIMIT": "1"], needsOpenCL: true),
         Case(name: "device-allocation-over-max-classify", args: { dir, _ in ["classify", "--model", "random:resnet18", "--size", "2560", "--image", dir + "/photo.png", "--device", "opencl"] },

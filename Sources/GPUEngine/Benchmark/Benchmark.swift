@@ -12,6 +12,8 @@ public struct BenchmarkOptions: Sendable {
     public var reps = 5
     public var warmup = 1
     public var kernels = true
+    /// Only the operator rows whose name contains this text (nil: all), e.g. "attention".
+    public var kernelFilter: String? = nil
     public var steps = true
     /// Record per-kernel device time for one extra AM step (OpenCL only; each launch then waits).
     public var profile = false
@@ -56,6 +58,9 @@ public struct KernelBenchRow: Codable, Sendable {
     /// Largest load of other processes (cores) during a kept sample, and how many disturbed samples were retaken.
     public var foreignCores: Double?
     public var retakenSamples: Int?
+    /// Median process CPU time (user + system, all threads, ms) per call: unlike wall time it hardly
+    /// depends on other processes' load (they do not run on this process's clock).
+    public var cpuMs: Double?
 }
 
 /// One AM step: forward to the objective's layer, backward to the input image, Adam on the image.
@@ -124,11 +129,12 @@ public final class Benchmark {
         var report = BenchmarkReport(backend: backend.name, date: ISO8601DateFormatter().string(from: Date()),
                                      host: Self.hostDescription(), loadBefore: Self.loadAverage(), peakRSSMB: 0)
         if options.kernels {
-            for c in Self.kernelCases() {
+            for c in Self.kernelCases() where options.kernelFilter.map({ c.name.contains($0) }) ?? true {
                 for row in try measure(c) {
                     report.kernels.append(row)
-                    log(String(format: "%-28@ %-8@ %8.3f ms (first %8.1f) %7.1f GFLOP/s %6.1f GB/s  %@%@",
+                    log(String(format: "%-28@ %-8@ %8.3f ms (first %8.1f) %7.1f GFLOP/s %6.1f GB/s  %@%@%@",
                                row.name, row.pass, row.medianMs, row.firstMs, row.gflops, row.gbps, row.shapes,
+                               row.cpuMs.map { String(format: "  cpu %.3f ms", $0) } ?? "",
                                Self.loadNote(row.foreignCores, row.retakenSamples)))
                 }
             }
@@ -223,6 +229,16 @@ public final class Benchmark {
         var first: Double, median: Double, min: Double
         var foreignCores: Double?
         var retaken: Int
+        /// Median process CPU time per call (ms) over the kept samples.
+        var cpu: Double? = nil
+    }
+
+    /// User + system CPU seconds of this process so far (all threads).
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     /// Times `body` once (first call), `warmup` more times untimed, then `reps` samples. With
@@ -243,31 +259,38 @@ public final class Benchmark {
         for _ in 0..<options.warmup { fastest = Swift.min(fastest, try once()) }
         let reps = max(1, options.reps)
         guard options.waitForQuiet, CPUSnapshot.now() != nil else {
-            var samples: [Double] = []
-            for _ in 0..<reps { samples.append(try once()) }
-            return Timing(first: first, median: median(samples), min: samples.min() ?? 0, foreignCores: nil, retaken: 0)
+            var samples: [Double] = [], cpu: [Double] = []
+            for _ in 0..<reps {
+                let c0 = Self.processCPUSeconds()
+                samples.append(try once())
+                cpu.append((Self.processCPUSeconds() - c0) * 1e3)
+            }
+            return Timing(first: first, median: median(samples), min: samples.min() ?? 0, foreignCores: nil, retaken: 0,
+                          cpu: median(cpu))
         }
         if !fastest.isFinite { fastest = try once() }
         let inner = max(1, Int((300 / max(fastest, 1e-3)).rounded(.up)))
-        var clean: [(ms: Double, load: Double)] = [], disturbed: [(ms: Double, load: Double)] = []
+        var clean: [(ms: Double, load: Double, cpu: Double)] = [], disturbed: [(ms: Double, load: Double, cpu: Double)] = []
         QuietMachine.wait(maxWait: 120, log: progress)
         while clean.count < reps && clean.count + disturbed.count < 3 * reps {
             guard let a = CPUSnapshot.now() else { break }
+            let c0 = Self.processCPUSeconds()
             var total = 0.0
             for _ in 0..<inner { total += try once() }
+            let cpu = (Self.processCPUSeconds() - c0) * 1e3 / Double(inner)
             guard let b = CPUSnapshot.now() else { break }
             let load = a.foreignCores(until: b)
             if load < QuietMachine.threshold {
-                clean.append((total / Double(inner), load))
+                clean.append((total / Double(inner), load, cpu))
             } else {
-                disturbed.append((total / Double(inner), load))
+                disturbed.append((total / Double(inner), load, cpu))
                 QuietMachine.wait(maxWait: 60, log: progress)
             }
         }
         let kept = clean.count >= reps ? clean : clean + disturbed
         let ms = kept.map(\.ms)
         return Timing(first: first, median: median(ms), min: ms.min() ?? 0, foreignCores: kept.map(\.load).max(),
-                      retaken: clean.count >= reps ? disturbed.count : 0)
+                      retaken: clean.count >= reps ? disturbed.count : 0, cpu: median(kept.map(\.cpu)))
     }
 
     func measure(_ c: KernelCase) throws -> [KernelBenchRow] {
@@ -296,7 +319,7 @@ public final class Benchmark {
             KernelBenchRow(name: c.name, pass: pass, shapes: shapes, gflop: flop / 1e9, megabytes: bytes / 1e6,
                            firstMs: t.first, medianMs: t.median, minMs: t.min,
                            gflops: flop / (t.median * 1e6), gbps: bytes / (t.median * 1e6),
-                           foreignCores: t.foreignCores, retakenSamples: t.retaken)
+                           foreignCores: t.foreignCores, retakenSamples: t.retaken, cpuMs: t.cpu)
         }
         return [row("forward", fwd, flop: c.forwardFlop, bytes: inBytes + outBytes),
                 row("backward", bwd, flop: c.backwardFlop, bytes: inBytes + outBytes + gradBytes)]

@@ -53,11 +53,14 @@ protocol KernelBackend: Backend {
                            channels: Int, inner: Int) throws -> Tensor
     /// P [bh, Tq, Tk] = softmax over keys of scale · Q·Kᵀ (Q [bh, Tq, D], K [bh, Tk, D]).
     func attentionProbabilities(_ q: Tensor, _ k: Tensor, shape: AttentionShape, scale: Float) throws -> Tensor
-    /// (O [bh, Tq, Dv] = P·V, P) with P as in `attentionProbabilities`.
-    func attentionForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape: AttentionShape, scale: Float) throws -> (Tensor, Tensor)
-    /// (dQ, dK, dV), each only when wanted: dP is given (probabilities' backward) or dO·Vᵀ;
-    /// dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)); dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO.
-    func attentionBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, p: Tensor, dP: Tensor?,
+    /// (O [bh, Tq, Dv] = P·V, what backward needs): P as in `attentionProbabilities`
+    /// (`AttentionSaved.probabilities`), or, from the flash kernels, O and the row logsumexp L [bh, Tq]
+    /// (`AttentionSaved.logSumExp`; P is never stored).
+    func attentionForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape: AttentionShape, scale: Float) throws -> (Tensor, AttentionSaved)
+    /// (dQ, dK, dV), each only when wanted: dP is given (probabilities' backward, with `.probabilities`) or
+    /// dO·Vᵀ; dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)); dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO. From `.logSumExp(O, L)`
+    /// P = exp(S − L) is recomputed and rowsum(dP ⊙ P) = rowsum(dO ⊙ O); that path needs dO, Q, K and V.
+    func attentionBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, saved: AttentionSaved, dP: Tensor?,
                            shape: AttentionShape, scale: Float,
                            want: (q: Bool, k: Bool, v: Bool)) throws -> (Tensor?, Tensor?, Tensor?)
 

@@ -75,12 +75,12 @@ extension KernelBackendWrapper {
         try base.attentionProbabilities(q, k, shape: shape, scale: scale)
     }
 
-    func attentionForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape: AttentionShape, scale: Float) throws -> (Tensor, Tensor) {
+    func attentionForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape: AttentionShape, scale: Float) throws -> (Tensor, AttentionSaved) {
         try base.attentionForward(q, k, v, shape: shape, scale: scale)
     }
 
-    func attentionBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, p: Tensor, dP: Tensor?, shape: AttentionShape, scale: Float, want: (q: Bool, k: Bool, v: Bool)) throws -> (Tensor?, Tensor?, Tensor?) {
-        try base.attentionBackward(dO, q: q, k: k, v: v, p: p, dP: dP, shape: shape, scale: scale, want: want)
+    func attentionBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, saved: AttentionSaved, dP: Tensor?, shape: AttentionShape, scale: Float, want: (q: Bool, k: Bool, v: Bool)) throws -> (Tensor?, Tensor?, Tensor?) {
+        try base.attentionBackward(dO, q: q, k: k, v: v, saved: saved, dP: dP, shape: shape, scale: scale, want: want)
     }
 
     func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool, geometry: ConvGeometry) throws -> (output: Tensor, pre: Tensor?) {

@@ -39,6 +39,32 @@ struct AttentionShape: Equatable {
     }
 }
 
+/// What attention's forward keeps for its backward (chosen by the backend's kernels, see `AttentionChoice`).
+enum AttentionSaved {
+    /// P [bh, Tq, Tk] (`attention_forward`, and the CPU reference).
+    case probabilities(Tensor)
+    /// O [bh, Tq, Dv] and L [bh, Tq] = log Σ_j exp(S[i, j]) per query row (`attention_flash_forward`): backward
+    /// recomputes P = exp(S − L). Holds Tq·(Dv + 1) floats per bh instead of Tq·Tk.
+    case logSumExp(o: Tensor, l: Tensor)
+
+    /// The tensors as an `OpResult`'s saved list: [P] or [O, L].
+    var tensors: [Tensor] {
+        switch self {
+        case .probabilities(let p): return [p]
+        case .logSumExp(let o, let l): return [o, l]
+        }
+    }
+
+    /// Back from an `OpResult`'s saved list.
+    init(tensors: [Tensor]) throws {
+        switch tensors.count {
+        case 1: self = .probabilities(tensors[0])
+        case 2: self = .logSumExp(o: tensors[0], l: tensors[1])
+        default: throw EngineError.invalidGraph("Attention backward needs what its forward saved (P, or O and L); got \(tensors.count) tensors")
+        }
+    }
+}
+
 /// Fused scaled dot-product attention (the part of multi-head attention between the QKV and
 /// output projections; PyTorch `F.scaled_dot_product_attention` without mask or dropout):
 ///
@@ -47,15 +73,19 @@ struct AttentionShape: Equatable {
 /// - Inputs: Q [..., Tq, D], K [..., Tk, D], V [..., Tk, Dv] with equal leading dimensions
 ///   (typically [B, H, T, Dh]; ViT-B/16 at 224²: [1, 12, 197, 64]).
 /// - Output: O [..., Tq, Dv].
-/// - Saved for backward: the probabilities P [..., Tq, Tk]. At ViT sizes this is cheaper than
-///   recomputing S from a saved row max and sum (1.9 MB for 12 heads × 197², 4.2 MB for 16 × 257²),
-///   and it makes backward three plain products.
+/// - Saved for backward (`AttentionSaved`, the backend's kernels decide): either the probabilities
+///   P [..., Tq, Tk] (CPU reference; OpenCL's `attention_forward`, what PoCL runs: backward is then three
+///   plain products, 1.9 MB per image for 12 heads × 197²), or O and the row logsumexp L [..., Tq]
+///   (OpenCL's flash kernels, the GPU default: P is recomputed tile by tile, never stored; see `AttentionChoice`).
 /// - Backward, only for inputs in `needsGrad`:
-///   dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = scale · dS·K,  dK = scale · dSᵀ·Q,  dV = Pᵀ·dO.
+///   dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = scale · dS·K,  dK = scale · dSᵀ·Q,  dV = Pᵀ·dO;
+///   from (O, L): P = exp(S − L) and rowsum(dP ⊙ P) = rowsum(dO ⊙ O).
 ///
 /// Use `AttentionProbabilities` to get P itself as a graph value (attention maps for objectives).
 /// Kernels: `attention.cl` (`attention_transpose`, `attention_forward`, `attention_backward_q`,
-/// `attention_backward_kv`); CPU reference in `Backends/CPU/Attention+CPU.swift`.
+/// `attention_backward_kv`), `attention_flash.cl` (`attention_flash_forward`, `attention_flash_backward_delta`,
+/// `attention_flash_backward_q`, `attention_flash_backward_kv`); CPU reference in
+/// `Backends/CPU/Attention+CPU.swift`.
 public struct Attention: Operator {
     public var scale: Float
 
@@ -74,28 +104,26 @@ public struct Attention: Operator {
     }
 
     public func backwardUses(needsGrad: [Bool]) -> (inputs: [Bool], output: Bool) {
-        let dq = needsGrad[0], dk = needsGrad[1]
-        // dQ reads K; dK reads Q; both go through dP = dO·Vᵀ. dV needs only P (saved) and dO.
-        return ([dk, dq, dq || dk], false)
+        // From P: dQ reads K, dK reads Q, both go through dP = dO·Vᵀ, and dV needs only P and dO. From (O, L)
+        // (the flash kernels) every gradient recomputes P from Q and K, and dQ, dK need V. Which one a backend
+        // saves is not known here, so any gradient keeps all three inputs (in AM all three need one anyway).
+        let any = needsGrad[0] || needsGrad[1] || needsGrad[2]
+        return ([any, any, any], false)
     }
 
     public func forward(_ inputs: [Tensor], on backend: any Backend) throws -> OpResult {
         let s = try AttentionShape(q: inputs[0].shape, k: inputs[1].shape, v: inputs[2].shape, op: typeName)
-        let (o, p) = try backend.kernels.attentionForward(inputs[0], inputs[1], inputs[2], shape: s, scale: scale)
-        return OpResult(try o.reshaped(s.lead + [s.tq, s.dv]), saved: [p])
+        let (o, saved) = try backend.kernels.attentionForward(inputs[0], inputs[1], inputs[2], shape: s, scale: scale)
+        return OpResult(try o.reshaped(s.lead + [s.tq, s.dv]), saved: saved.tensors)
     }
 
     public func backward(_ context: BackwardContext, on backend: any Backend) throws -> [Tensor?] {
-        guard let p = context.saved.first else {
-            throw EngineError.invalidGraph("Attention backward needs the probabilities its forward saved")
-        }
+        let saved = try AttentionSaved(tensors: context.saved)
         let shapes = context.inputShapes
         let s = try AttentionShape(q: shapes[0], k: shapes[1], v: shapes[2], op: typeName)
         let want = context.needsGrad
-        let q = want[1] ? try context.input(0) : nil
-        let k = want[0] ? try context.input(1) : nil
-        let v = want[0] || want[1] ? try context.input(2) : nil
-        let grads = try backend.kernels.attentionBackward(context.gradOutput, q: q, k: k, v: v, p: p, dP: nil, shape: s,
+        let q = try context.input(0), k = try context.input(1), v = try context.input(2)
+        let grads = try backend.kernels.attentionBackward(context.gradOutput, q: q, k: k, v: v, saved: saved, dP: nil, shape: s,
                                                           scale: scale, want: (want[0], want[1], want[2]))
         return [try grads.0?.reshaped(shapes[0]), try grads.1?.reshaped(shapes[1]), try grads.2?.reshaped(shapes[2])]
     }
@@ -140,7 +168,7 @@ public struct AttentionProbabilities: Operator {
         let want = context.needsGrad
         let q = want[1] ? try context.input(0) : nil
         let k = want[0] ? try context.input(1) : nil
-        let grads = try backend.kernels.attentionBackward(nil, q: q, k: k, v: nil, p: p, dP: context.gradOutput, shape: s,
+        let grads = try backend.kernels.attentionBackward(nil, q: q, k: k, v: nil, saved: .probabilities(p), dP: context.gradOutput, shape: s,
                                                           scale: scale, want: (want[0], want[1], false))
         return [try grads.0?.reshaped(shapes[0]), try grads.1?.reshaped(shapes[1])]
     }

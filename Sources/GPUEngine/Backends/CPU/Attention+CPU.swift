@@ -34,8 +34,45 @@ extension CPUBackend {
         return p
     }
 
-    /// O [bh, Tq, Dv] = P·V and P.
-    func attentionForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape s: AttentionShape, scale: Float) throws -> (Tensor, Tensor) {
+    /// O [bh, Tq, Dv] = P·V and P (the reference saves P).
+    func attentionForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape s: AttentionShape, scale: Float) throws -> (Tensor, AttentionSaved) {
+        let (o, p) = try attentionForwardProbabilities(q, k, v, shape: s, scale: scale)
+        return (o, .probabilities(p))
+    }
+
+    /// The reference of the flash kernels' forward: O [bh, Tq, Dv] = P·V and L [bh, Tq] = log Σ_j exp(S[i, j])
+    /// (S = scale·Q·Kᵀ, max subtracted, in Double). Tests use it through a wrapper to check the (O, L) backward.
+    func attentionForwardLogSumExp(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape s: AttentionShape, scale: Float) throws -> (Tensor, AttentionSaved) {
+        let (o, _) = try attentionForwardProbabilities(q, k, v, shape: s, scale: scale)
+        let l = make([s.bh, s.tq])
+        let lp = try l.host().pointer
+        try forEachScoreRow(q, k, shape: s, scale: scale) { row, scores in
+            let m = scores.max() ?? 0
+            lp[row] = Float(m + Foundation.log(scores.reduce(0) { $0 + Foundation.exp($1 - m) }))
+        }
+        return (o, .logSumExp(o: o, l: l))
+    }
+
+    /// Calls `body(bh·Tq + i, S[i, ·])` for every query row with S = scale·Q·Kᵀ summed in Double.
+    private func forEachScoreRow(_ q: Tensor, _ k: Tensor, shape s: AttentionShape, scale: Float,
+                                 _ body: (Int, [Double]) -> Void) throws {
+        let qp = try q.host().pointer, kp = try k.host().pointer
+        var scores = [Double](repeating: 0, count: s.tk)
+        for b in 0..<s.bh {
+            for i in 0..<s.tq {
+                let qr = qp + (b * s.tq + i) * s.d
+                for j in 0..<s.tk {
+                    let kr = kp + (b * s.tk + j) * s.d
+                    var acc = 0.0
+                    for d in 0..<s.d { acc += Double(qr[d]) * Double(kr[d]) }
+                    scores[j] = Double(scale) * acc
+                }
+                body(b * s.tq + i, scores)
+            }
+        }
+    }
+
+    private func attentionForwardProbabilities(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape s: AttentionShape, scale: Float) throws -> (Tensor, Tensor) {
         let p = try attentionProbabilities(q, k, shape: s, scale: scale)
         let o = make([s.bh, s.tq, s.dv])
         let pp = try p.host().pointer, vp = try v.host().pointer, op = try o.host().pointer
@@ -48,9 +85,33 @@ extension CPUBackend {
 
     /// Gradients (dQ, dK, dV) of attention, each only when wanted. dP is given (probabilities
     /// backward) or computed as dO·Vᵀ; dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)).
-    func attentionBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, p: Tensor, dP: Tensor?,
+    /// From `.logSumExp(O, L)` (the flash kernels' saved state) P = exp(S − L) is recomputed in Double and
+    /// rowsum(dP ⊙ P) is taken as rowsum(dO ⊙ O), the flash backward's math; the rest is shared.
+    func attentionBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, saved: AttentionSaved, dP: Tensor?,
                            shape s: AttentionShape, scale: Float,
                            want: (q: Bool, k: Bool, v: Bool)) throws -> (Tensor?, Tensor?, Tensor?) {
+        let p: Tensor
+        var rowDelta: [Double]? = nil
+        switch saved {
+        case .probabilities(let saved):
+            p = saved
+        case .logSumExp(let o, let l):
+            guard let q, let k, let dO else {
+                throw EngineError.invalidGraph("attention backward from (O, L) needs Q, K and dO")
+            }
+            let recomputed = make([s.bh, s.tq, s.tk])
+            let rp = try recomputed.host().pointer, lp = try l.host().pointer
+            try forEachScoreRow(q, k, shape: s, scale: scale) { row, scores in
+                for j in 0..<s.tk { rp[row * s.tk + j] = Float(Foundation.exp(scores[j] - Double(lp[row]))) }
+            }
+            p = recomputed
+            let op = try o.host().pointer, gp = try dO.host().pointer
+            rowDelta = (0..<(s.bh * s.tq)).map { row in
+                var acc = 0.0
+                for c in 0..<s.dv { acc += Double(gp[row * s.dv + c]) * Double(op[row * s.dv + c]) }
+                return acc
+            }
+        }
         let pp = try p.host().pointer
         var dv: Tensor? = nil
         if want.v {
@@ -80,7 +141,7 @@ extension CPUBackend {
         for row in 0..<(s.bh * s.tq) {
             let r = sp + row * s.tk, pr = pp + row * s.tk
             var delta = 0.0
-            for j in 0..<s.tk { delta += Double(r[j]) * Double(pr[j]) }
+            if let rowDelta { delta = rowDelta[row] } else { for j in 0..<s.tk { delta += Double(r[j]) * Double(pr[j]) } }
             for j in 0..<s.tk { r[j] = Float(Double(scale) * Double(pr[j]) * (Double(r[j]) - delta)) }
         }
         var dq: Tensor? = nil, dk: Tensor? = nil

@@ -36,16 +36,101 @@ extension OpenCLBackend {
         try attentionRun(q, k, nil, shape: s, scale: scale).1
     }
 
-    func attentionForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape s: AttentionShape, scale: Float) throws -> (Tensor, Tensor) {
-        let (o, p) = try attentionRun(q, k, v, shape: s, scale: scale)
-        guard let o else { throw EngineError.invalidGraph("attention forward produced no output") }
-        return (o, p)
+    /// Dispatches on `attentionChoice`: the flash kernels when chosen and they support the head dimensions
+    /// (`FlashAttentionParameters.unsupportedReason`), else the P-storing kernels.
+    func attentionForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape s: AttentionShape, scale: Float) throws -> (Tensor, AttentionSaved) {
+        if let fp = attentionChoice.flashParameters, fp.unsupportedReason(d: s.d, dv: s.dv) == nil {
+            return try attentionFlashForward(q, k, v, shape: s, scale: scale, parameters: fp)
+        }
+        return try attentionForwardProbabilities(q, k, v, shape: s, scale: scale)
     }
 
-    /// Gradients (dQ, dK, dV), each only when wanted; dP given (probabilities backward) or dO·Vᵀ.
-    func attentionBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, p: Tensor, dP: Tensor?,
+    /// O and P from `attention_forward`.
+    func attentionForwardProbabilities(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape s: AttentionShape, scale: Float) throws -> (Tensor, AttentionSaved) {
+        let (o, p) = try attentionRun(q, k, v, shape: s, scale: scale)
+        guard let o else { throw EngineError.invalidGraph("attention forward produced no output") }
+        return (o, .probabilities(p))
+    }
+
+    /// O [bh, Tq, Dv] and L [bh, Tq] from `attention_flash_forward` (P is never stored). Throws for parameters
+    /// that do not support the head dimensions.
+    func attentionFlashForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape s: AttentionShape, scale: Float,
+                               parameters fp: FlashAttentionParameters) throws -> (Tensor, AttentionSaved) {
+        if let why = fp.unsupportedReason(d: s.d, dv: s.dv) { throw EngineError.unsupported("flash attention \(fp): \(why)") }
+        let o = try make([s.bh, s.tq, s.dv])
+        let l = try make([s.bh, s.tq])
+        recordFlashLaunch(fp)
+        guard s.bh > 0, s.tq > 0 else { return (o, .logSumExp(o: o, l: l)) }
+        try launch("attention_flash", "attention_flash_forward",
+                   [.buffer(o.device()), .buffer(l.device()), .buffer(q.device()), .buffer(k.device()), .buffer(v.device()),
+                    .int(Int32(s.tq)), .int(Int32(s.tk)), .float(scale)],
+                   global: [Self.roundUp(s.tq, fp.rows), s.bh], local: [fp.rows, 1],
+                   options: fp.buildOptions(d: s.d, dv: s.dv))
+        return (o, .logSumExp(o: o, l: l))
+    }
+
+    private static func roundUp(_ n: Int, _ m: Int) -> Int { (n + m - 1) / m * m }
+
+    /// Gradients from the flash forward's (O, L): Dl = rowsum(dO ⊙ O) (`attention_flash_backward_delta`), then
+    /// dQ over query tiles (`attention_flash_backward_q`) and dK, dV over key tiles (`attention_flash_backward_kv`).
+    private func attentionFlashBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, o: Tensor, l: Tensor,
+                                        shape s: AttentionShape, scale: Float,
+                                        want: (q: Bool, k: Bool, v: Bool)) throws -> (Tensor?, Tensor?, Tensor?) {
+        guard let dO, let q, let k, let v else {
+            throw EngineError.invalidGraph("flash attention backward needs dO, Q, K and V")
+        }
+        // Any parameter set gives the same gradients; the chosen one if it fits these head dimensions.
+        let chosen = attentionChoice.flashParameters.flatMap { $0.unsupportedReason(d: s.d, dv: s.dv) == nil ? $0 : nil }
+        let fp = chosen ?? FlashAttentionParameters(rows: 16, tile: 8)
+        return try attentionFlashBackward(dO, q: q, k: k, v: v, o: o, l: l, shape: s, scale: scale, want: want, parameters: fp)
+    }
+
+    /// As above with explicit parameters (the flash variant's wrapper).
+    func attentionFlashBackward(_ dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, l: Tensor,
+                                shape s: AttentionShape, scale: Float, want: (q: Bool, k: Bool, v: Bool),
+                                parameters fp: FlashAttentionParameters) throws -> (Tensor?, Tensor?, Tensor?) {
+        if let why = fp.unsupportedReason(d: s.d, dv: s.dv) { throw EngineError.unsupported("flash attention \(fp): \(why)") }
+        let dq = want.q ? try make([s.bh, s.tq, s.d]) : nil
+        let dk = want.k ? try make([s.bh, s.tk, s.d]) : nil
+        let dv = want.v ? try make([s.bh, s.tk, s.dv]) : nil
+        guard s.bh > 0, s.tq > 0 else {
+            for t in [dq, dk, dv].compactMap({ $0 }) where t.count > 0 { try fill(t, value: 0) }
+            return (dq, dk, dv)
+        }
+        let options = fp.buildOptions(d: s.d, dv: s.dv)
+        let delta = try make([s.bh, s.tq])
+        let rows = s.bh * s.tq
+        try launch("attention_flash", "attention_flash_backward_delta",
+                   [.buffer(delta.device()), .buffer(dO.device()), .buffer(o.device()), .int(Int32(rows))],
+                   global: [rows], options: options)
+        let common: [CLArgument] = [.buffer(try q.device()), .buffer(try k.device()), .buffer(try v.device()),
+                                    .buffer(try dO.device()), .buffer(try l.device()), .buffer(try delta.device()),
+                                    .int(Int32(s.tq)), .int(Int32(s.tk)), .float(scale)]
+        if let dq {
+            try launch("attention_flash", "attention_flash_backward_q", [.buffer(dq.device())] + common,
+                       global: [Self.roundUp(s.tq, fp.rows), s.bh], local: [fp.rows, 1], options: options)
+        }
+        if want.k || want.v {
+            let any = try delta.device()
+            try launch("attention_flash", "attention_flash_backward_kv",
+                       [.buffer(dk?.device() ?? any), .buffer(dv?.device() ?? any)] + common
+                        + [.int(want.k ? 1 : 0), .int(want.v ? 1 : 0)],
+                       global: [Self.roundUp(s.tk, fp.rows), s.bh], local: [fp.rows, 1], options: options)
+        }
+        return (dq, dk, dv)
+    }
+
+    /// Gradients (dQ, dK, dV), each only when wanted: from (O, L) on the flash kernels; from P with dP given
+    /// (probabilities backward) or dO·Vᵀ on the P-storing kernels.
+    func attentionBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, saved: AttentionSaved, dP: Tensor?,
                            shape s: AttentionShape, scale: Float,
                            want: (q: Bool, k: Bool, v: Bool)) throws -> (Tensor?, Tensor?, Tensor?) {
+        let p: Tensor
+        switch saved {
+        case .probabilities(let saved): p = saved
+        case .logSumExp(let o, let l):
+            return try attentionFlashBackward(dO, q: q, k: k, v: v, o: o, l: l, shape: s, scale: scale, want: want)
+        }
         let dq = want.q ? try make([s.bh, s.tq, s.d]) : nil
         let dk = want.k ? try make([s.bh, s.tk, s.d]) : nil
         let dv = want.v ? try make([s.bh, s.tk, s.dv]) : nil

@@ -31,6 +31,13 @@ public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
     public private(set) var tuningWarning: String?
     /// Launches of `matmul_tiled` per parameter set (dispatch tests, the tuner).
     private var tiledLaunchCounts: [GEMMParameters: Int] = [:]
+    /// The kernels of fused attention (`AttentionChoice`): `AMGPU_ATTENTION` when set (a bad value makes `init`
+    /// throw), else the shipped default for the kind of device (GPUs: flash; PoCL: P-storing); settable (tests).
+    public var attentionChoice: AttentionChoice = .probabilities
+    /// Where `attentionChoice` came from (`AMGPU_ATTENTION` or the shipped default).
+    public private(set) var attentionChoiceSource = "shipped default"
+    /// Flash attention forward launches per parameter set (dispatch tests).
+    private var flashLaunchCounts: [FlashAttentionParameters: Int] = [:]
 
     /// Opens `device`; the GEMM choice comes from `TuningStore.load(for: device, directory: tuningDirectory)`
     /// (a corrupt tuning file leaves the shipped default and sets `tuningWarning`).
@@ -43,6 +50,9 @@ public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
         gemmChoice = tuning.choice
         gemmChoiceSource = tuning.source
         tuningWarning = tuning.warning
+        let attention = try ShippedAttention.choice(for: device)
+        attentionChoice = attention.choice
+        attentionChoiceSource = attention.source
     }
 
     /// Counts one launch of `matmul_tiled` with `parameters`.
@@ -54,6 +64,17 @@ public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
     public func tiledLaunches(_ parameters: GEMMParameters) -> Int {
         lock.lock(); defer { lock.unlock() }
         return tiledLaunchCounts[parameters] ?? 0
+    }
+
+    /// Counts one flash attention forward with `parameters`.
+    func recordFlashLaunch(_ parameters: FlashAttentionParameters) {
+        lock.lock(); flashLaunchCounts[parameters, default: 0] += 1; lock.unlock()
+    }
+
+    /// How many attention forwards ran on the flash kernels with `parameters` on this backend.
+    public func flashLaunches(_ parameters: FlashAttentionParameters) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        return flashLaunchCounts[parameters] ?? 0
     }
 
     /// Opens the device `opencl:index`.
