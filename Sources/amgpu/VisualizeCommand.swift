@@ -41,7 +41,7 @@ struct Visualize: ParsableCommand {
     @Option(name: .long, help: "Cosine-similarity power of the direction and caricature objectives.")
     var cossimPower: Float = 1
 
-    @Flag(name: .long, help: "Do not warm-start units that follow a GELU/ReLU (by default such a unit's pre-activation is maximized until the unit is positive, at most half the steps).")
+    @Flag(name: .long, help: "Do not warm-start units that follow a GELU/ReLU (by default such a unit's pre-activation is maximized until the unit is positive, at most half the steps; after that a leaky floor adds 0.15 × the pre-activation while the unit is ≤ 0, and an image that ends ≤ 0 is replaced by the run's best).")
     var noWarmStart = false
 
     @Option(name: .long, help: ArgumentHelp("One more objective term, added to the main one for every image: KIND:LAYER:UNIT[:WEIGHT] (repeatable; a negative weight minimizes it).", valueName: "term"),

@@ -121,7 +121,7 @@ import Testing
 
     /// A small ViT-like model: [B,3,16,16] → patch embedding (8×8 conv, stride 8) → 4 tokens × 8 → fc1 (8 → 6, bias)
     /// → GELU ("blocks.0.mlp.act") → fc2 (6 → 8). fc1's unit 2 has bias −10 (it starts in GELU's flat tail), unit 4 bias +3.
-    static func tinyViT(batch: Int) throws -> Model {
+    static func tinyViT(batch: Int, bias2: Float = -10) throws -> Model {
         var rng = SeededRandom(seed: 2204)
         let g = Graph()
         let x = try g.addInput("image", shape: [batch, 3, 16, 16])
@@ -130,7 +130,7 @@ import Testing
         let flat = try g.add(Reshape(shape: [batch, 8, 4]), [patches], name: "patch.flat")
         let tokens = try g.add(Transpose(perm: [0, 2, 1]), [flat], name: "tokens")
         let w1 = try g.addConstant("fc1.weight", rng.tensor([8, 6], -0.5, 0.5))
-        let b1 = try g.addConstant("fc1.bias", HostTensor(shape: [6], values: [0.3, -0.2, -10, 0.1, 3, -0.4]))
+        let b1 = try g.addConstant("fc1.bias", HostTensor(shape: [6], values: [0.3, -0.2, bias2, 0.1, 3, -0.4]))
         let fc1 = try g.add(MatMul(), [tokens, w1, b1], name: "blocks.0.mlp.fc1")
         let act = try g.add(Unary(.geluErf), [fc1], name: "blocks.0.mlp.act")
         let w2 = try g.addConstant("fc2.weight", rng.tensor([6, 8], -0.5, 0.5))
@@ -181,6 +181,7 @@ import Testing
         #expect(records[0].steps == 0 && records[0].valueAtStart > 0 && records[0].valueAtSwitch == records[0].valueAtStart
                 && records[0].reachedThreshold, "\(records[0])")
         #expect(records[1].steps > 1 && records[1].valueAtStart < 0 && records[1].reachedThreshold, "\(records[1])")
+        #expect(records[0].leakySteps == 0 && records[0].returnedStep == nil && records[0].lastImageObjective == nil, "\(records[0])")
         let plane = 3 * 16 * 16
         let drift = zip(on.images.values[0..<plane], off.images.values[0..<plane]).map { abs($0 - $1) }.max() ?? 1
         #expect(drift <= 1e-6, "the positive unit's image moved \(drift) with the warm start on (never warmed: it should not move)")
@@ -195,6 +196,73 @@ import Testing
         conv.objective.terms[0].layer = "conv1"
         #expect(try Visualizer(model: cnn, request: conv, backend: Backends.cpu).run().warmStart == nil)
         #expect(throws: EngineError.self) { try WarmStart(threshold: 0, maxFraction: 2).validate() }
+    }
+
+    @Test func theLeakyFloorKeepsAUnitOffGELUsLeftBranch() throws {
+        // Unit 2 with bias −3 starts on GELU's left branch (z < −0.75, GELU′ < 0): ascent of the real unit lowers z and
+        // slides into the flat tail (value → 0⁻, stuck). No warm-up (fraction 0), so only the leaky floor acts: with
+        // α = 0.15 > 0.1289 the derivative GELU′(z) + α is positive and z climbs through 0.
+        let model = try Self.tinyViT(batch: 1, bias2: -3)
+        let plain = try Visualizer(model: model, request: Self.warmRequest(nil),
+                                   backend: Backends.cpu).run(reportEvery: 1)
+        let leaky = try Visualizer(model: model, request: Self.warmRequest(WarmStart(maxFraction: 0, leak: 0.15, keepBest: false)),
+                                   backend: Backends.cpu).run(reportEvery: 1)
+        let first = plain.history.first?.objective ?? 0
+        print("amgpu-test: GELU unit with bias −3: start \(first), plain ascent \(plain.finalScores[0]), leaky floor \(leaky.finalScores[0]) \(leaky.warmStart?.first.map { "\($0)" } ?? "none")")
+        #expect(first < -0.02, "the unit should start on GELU's negative left branch: \(first)")
+        #expect(plain.finalScores[0] <= 0 && plain.finalScores[0] > first, "plain ascent should slide toward the tail (0⁻): \(first) → \(plain.finalScores[0])")
+        #expect(plain.warmStart == nil)
+        #expect(leaky.finalScores[0] > 0.5, "with the leaky floor the unit should rise above 0: \(leaky.finalScores[0])")
+        let record = try #require(leaky.warmStart?.first)
+        #expect(record.steps == 0 && (record.leakySteps ?? 0) > 0 && (record.leakySteps ?? 0) < 40 && record.returnedStep == nil, "\(record)")
+    }
+
+    /// A unit at its maximum at the start: patch embedding with zero-sum 8×8 kernels (a flat image gives tokens p = 0),
+    /// then z = 0.5 − Σₖ pₖ² ("bowl.fc1", unit 0) → GELU ("bowl.act"). Any texture lowers z; Adam's first steps move every
+    /// pixel parameter by about the learning rate whatever the gradient's size, so plain ascent goes down.
+    static func bowl(batch: Int) throws -> Model {
+        let g = Graph()
+        let x = try g.addInput("image", shape: [batch, 3, 16, 16])
+        let w = HostTensor(shape: [8, 3, 8, 8], values: (0..<(8 * 3 * 64)).map { i in
+            let (o, c, y, xx) = (i / 192, i / 64 % 3, i / 8 % 8, i % 8)
+            return (o + c + y + xx) % 2 == 0 ? 0.1 : -0.1
+        })
+        let patches = try g.add(Conv2D(strides: [8, 8]), [x, g.addConstant("patch.weight", w)], name: "patch")
+        let flat = try g.add(Reshape(shape: [batch, 8, 4]), [patches], name: "patch.flat")
+        let tokens = try g.add(Transpose(perm: [0, 2, 1]), [flat], name: "tokens")
+        let squared = try g.add(Binary(.mul), [tokens, tokens], name: "tokens.squared")
+        let w1 = try g.addConstant("fc1.weight", HostTensor(shape: [8, 2], values: (0..<16).map { $0 % 2 == 0 ? -1 : 0.5 }))
+        let b1 = try g.addConstant("fc1.bias", HostTensor(shape: [2], values: [0.5, 0.1]))
+        let fc1 = try g.add(MatMul(), [squared, w1, b1], name: "bowl.fc1")
+        let act = try g.add(Unary(.geluErf), [fc1], name: "bowl.act")
+        return Model(name: "bowl", graph: g, input: x, output: act, family: .vit, preprocessing: .imagenet(16),
+                     aliases: [:], recommended: [], source: "test")
+    }
+
+    @Test func keepingTheBestImageUndoesAnAscentThatWentDown() throws {
+        let model = try Self.bowl(batch: 1)
+        var request = Self.warmRequest(nil, unit: 0)
+        request.objective.terms[0].layer = "bowl.act"
+        request.preset.parameterization = .pixel(.sigmoid)
+        request.preset.optimizer.learningRate = 0.2
+        request.preset.steps = 6
+        let plain = try Visualizer(model: model, request: request, backend: Backends.cpu).run(reportEvery: 1)
+        request.warmStart = .standard
+        let kept = try Visualizer(model: model, request: request, backend: Backends.cpu).run(reportEvery: 1)
+        let first = plain.history.first?.objective ?? 0
+        print("amgpu-test: bowl unit: start \(first), plain Adam \(plain.finalScores[0]), keep-best \(kept.finalScores[0]) \(kept.warmStart?.first.map { "\($0)" } ?? "none")")
+        #expect(first > 0.3, "the unit should start near its maximum GELU(0.5) ≈ 0.35: \(first)")
+        #expect(plain.finalScores[0] <= 0, "plain Adam should lower the unit below 0 here: \(first) → \(plain.finalScores[0])")
+        let record = try #require(kept.warmStart?.first)
+        #expect(record.returnedStep == 0 && (record.lastImageObjective ?? 1) <= 0, "\(record)")
+        #expect(kept.finalScores[0] > 0.3, "the returned image should be the initial one, near the maximum: \(kept.finalScores[0])")
+        // The returned image is the initial one (the parameters at step 0, rendered), and its score is that image's.
+        let generator = try ImageGenerator(parameterization: request.preset.parameterization, batch: 1, height: 16, width: 16,
+                                           regularizers: [], backend: Backends.cpu)
+        let initial = try generator.render(Backends.cpu.tensor(request.preset.parameterization.initialParameters(batch: 1, size: 16, seed: request.seed)))
+        expectClose(kept.images, initial, atol: 1e-6, rtol: 0, "keep-best image vs the initial image")
+        let rescored = try Visualizer(model: model, request: request, backend: Backends.cpu).evaluateClean(kept.images).scores[0]
+        #expect(abs(rescored - kept.finalScores[0]) <= 1e-6, "final score \(kept.finalScores[0]) vs the returned image's \(rescored)")
     }
 
     @Test func theWarmStartOnOpenCLMatchesTheCPU() throws {

@@ -123,9 +123,12 @@ public final class Visualizer {
         var history: [(Int, Float)] = []
         var transparency: Tensor? = preset.parameterization.kind == .maco ? try backend.zeros([n, 3, size, size]) : nil
         if snapshotEvery > 0 { try snapshot(0, generator.render(parameters)) }
-        // Warm start (see `WarmStart`): per image, while warming[b] the gradient comes from the pre-activation term.
+        // Warm start (see `WarmStart`): per image, while warming[b] the gradient comes from the pre-activation term;
+        // after it, the leaky floor on steps where the unit is at or below the threshold; the best step is kept.
         var warming = [Bool](repeating: warmPlan != nil, count: n), warmSteps = [Int](repeating: 0, count: n)
-        var warmStart: [Float] = [], warmSwitch = [Float](repeating: 0, count: n)
+        var warmStart: [Float] = [], warmSwitch = [Float](repeating: 0, count: n), leakySteps = [Int](repeating: 0, count: n)
+        var best = [Float](repeating: -.infinity, count: n), bestStep = [Int](repeating: -1, count: n)
+        var bestParameters = [[Float]?](repeating: nil, count: n)
         for step in 0..<preset.steps {
             let imagePass = try generator.forward(parameters)
             let pipeline = try TransformPipeline(config: preset.transforms, step: step, totalSteps: preset.steps,
@@ -133,25 +136,45 @@ public final class Visualizer {
                                                  model: inputSpec)
             let transformed = try pipeline.forward(imagePass.image, on: backend)
             var warmResult: (scores: Tensor, inputGradient: Tensor?)? = nil
-            if let plan = warmPlan, warming.contains(true) {
+            if let plan = warmPlan {
                 // The gate of this step comes from this step's own unit values (one model forward, see
                 // `ObjectiveEvaluator.evaluate(_:gateFrom:)`): an image warms while its unit is at or below the
                 // threshold and it has warm-up steps left; once above, it switches for good. A unit above the
-                // threshold at the first step is never warmed.
+                // threshold at the first step is never warmed. After the warm-up, an image whose unit is at or below
+                // the threshold ascends the leaky blend (gate α/(1+α)); otherwise gate 0, the plain objective.
+                var values: [Float] = []
                 let r = try plan.evaluator.evaluate(transformed.output) { observed in
-                    let values = WarmStartPlan.perImage(observed[0], images: n)
+                    values = WarmStartPlan.perImage(observed[0], images: n)
                     if step == 0 { warmStart = values }
-                    for b in 0..<n where warming[b] {
-                        if values[b] > plan.setting.threshold || warmSteps[b] >= plan.maxSteps {
-                            warming[b] = false
-                            warmSwitch[b] = values[b]
-                        } else {
-                            warmSteps[b] += 1
+                    var gate = [Float](repeating: 0, count: n)
+                    for b in 0..<n {
+                        if warming[b] {
+                            if values[b] > plan.setting.threshold || warmSteps[b] >= plan.maxSteps {
+                                warming[b] = false
+                                warmSwitch[b] = values[b]
+                            } else {
+                                warmSteps[b] += 1
+                                gate[b] = 1
+                            }
+                        }
+                        if !warming[b] && plan.setting.leak > 0 && values[b] <= plan.setting.threshold {
+                            gate[b] = plan.setting.leakyGate
+                            leakySteps[b] += 1
                         }
                     }
-                    return warming.flatMap { [Float](repeating: $0 ? 1 : 0, count: copies) }
+                    return gate.flatMap { [Float](repeating: $0, count: copies) }
                 }
                 warmResult = (r.scores, r.inputGradient)
+                // Keep the best: the parameters of the step with the highest unit value (before this step's update).
+                if plan.setting.keepBest, values.indices.contains(where: { values[$0] > best[$0] }) {
+                    let host = try backend.download(parameters).values
+                    let per = host.count / n
+                    for b in 0..<n where values[b] > best[b] {
+                        best[b] = values[b]
+                        bestStep[b] = step
+                        bestParameters[b] = Array(host[(b * per)..<((b + 1) * per)])
+                    }
+                }
             }
             let (scores, gradInput) = try warmResult ?? evaluator.evaluate(transformed.output)
             guard let gradInput else { throw EngineError.invalidGraph("no gradient reached the model input") }
@@ -184,8 +207,32 @@ public final class Visualizer {
                 try snapshot(step + 1, generator.render(parameters))
             }
         }
-        let images = try generator.render(parameters)
-        let clean = try evaluateClean(images)
+        var images = try generator.render(parameters)
+        var clean = try evaluateClean(images)
+        // Keep the best (see `WarmStart.keepBest`): an image whose last clean objective is at or below the threshold is
+        // replaced by the image of its best step when that one scores higher without transforms.
+        var returnedStep = [Int?](repeating: nil, count: n), lastObjective = [Float?](repeating: nil, count: n)
+        if let plan = warmPlan, plan.setting.keepBest,
+           (0..<n).contains(where: { clean.scores[$0] <= plan.setting.threshold && bestParameters[$0] != nil }) {
+            var host = try backend.download(parameters)
+            let per = host.values.count / n
+            for b in 0..<n where clean.scores[b] <= plan.setting.threshold {
+                if let saved = bestParameters[b] { host.values.replaceSubrange((b * per)..<((b + 1) * per), with: saved) }
+            }
+            let candidates = try generator.render(backend.tensor(host))
+            let candidateClean = try evaluateClean(candidates)
+            let plane = images.values.count / n
+            var replaced = false
+            for b in 0..<n where clean.scores[b] <= plan.setting.threshold && bestParameters[b] != nil
+                && candidateClean.scores[b] > clean.scores[b] {
+                images.values.replaceSubrange((b * plane)..<((b + 1) * plane), with: candidates.values[(b * plane)..<((b + 1) * plane)])
+                returnedStep[b] = bestStep[b]
+                lastObjective[b] = clean.scores[b]
+                replaced = true
+            }
+            // Scores of the images returned (per image independent of its batch companions, except diversity).
+            if replaced { clean = try evaluateClean(images) }
+        }
         let natural = naturalImages.isEmpty ? nil : try naturalMean(naturalImages)
         var result = VisualizationResult(images: images, finalScores: clean.scores, targetProbabilities: clean.probabilities,
                                          naturalMean: natural, stepsRun: preset.steps,
@@ -196,7 +243,8 @@ public final class Visualizer {
                 let switched = warming[b] ? warmStart[b] : warmSwitch[b]   // still warming at the end: the start value
                 return WarmStartRecord(preActivationLayer: plan.preActivationLayer, activation: plan.activation,
                                        threshold: plan.setting.threshold, steps: warmSteps[b], valueAtStart: warmStart[b],
-                                       valueAtSwitch: switched, reachedThreshold: !warming[b] && switched > plan.setting.threshold)
+                                       valueAtSwitch: switched, reachedThreshold: !warming[b] && switched > plan.setting.threshold,
+                                       leakySteps: leakySteps[b], returnedStep: returnedStep[b], lastImageObjective: lastObjective[b])
             }
         }
         return result

@@ -9,6 +9,18 @@ import Foundation
 /// is above `threshold`, or after `maxFraction` of the steps. An image whose unit starts above the threshold is
 /// never warmed.
 ///
+/// Two safeguards follow the warm-up, for units that are still (or again) at or below the threshold:
+/// - **leaky floor** (`leak` = α > 0): after the warm-up, at every step where an image's unit value u ≤ threshold,
+///   that image ascends s + α·z (s the real term, z the same term on the pre-activation) instead of s. For GELU,
+///   min GELU′ ≈ −0.1289 (at z ≈ −0.75), so with α ≥ 0.13 the per-token derivative GELU′(z) + α is positive
+///   everywhere: ascent can no longer slide down the left branch into the flat tail (where s → 0⁻). Implemented as
+///   the warm gate g = α / (1 + α), i.e. the image ascends (s + α·z) / (1 + α) — Adam's step does not depend on
+///   that scale. A unit that stays above the threshold after the warm-up never sees it.
+/// - **keep the best** (`keepBest`): when an image's final clean objective is ≤ threshold, the run returns instead
+///   the image of the step whose unit value (under that step's transforms, measured before the step's update) was
+///   the highest of the run, if its clean objective is higher. An image that ends above the threshold is the last
+///   one, as without the warm start.
+///
 /// It applies when the objective's first term is `channel`, `neuron` or `cls` on a layer whose producer is
 /// an elementwise GELU/ReLU/ReLU6/SiLU node of the graph (not an activation fused into a convolution, which
 /// has no separate input value); otherwise the run is unchanged. It is on by default (`WarmStart.standard`).
@@ -18,18 +30,42 @@ public struct WarmStart: Codable, Sendable, Equatable {
     /// At most this fraction of the run's steps (rounded down) is spent warming up.
     public var maxFraction: Double
 
-    public init(threshold: Float = 0, maxFraction: Double = 0.5) {
+    /// α of the leaky floor after the warm-up (0 = off; see above).
+    public var leak: Float
+    /// Return the best image of the run when the last one ends at or below the threshold (see above).
+    public var keepBest: Bool
+
+    public init(threshold: Float = 0, maxFraction: Double = 0.5, leak: Float = 0.15, keepBest: Bool = true) {
         self.threshold = threshold
         self.maxFraction = maxFraction
+        self.leak = leak
+        self.keepBest = keepBest
     }
 
-    /// Threshold 0, at most half the steps.
+    /// Threshold 0, at most half the steps, leaky floor α = 0.15 (> 0.1289, GELU's steepest descent), keep the best.
     public static let standard = WarmStart()
+
+    enum CodingKeys: String, CodingKey { case threshold, maxFraction, leak, keepBest }
+
+    /// Settings written before the leaky floor and keep-the-best existed decode with both off.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        threshold = try c.decode(Float.self, forKey: .threshold)
+        maxFraction = try c.decode(Double.self, forKey: .maxFraction)
+        leak = try c.decodeIfPresent(Float.self, forKey: .leak) ?? 0
+        keepBest = try c.decodeIfPresent(Bool.self, forKey: .keepBest) ?? false
+    }
+
+    /// The warm gate of a leaky step: the image ascends s + gate·(z − s) = (s + α·z) / (1 + α).
+    var leakyGate: Float { leak / (1 + leak) }
 
     public func validate() throws {
         guard threshold.isFinite else { throw EngineError.invalidInput("the \(SettingName.warmStart.mention) threshold must be finite, got \(threshold)") }
         guard maxFraction >= 0, maxFraction <= 1 else {
             throw EngineError.invalidInput("the \(SettingName.warmStart.mention) fraction of the steps must be in 0…1, got \(maxFraction)")
+        }
+        guard leak.isFinite, leak >= 0 else {
+            throw EngineError.invalidInput("the \(SettingName.warmStart.mention) leak must be finite and ≥ 0, got \(leak)")
         }
     }
 }
@@ -50,6 +86,12 @@ public struct WarmStartRecord: Codable, Sendable, Equatable {
     public var valueAtSwitch: Float
     /// False when the warm-up ran out of steps (`maxFraction`) before this unit passed the threshold.
     public var reachedThreshold: Bool
+    /// Steps after the warm-up on which the leaky floor fired (unit value ≤ threshold); nil in older sidecars.
+    public var leakySteps: Int? = nil
+    /// When keep-the-best replaced the last image: the step whose image was returned (0 = the initial image,
+    /// k = after k updates) and the clean objective the last image had; nil when the last image was returned.
+    public var returnedStep: Int? = nil
+    public var lastImageObjective: Float? = nil
 }
 
 /// A warm start prepared for one run: the evaluator of the gated objective (per image, the first term on the
@@ -85,7 +127,7 @@ struct WarmStartPlan {
               let (preLayer, activation) = preActivation(of: main.layer, model: model) else { return nil }
         try setting.validate()
         let maxSteps = Int(Double(steps) * setting.maxFraction)
-        guard maxSteps > 0 else { return nil }
+        guard maxSteps > 0 || setting.leak > 0 || setting.keepBest else { return nil }
         var warmTerm = main
         warmTerm.layer = preLayer
         var observed = main
