@@ -285,6 +285,98 @@ import Testing
         #expect(Importer.dynamoNameScopes(bare) == nil)
     }
 
+    /// An export with no module scopes at all (torch 2.13's dynamo export of timm's ViT at opsets 17/18:
+    /// nodes `node_MatMul_11`, no metadata): module paths come from the parameter names the nodes read.
+    /// A ViT-like graph: patch Conv → tokens → two pre-norm MLP blocks (block 0's fc1 a MatMul of an
+    /// anonymous constant plus `blocks.0.mlp.fc1.bias`; block 1's fc1 a MatMul of a folded Transpose of
+    /// `blocks.1.mlp.fc1.weight`, no bias) → final norm → mean → head. A block is its residual Add, an
+    /// fc1 its last node; a parameter read by two nodes (torch merges equal initializers), a malformed
+    /// name_scopes entry and anonymous or non-path initializer names (`val_3`, `onnx::MatMul_9`) still
+    /// import and name nothing.
+    @Test func parameterNamesGiveAliasesWithoutScopes() throws {
+        func node(_ type: String, _ inputs: [String], _ output: String, _ attributes: [Onnx_AttributeProto] = []) -> Onnx_NodeProto {
+            var n = Onnx_NodeProto(); n.opType = type; n.name = "node_\(type)_\(output)"; n.input = inputs; n.output = [output]
+            n.attribute = attributes
+            return n
+        }
+        func ints(_ name: String, _ values: [Int64]) -> Onnx_AttributeProto {
+            var a = Onnx_AttributeProto(); a.name = name; a.type = .ints; a.ints = values; return a
+        }
+        func int(_ name: String, _ value: Int64) -> Onnx_AttributeProto {
+            var a = Onnx_AttributeProto(); a.name = name; a.type = .int; a.i = value; return a
+        }
+        var rng = SeededRandom(seed: 18)
+        func floats(_ name: String, _ dims: [Int64]) -> Onnx_TensorProto {
+            var t = Onnx_TensorProto(); t.name = name; t.dims = dims; t.dataType = 1
+            t.floatData = (0..<Int(dims.reduce(1, *))).map { _ in rng.uniform(-0.5, 0.5) }
+            return t
+        }
+        func int64s(_ name: String, _ values: [Int64]) -> Onnx_TensorProto {
+            var t = Onnx_TensorProto(); t.name = name; t.dims = [Int64(values.count)]; t.dataType = 7; t.int64Data = values; return t
+        }
+        var graph = Onnx_GraphProto()
+        graph.initializer = [floats("patch_embed.proj.weight", [6, 3, 4, 4]), floats("patch_embed.proj.bias", [6]),
+                             int64s("val_1", [1, 6, 4]), floats("pos_embed", [1, 4, 6])]
+        var nodes = [node("Conv", ["x", "patch_embed.proj.weight", "patch_embed.proj.bias"], "conv", [ints("strides", [4, 4])]),
+                     node("Reshape", ["conv", "val_1"], "view"), node("Transpose", ["view"], "tokens", [ints("perm", [0, 2, 1])]),
+                     node("Add", ["tokens", "pos_embed"], "t0")]
+        for b in 0..<2 {
+            let p = "blocks.\(b)"
+            graph.initializer += [floats("\(p).norm1.weight", [6]), floats("\(p).norm1.bias", [6])]
+            // One fc2 bias for both blocks, as torch's exporter merges equal initializers: it names nothing.
+            if b == 0 { graph.initializer.append(floats("blocks.0.mlp.fc2.bias", [6])) }
+            nodes.append(node("LayerNormalization", ["t\(b)", "\(p).norm1.weight", "\(p).norm1.bias"], "ln\(b)", [int("axis", -1)]))
+            if b == 0 {
+                graph.initializer += [floats("val_3", [6, 10]), floats("\(p).mlp.fc1.bias", [10])]
+                nodes += [node("MatMul", ["ln0", "val_3"], "mm0"), node("Add", ["mm0", "\(p).mlp.fc1.bias"], "fc1_0")]
+            } else {
+                graph.initializer.append(floats("\(p).mlp.fc1.weight", [10, 6]))
+                nodes += [node("Transpose", ["\(p).mlp.fc1.weight"], "val_7", [ints("perm", [1, 0])]),
+                          node("MatMul", ["ln1", "val_7"], "fc1_1")]
+            }
+            graph.initializer.append(floats(b == 0 ? "onnx::MatMul_9" : "val_11", [10, 6]))
+            nodes += [node("Relu", ["fc1_\(b)"], "act\(b)"), node("MatMul", ["act\(b)", b == 0 ? "onnx::MatMul_9" : "val_11"], "mm2_\(b)"),
+                      node("Add", ["mm2_\(b)", "blocks.0.mlp.fc2.bias"], "fc2_\(b)"), node("Add", ["t\(b)", "fc2_\(b)"], "t\(b + 1)")]
+        }
+        graph.initializer += [floats("norm.weight", [6]), floats("norm.bias", [6]), floats("head.weight", [6, 5])]
+        nodes += [node("LayerNormalization", ["t2", "norm.weight", "norm.bias"], "normed", [int("axis", -1)]),
+                  node("ReduceMean", ["normed"], "pooled", [ints("axes", [1]), int("keepdims", 0)]),
+                  node("MatMul", ["pooled", "head.weight"], "z")]
+        // A name_scopes entry that is not a list literal: no scopes (the fallback still applies).
+        var bad = Onnx_StringStringEntryProto(); bad.key = "pkg.torch.onnx.name_scopes"; bad.value = "garbage"
+        nodes[1].metadataProps = [bad]
+        graph.node = nodes
+        let path = try Self.writeImageGraph(graph, name: "param-scopes")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let model = try ONNXImporter.load(path: path)
+        let valueName: (String) -> String? = { alias in model.aliases[alias].map { model.graph.name(of: $0) } }
+        #expect(valueName("blocks.0") == "t1" && valueName("blocks.1") == "t2", "a block is its residual Add")
+        #expect(valueName("blocks.0.mlp.fc1") == "fc1_0", "fc1 with a bias: the bias Add")
+        #expect(valueName("blocks.1.mlp.fc1") == "fc1_1", "fc1 through a folded Transpose of its weight")
+        #expect(model.aliases["blocks.0.mlp.fc2"] == nil, "a parameter read by two nodes names no module")
+        #expect(valueName("blocks.1.norm1") == "ln1")
+        #expect(valueName("patch_embed.proj") == "conv" && valueName("norm") == "normed" && valueName("head") == "z")
+        #expect(model.aliases["blocks.0.mlp"] == nil && model.aliases["blocks"] == nil, "modules without parameters of their own get no name")
+        #expect(model.aliases["pos_embed"] == nil && model.aliases["val_3"] == nil && model.aliases["onnx::MatMul_9"] == nil)
+        #expect(model.recommended == ["blocks.0", "blocks.1", "blocks.0.mlp.fc1", "blocks.1.mlp.fc1", "z"], "\(model.recommended)")
+        #expect(model.card.notes.contains { $0.contains("parameter names") }, "\(model.card.notes)")
+        // With a scope on any node, the parameter names are not used.
+        var scoped = graph
+        var scope = Onnx_StringStringEntryProto(); scope.key = "pkg.torch.onnx.name_scopes"; scope.value = "['', 'stem', 'conv2d']"
+        scoped.node[0].metadataProps = [scope]
+        let scopedPath = try Self.writeImageGraph(scoped, name: "param-scopes-scoped")
+        defer { try? FileManager.default.removeItem(atPath: scopedPath) }
+        let scopedModel = try ONNXImporter.load(path: scopedPath)
+        #expect(scopedModel.aliases.keys.sorted() == ["stem"] && !scopedModel.card.notes.contains { $0.contains("parameter names") })
+        // The fallback on its own: only runtime nodes name anything; a folded node passes its module on.
+        let scopes = Importer.parameterScopes(nodes: nodes, initializers: Set(graph.initializer.map(\.name)),
+                                              runtime: Set(nodes.map { $0.output[0] }).subtracting(["val_7"]))
+        #expect(scopes[nodes.firstIndex { $0.output == ["val_7"] }!] == [])
+        #expect(scopes[nodes.firstIndex { $0.output == ["fc1_1"] }!] == ["blocks.1", "blocks.1.mlp.fc1"])
+        #expect(scopes[nodes.firstIndex { $0.output == ["act1"] }!] == ["blocks.1"])
+        #expect(scopes[nodes.firstIndex { $0.output == ["pooled"] }!] == [])
+    }
+
     /// GatherND folding on crafted int64 indices: 2^63 − 1 (2^63 as a Double, which Int(_:) traps
     /// on) and NaN are refused with a message, an in-range index still folds.
     @Test func gatherNDFoldingRefusesHugeIndices() throws {

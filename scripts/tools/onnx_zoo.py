@@ -249,8 +249,11 @@ def main():
                     t0 = time.time()
                     try:
                         export(model, xt, path, exporter, opset)
-                        ops = sorted({n.op_type for n in onnx.load(path, load_external_data=False).graph.node})
-                        row["ops"] = ops
+                        proto = onnx.load(path, load_external_data=False)
+                        row["ops"] = sorted({n.op_type for n in proto.graph.node})
+                        # The opset the file declares: the dynamo exporter writes 18 and its down-conversion
+                        # (onnx's C API) fails for many graphs, leaving them at 18 (see docs/models.md).
+                        row["file_opset"] = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
                     except Exception as e:  # noqa: BLE001
                         row["status"] = "export failed: " + (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
                         rows.append(row); jl.write(json.dumps(row) + "\n"); jl.flush()

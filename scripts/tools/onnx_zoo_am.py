@@ -4,7 +4,10 @@
 For each family of scripts/tools/onnx_zoo.py (the smallest timm variant, random weights, seed 0, eval
 mode, the sweep's input size), exported with one of PyTorch's exporters (--exporter torchscript|dynamo,
 --opset 17; TorchScript scope names and the dynamo exporter's `pkg.torch.onnx.name_scopes` metadata are
-what amgpu turns into layer names):
+what amgpu turns into layer names; an export with neither — torch 2.13's dynamo exporter drops all node
+metadata when onnx's C API converts its opset-18 graph down to 17, as it does for ViT, DeiT, CaiT — is named
+from its parameter names, which needs parameters that differ: --perturb SIGMA adds noise to random-init
+weights, as training would):
   1. `amgpu layers MODEL.onnx`: the recommended AM targets (the lines starting with '*');
   2. one target: the recommended value two thirds of the way down the list (logits excluded);
   3. the target's objective on every fetched photo (`amgpu activations` on each image of --photos,
@@ -33,6 +36,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -56,6 +60,19 @@ def recommended_targets(amgpu, path):
         if m:
             out.append((m.group(1), m.group(2), m.group(3), int(m.group(4))))
     return out, p.stdout
+
+
+def export_facts(path):
+    """The opset the file declares (torch 2.13's dynamo exporter writes opset 18 and converts to a lower
+    --opset with onnx's C API version converter, which fails for many graphs — the file stays opset 18 —
+    and, where it succeeds, drops every node's metadata) and how many nodes carry module scopes
+    ('/'-separated TorchScript names or the dynamo exporter's `pkg.torch.onnx.name_scopes`)."""
+    import onnx
+    m = onnx.load(path, load_external_data=False)
+    opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
+    scoped = sum(1 for n in m.graph.node if n.name.startswith("/")
+                 or any(p.key == "pkg.torch.onnx.name_scopes" for p in n.metadata_props))
+    return {"file_opset": opset, "scoped_nodes": scoped, "nodes": len(m.graph.node)}
 
 
 def output_name(layers_text):
@@ -132,35 +149,60 @@ def write_log(rows, kept, args, log, jsonl, photos, started, load_start, torch_v
     returns the rows written (those of this run and, with --update, the other families' earlier rows)."""
     import onnx_zoo as Z
     order = {f[1]: i for i, f in enumerate(Z.FAMILIES)}
-    rows = sorted(kept + rows, key=lambda r: order.get(r["model"], len(order)))
+    new = rows
+    rows = sorted(kept + new, key=lambda r: order.get(r["model"], len(order)))
     raised = sum(r["result"] == "raised" for r in rows)
     imported = sum(r["result"] in ("raised", "NOT raised") for r in rows)
     exporter = ("TorchScript exporter (`dynamo=False`)" if args.exporter == "torchscript"
                 else "dynamo exporter (`dynamo=True`)")
     ended = datetime.datetime.now(datetime.timezone.utc)
+    # The runs behind the rows (with --update a table mixes runs): each row of a run since 2026-12-02 11:30
+    # carries its run's command, start, end and load averages; earlier rows only their family.
+    this_run = {"command": "scripts/onnx-zoo --am " + shlex.join(sys.argv[3:]), "started": started.strftime("%Y-%m-%d %H:%M"),
+                "ended": ended.strftime("%H:%M"), "load_start": round(load_start[0], 1), "load_end": round(os.getloadavg()[0], 1)}
+    for r in new:
+        r["run"] = this_run
+    runs, untracked = [], []
+    for r in rows:
+        if "run" not in r:
+            untracked.append(r["family"])
+            continue
+        match = next((x for x in runs if x[0]["command"] == r["run"]["command"] and x[0]["started"] == r["run"]["started"]), None)
+        if match is None:
+            runs.append((r["run"], [r["family"]]))
+        else:
+            match[1].append(r["family"])
+    run_lines = [f"- `{run['command'].strip()}`: {run['started']}–{run['ended']} UTC, load average {run['load_start']} at the start, "
+                 f"{run['load_end']} at the end; rows: {', '.join(fams)}." for run, fams in runs]
+    if untracked:
+        run_lines.append(f"- earlier runs (their commands and times are in this log's git history): rows: {', '.join(untracked)}.")
     lines = [
         f"# AM on every family of the ONNX zoo (scripts/onnx-zoo --am, {args.exporter})", "",
         f"torch {torch_version}, timm {timm_version}; {exporter}, opset {args.opset}; amgpu `--device {args.device}`; "
-        f"{started.strftime('%Y-%m-%d %H:%M')}–{ended.strftime('%H:%M')} UTC on {platform.node() or '?'} "
-        f"({os.cpu_count()} CPUs, load average {load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: "
-        "the seconds are not speed figures).", "",
-        f"Command: `scripts/onnx-zoo --am {' '.join(sys.argv[3:])}`".replace("`scripts/onnx-zoo --am `", "`scripts/onnx-zoo --am`"), "",
+        f"on {platform.node() or '?'} ({os.cpu_count()} CPUs shared with other work: the seconds are not speed figures). "
+        f"Table written {ended.strftime('%Y-%m-%d %H:%M')} UTC. Runs:", "",
+    ] + run_lines + ["",
         "Random weights (seed 0). Recommended: the values `amgpu layers` stars (block/stage outputs, MLP hidden layers, "
         "the logits). Target: the recommended value two thirds down the list (logits excluded); unit: the most "
         f"input-dependent one on the {len(photos)} fetched photos (the largest standard deviation s of its channel objective "
         "over the photos, `amgpu activations`, among the units non-zero on every photo). "
         f"`amgpu visualize --preset cnn-lucid --steps {args.steps}`: **raised** when the objective on the visualization (AM) "
         f"is above the unit's value on every photo (max); when not, once more with {4 * args.steps} steps (column steps). "
-        "σ: (AM − mean)/s; gain: (AM − mean)/|mean|.", "",
+        "σ: (AM − mean)/s; gain: (AM − mean)/|mean|. File opset: the opset the export declares; scoped nodes: nodes "
+        "with a module scope (TorchScript's `/blocks.3/...` names or dynamo's `pkg.torch.onnx.name_scopes`; with none, "
+        "`amgpu layers` takes the names from the parameters); both blank in rows kept from runs before they were logged.", "",
         f"**{raised} of {imported} imported families raised** ({len(rows)} families).", "",
-        "| family | model | input | recommended | target | shape | steps | AM | photos mean | photos max | σ | gain | result | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ] + [
+        "| family | model | input | file opset | scoped nodes | recommended | target | shape | steps | AM | photos mean | photos max | σ | gain | result | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))  # noqa: E731
         sig = f"{r['sigmas']:.1f}" if r.get("sigmas") is not None else ""
         gain = f"{100 * r['gain']:+.1f} %" if r.get("gain") is not None else ""
-        lines.append(f"| {r['family']} | {r['model']} | {r['input']} | {r.get('recommended', '')} | "
+        scoped = f"{r['scoped_nodes']} of {r['nodes']}" if "nodes" in r else ""
+        model = r["model"] + (f" (parameters + N(0, {r['perturb']:g}²))" if r.get("perturb") else "")
+        lines.append(f"| {r['family']} | {model} | {r['input']} | {r.get('file_opset', '')} | {scoped} | {r.get('recommended', '')} | "
                      f"{r.get('target', '')} | {r.get('shape', '')} | {r.get('steps', '')} | {fmt(r.get('final'))} | {fmt(r.get('photo_mean'))} | "
                      f"{fmt(r.get('photo_max'))} | {sig} | {gain} | "
                      f"{r['result']}{(': ' + r['note']) if r.get('note') else ''} | {r.get('seconds', '')} |")
@@ -187,6 +229,11 @@ def main():
                     help="the photos the unit is chosen on and compared with (default: the fetched ones, "
                          "the set `visualize` computes naturalPhotoMean on)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--perturb", type=float, default=0.0,
+                    help="add N(0, SIGMA²) (seed 2) to every parameter before the export, as training would make them "
+                         "differ: timm's random init gives many equal tensors (zero biases, unit norm weights), which "
+                         "torch's exporter merges into one initializer, so their names no longer say which module reads "
+                         "them (what `amgpu layers` falls back to when an export has no module scopes)")
     ap.add_argument("--log", default="", help="default docs/logs/onnx-zoo-am.md (TorchScript) or onnx-zoo-am-dynamo.md")
     ap.add_argument("--jsonl", default="", help="default: the log with .jsonl")
     ap.add_argument("--update", action="store_true",
@@ -207,8 +254,12 @@ def main():
     if not photos:
         ap.error(f"no photos in {args.photos}")
     torch.set_num_threads(max(1, (os.cpu_count() or 2)))
-    wanted = {f.strip().lower() for f in args.families.split(",") if f.strip()}
-    families = [f for f in Z.FAMILIES if not wanted or f[0].lower() in wanted or f[1].lower() in wanted]
+    wanted = [f.strip().lower() for f in args.families.split(",") if f.strip()]
+    # In the order --families gives (a run that is stopped keeps the rows that matter most); all by default.
+    families = [f for w in wanted for f in Z.FAMILIES if w in (f[0].lower(), f[1].lower())] if wanted else list(Z.FAMILIES)
+    unknown = [w for w in wanted if not any(w in (f[0].lower(), f[1].lower()) for f in Z.FAMILIES)]
+    if unknown:
+        ap.error(f"unknown families: {', '.join(unknown)} (see FAMILIES in scripts/tools/onnx_zoo.py)")
     work = args.work or tempfile.mkdtemp(prefix="amgpu-onnx-zoo-am-")
     os.makedirs(work, exist_ok=True)
     rows = []
@@ -220,14 +271,22 @@ def main():
     load_start = os.getloadavg()
     for family, name, kind, size, kwargs in families:
         suffix = "" if (args.exporter, args.opset) == ("torchscript", 17) else f".{args.exporter}.{args.opset}"
+        suffix += f".perturbed{args.perturb:g}" if args.perturb > 0 else ""
         path = os.path.join(work, f"{name}{suffix}.onnx")
         t0 = time.time()
         row = {"family": family, "model": name, "input": size, "exporter": args.exporter, "opset": args.opset}
+        if args.perturb > 0:
+            row["perturb"] = args.perturb
         try:
             if not os.path.exists(path):
                 torch.manual_seed(0)
                 model = timm.create_model(name, pretrained=False, **kwargs).eval()
                 Z.randomize_zero_weights(model)
+                if args.perturb > 0:
+                    g = torch.Generator().manual_seed(2)
+                    with torch.no_grad():
+                        for p in model.parameters():
+                            p.add_(torch.randn(p.shape, generator=g) * args.perturb)
                 Z.export(model, torch.randn(1, 3, size, size), path + ".part.onnx", args.exporter, args.opset)
                 if os.path.exists(path + ".part.onnx.data"):   # the dynamo exporter's external data keeps its name
                     raise RuntimeError("the export has external data; not supported by this script")
@@ -237,6 +296,10 @@ def main():
             rows.append(row)
             print(json.dumps(row), flush=True)
             continue
+        try:
+            row.update(export_facts(path))
+        except Exception as e:  # noqa: BLE001
+            row["note"] = f"cannot read the export with onnx: {e}"[:160]
         try:
             targets, text = recommended_targets(args.amgpu, path)
             logits = output_name(text)

@@ -214,9 +214,31 @@ final class Importer {
         // 6. Aliases from torch-export scopes: the last value computed inside each module scope.
         var aliases: [String: ValueID] = [:]
         var modulePaths: [String: String] = [:]
-        for node in nodes {
+        // Without any scope (torch 2.13's dynamo export of timm's ViT at opsets 17/18 carries no node
+        // metadata at all), module paths come from the parameter names the nodes read.
+        let hasScopes = nodes.contains { $0.name.hasPrefix("/") || Self.dynamoNameScopes($0) != nil }
+        let parameterPaths = hasScopes ? nil : Self.parameterScopes(nodes: nodes, initializers: initializerNames, runtime: dependsOnImage)
+        var scopeNotes: [String] = []
+        if let parameterPaths {
+            let found = parameterPaths.contains { !$0.isEmpty }
+            // Dynamo exports name their nodes `node_<op>_<n>` (TorchScript ones `/scope/Op_n`).
+            let dynamo = nodes.contains { $0.name.hasPrefix("node_") }
+            if found || dynamo {
+                scopeNotes.append("the export names no module scopes (no '/' node names, no pkg.torch.onnx.name_scopes metadata"
+                    + (dynamo ? "; torch's dynamo exporter drops them when it converts to an opset below 18: export with opset_version=18 or newer to keep them" : "")
+                    + "): " + (found
+                        ? "layer names come from the parameter names the nodes read (`blocks.3.mlp.fc1.bias` → blocks.3.mlp.fc1; a numbered block such as blocks.3 ends at the last node before the next module's parameters; a parameter read by several nodes names nothing)"
+                        : "no parameter names a module either (a parameter read by several nodes names nothing), so only the logits are recommended"))
+            }
+        }
+        for (index, node) in nodes.enumerated() {
             guard let out = node.output.first, let id = values[out] else { continue }
-            if node.name.hasPrefix("/") {
+            if let parameterPaths {
+                for path in parameterPaths[index] {
+                    aliases[path] = id   // later nodes overwrite: the module's last value
+                    modulePaths[path] = path
+                }
+            } else if node.name.hasPrefix("/") {
                 var parts = node.name.split(separator: "/").map(String.init)
                 parts.removeLast()  // the op name
                 while !parts.isEmpty {
@@ -258,7 +280,7 @@ final class Importer {
         model.preprocessing.width = inputWidth
         model.card.layout = layout
         model.card.channels = channels
-        model.card.notes = notes + layoutNotes
+        model.card.notes = notes + layoutNotes + scopeNotes
         model.card.sources["input_size"] = inputSizeSource
         model.card.sources["layout"] = layoutSource
         model.card.sources["labels"] = classNames == nil ? "default: none (the output is not 1000 or 1001 classes)" : "default (ImageNet class names)"
@@ -287,6 +309,57 @@ final class Importer {
             .filter { $0.offset % 2 == 1 }.map { String($0.element) }
         guard items.count >= 2 else { return nil }
         return items.dropLast().filter { !$0.isEmpty }
+    }
+
+    /// Module paths recovered from parameter names, for an export without scope names or name_scopes
+    /// metadata: one list of paths per node (empty: none). A parameter is an initializer whose name is a
+    /// dotted PyTorch path (`blocks.3.mlp.fc1.bias`, `stages.1.blocks.0.conv_dw.weight`; not `val_12`,
+    /// `onnx::MatMul_7` or `pos_embed`) read by exactly one node; its module is the name without the last
+    /// part (`blocks.3.mlp.fc1`).
+    /// A node reading parameters belongs to their module M (the common prefix when they differ) and names
+    /// M and M's numbered prefixes (`blocks.3`; `stages.1`, `stages.1.blocks.0`). A node reading none names
+    /// only the numbered prefixes of the last module read before it in graph order, so a numbered block or
+    /// stage is the last node before the next module's parameters (ViT's second residual Add for
+    /// `blocks.3`). Modules without parameters of their own (`blocks.3.mlp`, `blocks.3.attn`) get no name:
+    /// which node ends them is not recoverable from the parameters. Only nodes with an output in `runtime`
+    /// (the values that depend on the image) name anything or move the current module.
+    static func parameterScopes(nodes: [Onnx_NodeProto], initializers: Set<String>, runtime: Set<String>) -> [[String]] {
+        // Constants computed from a parameter (a folded Transpose of `blocks.3.mlp.fc1.weight`) keep its module.
+        var derived: [String: [Substring]] = [:]
+        // A parameter read by several nodes says nothing about where a module is: torch's exporter merges
+        // equal initializers (random-init biases are all zeros, LayerNorm weights all ones), so
+        // `blocks.0.norm1.bias` may stand for every zero bias of the model.
+        var readers: [String: Int] = [:]
+        for node in nodes { for name in Set(node.input) where initializers.contains(name) { readers[name, default: 0] += 1 } }
+        func module(_ name: String) -> [Substring]? {
+            if let m = derived[name] { return m }
+            guard readers[name] == 1,
+                  name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*\.[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil
+            else { return nil }
+            return Array(name.split(separator: ".").dropLast())
+        }
+        func numberedPrefixes(_ parts: [Substring]) -> [String] {
+            parts.indices.filter { k in k > 0 && parts[k].allSatisfy(\.isNumber) }
+                .map { parts[...$0].joined(separator: ".") }
+        }
+        var current: [Substring] = []
+        return nodes.map { (node: Onnx_NodeProto) -> [String] in
+            let modules = node.input.compactMap(module)
+            var m = modules.first ?? []
+            for other in modules.dropFirst() {
+                m = Array(zip(m, other).prefix { $0.0 == $0.1 }.map(\.0))
+            }
+            guard node.output.contains(where: runtime.contains) else {
+                // Load-time only (folded): passes its module on to its outputs, names nothing.
+                if !m.isEmpty { for o in node.output where !o.isEmpty { derived[o] = m } }
+                return []
+            }
+            guard !modules.isEmpty else { return numberedPrefixes(current) }
+            current = m
+            guard !m.isEmpty else { return [] }
+            let path = m.joined(separator: ".")
+            return numberedPrefixes(m).filter { $0 != path } + [path]
+        }
     }
 
     /// The PyTorch module path of a TorchScript-export scope list: the exporter writes each scope as
