@@ -26,7 +26,7 @@ struct Tune: ParsableCommand {
             transform: { try parseList($0, flag: "--batch") { Int($0).flatMap { $0 >= 1 ? $0 : nil } } })
     var batch = [1, 8]
 
-    @Flag(name: .long, help: "Six candidates, the eight largest GEMMs and the four largest convolutions (meant to finish within 4 minutes on a GPU).")
+    @Flag(name: .long, help: "Six candidates, the eight largest GEMMs and the largest convolution of each kind (window, stride, direction) (meant to finish within 4 minutes on a GPU).")
     var quick = false
 
     @Option(name: .long, help: "Timed repetitions per problem and candidate (median).")

@@ -419,9 +419,16 @@ public enum Tuner {
         var problems = try given ?? Self.problems(models: request.models, batches: request.batches)
         if let limit = request.maxGFLOP { problems = problems.filter { $0.flop <= limit * 1e9 } }
         problems.sort { Double($0.count) * $0.flop > Double($1.count) * $1.flop }
-        // Quick: the eight largest GEMMs and the four largest implicit-GEMM convolutions.
+        // Quick: the eight largest GEMMs, and of the implicit-GEMM convolutions the largest of each kind
+        // (window, stride, direction: a stem, a 3×3, a strided 3×3, a patch embedding, each way).
         if request.quick {
-            problems = Array(problems.filter { $0.conv == nil }.prefix(8)) + Array(problems.filter { $0.conv != nil }.prefix(4))
+            var kinds = Set<String>()
+            let convs = problems.filter { p in
+                guard let c = p.conv else { return false }
+                let g = c.geometry
+                return kinds.insert("\(g.kh)x\(g.kw)/\(g.sh)x\(g.sw) d\(g.dh)x\(g.dw) \(c.backward)").inserted
+            }
+            problems = Array(problems.filter { $0.conv == nil }.prefix(8)) + convs
         }
         guard !problems.isEmpty else {
             throw EngineError.invalidInput("no GEMM of the chosen models is left to tune (check the models and the GFLOP limit)")
@@ -430,10 +437,17 @@ public enum Tuner {
         for p in problems { log("  problem \(p)") }
         var results: [TuneCandidateResult] = []
         var best: (choice: GEMMChoice, seconds: Double)?
+        // Each choice's per-problem times are logged as soon as they are measured (a run stopped early keeps them).
+        func logTimes(_ times: [(wall: Double, cpu: Double)]) {
+            for (p, t) in zip(problems, times) {
+                log(String(format: "    wall %9.3f ms  cpu %9.3f ms  %@", t.wall * 1e3, t.cpu * 1e3, p.description))
+            }
+        }
         let baselineTimes = try secondsPerProblem(.cpuStyle, problems: problems, reps: request.reps, on: backend)
         let baseline = baselineTimes.reduce(0) { $0 + $1.wall }
         var bestTiled: (times: [(wall: Double, cpu: Double)], seconds: Double)?
         log(String(format: "  %@: %.3f ms per step", GEMMChoice.cpuStyle.description, baseline * 1e3))
+        logTimes(baselineTimes)
         results.append(TuneCandidateResult(candidate: GEMMChoice.cpuStyle.description, rejected: nil, secondsPerStep: baseline))
         best = (.cpuStyle, baseline)
         for q in explicit ?? candidates(for: device, quick: request.quick) {
@@ -446,6 +460,7 @@ public enum Tuner {
             let seconds = times.reduce(0) { $0 + $1.wall }
             if seconds < (bestTiled?.seconds ?? .infinity) { bestTiled = (times, seconds) }
             log(String(format: "  %@: %.3f ms per step", q.description, seconds * 1e3))
+            logTimes(times)
             results.append(TuneCandidateResult(candidate: q.description, rejected: nil, secondsPerStep: seconds))
             if seconds < (best?.seconds ?? .infinity) { best = (.tiled(q), seconds) }
         }
