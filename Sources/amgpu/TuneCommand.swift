@@ -6,10 +6,12 @@ struct Tune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Tune the GEMM kernels for an OpenCL device and cache the winner ($AMGPU_HOME/tuning).",
         discussion: """
-        For the models' GEMMs (matmuls forward and backward, pointwise convolutions forward and backward-to-input; \
-        shapes from the builders, no model file read), each candidate parameter set of the GPU-style kernel \
-        matmul_tiled is built, checked against a reference on small awkward problems (a wrong or unbuildable \
-        candidate is rejected and the reason printed), then timed beside the CPU-style kernels. The fastest is \
+        For the models' GEMMs (matmuls forward and backward, pointwise convolutions forward and backward-to-input, \
+        and the other non-depthwise convolutions — stems, 3×3s, patch embeddings — as implicit GEMMs, forward and \
+        backward-to-input; shapes from the builders, no model file read), each candidate parameter set of the \
+        GPU-style kernels (matmul_tiled and the implicit-GEMM convolutions) is built, checked against a reference \
+        on small awkward problems (a wrong or unbuildable candidate is rejected and the reason printed), then \
+        timed beside the CPU-style kernels, and each problem's time is printed for both. The fastest is \
         written to $AMGPU_HOME/tuning/<platform>-<device>-<driver>.json (atomically), which every later amgpu run \
         on that device reads at start-up; without that file the shipped default for the kind of device is used.
         """)
@@ -24,7 +26,7 @@ struct Tune: ParsableCommand {
             transform: { try parseList($0, flag: "--batch") { Int($0).flatMap { $0 >= 1 ? $0 : nil } } })
     var batch = [1, 8]
 
-    @Flag(name: .long, help: "Six candidates and the eight largest problems (meant to finish within 4 minutes on a GPU).")
+    @Flag(name: .long, help: "Six candidates, the eight largest GEMMs and the largest convolution of each kind (window, stride, direction) (meant to finish within 4 minutes on a GPU).")
     var quick = false
 
     @Option(name: .long, help: "Timed repetitions per problem and candidate (median).")

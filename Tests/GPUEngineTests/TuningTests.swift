@@ -69,7 +69,8 @@ import Testing
     }
 
     /// A tuned set in the device's file is the one the engine launches: matmuls and pointwise convolutions
-    /// on `matmul_tiled` with exactly those parameters (counted per parameter set), other convolutions not.
+    /// on `matmul_tiled`, a 3×3 convolution on `conv2d_forward_tiled`, with exactly those parameters (counted per
+    /// parameter set); a depthwise convolution not.
     @Test func tunedSetIsTheOneUsed() throws {
         guard let shared = Backends.requireOpenCL() else { return }
         let device = shared.context.device
@@ -87,8 +88,13 @@ import Testing
         let x = rng.tensor([1, 6, 5, 7])
         _ = try backend.run(Conv2D(), backend.tensor(x), backend.tensor(rng.tensor([4, 6, 1, 1])))
         #expect(backend.tiledLaunches(Self.tuned) == 2, "the pointwise conv did not run on the tuned kernel")
-        _ = try backend.run(Conv2D(pads: Padding2D(1)), backend.tensor(x), backend.tensor(rng.tensor([4, 6, 3, 3])))
-        #expect(backend.tiledLaunches(Self.tuned) == 2, "a 3×3 conv ran on the GEMM kernel")
+        let w3 = rng.tensor([4, 6, 3, 3])
+        let conv = try backend.download(backend.run(Conv2D(pads: Padding2D(1)), backend.tensor(x), backend.tensor(w3)))
+        #expect(backend.tiledLaunches(Self.tuned) == 3, "the 3×3 conv did not run on the tuned implicit-GEMM kernel")
+        expectClose(conv, try Backends.cpu.download(Backends.cpu.run(Conv2D(pads: Padding2D(1)), Backends.cpu.tensor(x), Backends.cpu.tensor(w3))),
+                    atol: 1e-4, rtol: 1e-4, "3×3 conv on the tuned kernel")
+        _ = try backend.run(Conv2D(pads: Padding2D(1), groups: 6), backend.tensor(x), backend.tensor(rng.tensor([6, 1, 3, 3])))
+        #expect(backend.tiledLaunches(Self.tuned) == 3, "a depthwise conv ran on the GEMM kernels")
         // Without a file the CPU device runs its shipped default: no tiled launches at all.
         let plain = try OpenCLBackend(device: device, tuningDirectory: dir.appendingPathComponent("empty"))
         _ = try plain.run(MatMul(), plain.tensor(a), plain.tensor(b))
@@ -129,12 +135,32 @@ import Testing
     }
 
     /// The GEMMs are derived from the builders (random weights, no model file): ViT-B/16's qkv product (197 tokens ×
-    /// 768 → 2304) forward and its backward to the activations, and a pointwise conv of ResNetV2-50.
+    /// 768 → 2304) forward and its backward to the activations, a pointwise conv of ResNetV2-50, and the
+    /// implicit-GEMM convolutions (stem, 3×3, patch embedding) both ways.
     @Test func problemsComeFromTheBuilders() throws {
         let vit = try Tuner.problems(models: ["vit_base_patch16_224"], batches: [1])
         #expect(vit.contains { $0.gemm.m == 197 && $0.gemm.k == 768 && $0.gemm.n == 2304 && $0.count == 12 }, "\(vit.prefix(4))")
         #expect(vit.contains { $0.gemm.m == 197 && $0.gemm.k == 2304 && $0.gemm.n == 768 && $0.label.hasSuffix("backward") })
         let resnet = try Tuner.problems(models: ["resnetv2_50"], batches: [1])
-        #expect(resnet.contains { $0.gemm.biasPerRow && $0.gemm.m == 256 && $0.gemm.k == 64 && $0.gemm.n == 56 * 56 }, "\(resnet.prefix(4))")
+        #expect(resnet.contains { $0.conv == nil && $0.gemm.biasPerRow && $0.gemm.m == 256 && $0.gemm.k == 64 && $0.gemm.n == 56 * 56 }, "\(resnet.prefix(4))")
+        // Implicit-GEMM convolutions: the 7×7/s2 stem and the 3×3 convolutions (forward and backward-to-input),
+        // and ViT-B/16's 16×16/s16 patch embedding; never a pointwise one (those are plain GEMMs above).
+        func conv(_ list: [GEMMProblem], k: Int, s: Int, cin: Int, cout: Int, backward: Bool) -> GEMMProblem? {
+            list.first { p in
+                guard let c = p.conv else { return false }
+                return c.geometry.kh == k && c.geometry.sh == s && c.geometry.cin == cin && c.geometry.cout == cout && c.backward == backward
+            }
+        }
+        for backward in [false, true] {
+            let stem = try #require(conv(resnet, k: 7, s: 2, cin: 3, cout: 64, backward: backward), "no stem conv problem")
+            #expect(stem.gemm.m == 64 && stem.gemm.k == 3 * 49 && stem.gemm.n == 112 * 112)
+            let stemFlop: Double = 2 * 64 * 112 * 112 * 147
+            #expect(stem.flop == stemFlop)
+            let mid = try #require(conv(resnet, k: 3, s: 1, cin: 64, cout: 64, backward: backward), "no 3×3 conv problem")
+            #expect(mid.count == 3, "\(mid)")
+            let patch = try #require(conv(vit, k: 16, s: 16, cin: 3, cout: 768, backward: backward), "no patch-embedding problem")
+            #expect(patch.gemm.m == 768 && patch.gemm.k == 768 && patch.gemm.n == 196)
+        }
+        #expect(!resnet.contains { $0.conv.map { $0.geometry.isPointwise } ?? false })
     }
 }

@@ -90,8 +90,8 @@ extension OpenCLBackend {
     func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool,
                      geometry g: ConvGeometry) throws -> (output: Tensor, pre: Tensor?) {
         if let q = gemmChoice.tiledParameters,
-           let r = try convForwardPointwiseTiled(x, weight: weight, bias: bias, activation: activation, savePre: savePre,
-                                                 geometry: g, parameters: q) {
+           let r = try convForwardTiled(x, weight: weight, bias: bias, activation: activation, savePre: savePre,
+                                        geometry: g, parameters: q) {
             return r
         }
         return try convForwardDirect(x, weight: weight, bias: bias, activation: activation, savePre: savePre, geometry: g)
@@ -111,11 +111,27 @@ extension OpenCLBackend {
         return (try unaryForward(activation, z), savePre ? z : nil)
     }
 
+    /// The weight regrouped by `conv2d_pack_weight` so each (group, tap, output channel) holds its input
+    /// channels side by side: packed[((grp·kH·kW + tap)·Cout/G + co)·Cin/G + ci] = W[grp·Cout/G + co, ci, tap].
+    /// A weight that is an immutable graph constant is regrouped once and kept with it (`CLBuffer.derived`);
+    /// the direct and the tiled backward kernels share that copy.
+    func packedConvWeight(_ weight: Tensor, geometry g: ConvGeometry) throws -> CLBuffer {
+        let ksize = g.kh * g.kw
+        let source = try weight.device()
+        return try source.derived("conv2d_pack_weight \(g.groups) \(g.cinG) \(g.coutG) \(ksize)") {
+            let buffer = try context.makeBuffer(byteCount: max(1, g.groups * ksize * g.coutG * g.cinG) * 4)
+            try launch("conv", "conv2d_pack_weight",
+                       [.buffer(buffer), .buffer(source)] + [g.groups, g.cinG, g.coutG, ksize].map { .int(Int32($0)) },
+                       global: [g.coutG, g.groups * ksize])
+            return buffer
+        }
+    }
+
     /// dx = the transposed convolution of dy with W (+ bias over dx's channels): `Conv2D`'s
     /// backward-to-input and `ConvTranspose2D`'s forward.
     func convBackwardInput(_ dy: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) throws -> Tensor {
         if let q = gemmChoice.tiledParameters,
-           let dx = try convBackwardInputPointwiseTiled(dy, weight: weight, bias: bias, geometry: g, parameters: q) {
+           let dx = try convBackwardInputTiled(dy, weight: weight, bias: bias, geometry: g, parameters: q) {
             return dx
         }
         return try convBackwardInputDirect(dy, weight: weight, bias: bias, geometry: g)
@@ -144,18 +160,7 @@ extension OpenCLBackend {
         let hq = max(qt + g.oh, (g.h - 1 + g.pt + qt * g.sh) / g.sh + 1)
         let wq = max(ql + g.ow, (g.sw - 1 + g.pl) / g.sw + ql + pix * blocks)
         let dyq = try convPad(dy, planes: g.n * g.cout, h: g.oh, w: g.ow, hd: hq, wd: wq, top: qt, left: ql)
-        // Regroup the weight so each (tap, output channel) holds its input channels side by side.
-        let ksize = g.kh * g.kw
-        // A weight (immutable graph constant) is regrouped once and kept with it.
-        let source = try weight.device()
-        let packedBuffer = try source.derived("conv2d_pack_weight \(g.groups) \(g.cinG) \(g.coutG) \(ksize)") {
-            let buffer = try context.makeBuffer(byteCount: g.groups * ksize * g.coutG * g.cinG * 4)
-            try launch("conv", "conv2d_pack_weight",
-                       [.buffer(buffer), .buffer(source)] + [g.groups, g.cinG, g.coutG, ksize].map { .int(Int32($0)) },
-                       global: [g.coutG, g.groups * ksize])
-            return buffer
-        }
-        let packed = Tensor(shape: [g.groups * ksize * g.coutG * g.cinG], storage: .device(packedBuffer))
+        let packed = Tensor(shape: [g.groups * g.kh * g.kw * g.coutG * g.cinG], storage: .device(try packedConvWeight(weight, geometry: g)))
         let tile = convTile(g.cinG)
         let global = [g.sw * blocks, g.h, g.n * g.groups * ((g.cinG + tile - 1) / tile)]
         try launch("conv", "conv2d_backward_input",

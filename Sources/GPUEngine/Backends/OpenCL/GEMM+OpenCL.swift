@@ -1,4 +1,5 @@
-// OpenCL launcher of the GPU-style GEMM variant (kernel `matmul_tiled` in Sources/Kernels/gemm.cl).
+// OpenCL launchers of the GPU-style GEMM variant (Sources/Kernels/gemm.cl): `matmul_tiled`, and the
+// implicit-GEMM convolutions `conv2d_forward_tiled` and `conv2d_backward_input_tiled` on the same tiles.
 
 /// One strided GEMM for `matmul_tiled`: C[b·cBatchStride + m·N + n] = Σ_k A(b, m, k)·B(b, k, n) + bias,
 /// A(b, m, k) = A[b·aBatchStride + m·aRowStride + k·aColStride], B(b, k, n) = B[b·bBatchStride + k·bRowStride + n·bColStride],
@@ -99,6 +100,74 @@ extension OpenCLBackend {
         guard g.isPointwise, g.groups == 1 else { return nil }
         let dx = try make(g.inputShape)
         try gemmTiled(into: dx, weight, dy, bias: bias, Self.pointwiseBackwardInputGEMM(g), parameters: q)
+        return dx
+    }
+
+    /// Whether the implicit-GEMM convolution kernels serve a geometry: every convolution except depthwise ones
+    /// (groups > 1 with one input channel per group: a GEMM with M = Cout/G — usually 1 — wastes almost all of
+    /// a tile; conv.cl's `conv2d_forward_depthwise` and the gather backward run those).
+    static func tiledConvSupports(_ g: ConvGeometry) -> Bool { !(g.groups > 1 && g.cinG == 1) }
+
+    /// A convolution's forward on the tiled GEMM family: a pointwise ungrouped one on `matmul_tiled`
+    /// (`convForwardPointwiseTiled`), any other supported one (`tiledConvSupports`) on `conv2d_forward_tiled`:
+    /// per (image, group) the GEMM y (Cout/G × OH·OW) = W[group] (Cout/G × Cin/G·kH·kW) · im2col(x) with the
+    /// im2col addresses computed while B's tiles are staged, bias, the fused activation (those in
+    /// `convFusedActivations`; others run as a unary kernel) and z = the pre-activation when `savePre`.
+    /// nil for a depthwise convolution (the caller falls back to conv.cl's direct kernels).
+    func convForwardTiled(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool,
+                          geometry g: ConvGeometry, parameters q: GEMMParameters) throws -> (output: Tensor, pre: Tensor?)? {
+        if g.isPointwise && g.groups == 1 {
+            return try convForwardPointwiseTiled(x, weight: weight, bias: bias, activation: activation, savePre: savePre,
+                                                 geometry: g, parameters: q)
+        }
+        guard Self.tiledConvSupports(g) else { return nil }
+        if let why = q.invalidReason { throw EngineError.unsupported("GEMM parameters \(q): \(why)") }
+        let fused = activation.map { Self.convFusedActivations.contains($0.function) } ?? true
+        let act = fused ? activation : nil
+        let y = try make(g.outputShape)
+        let pre = act != nil && savePre ? try make(g.outputShape) : nil
+        if g.n > 0 && g.cout > 0 {
+            let m = g.coutG, p = g.oh * g.ow
+            try launch("gemm", "conv2d_forward_tiled",
+                       [.buffer(try y.device()), .buffer(try pre?.device() ?? y.device()), .buffer(try x.device()),
+                        .buffer(try weight.device()), .buffer(try bias?.device() ?? weight.device()), .int(bias == nil ? 0 : 1),
+                        .int(pre == nil ? 0 : 1), .int(act?.function.rawValue ?? -1), .float(act?.alpha ?? 0),
+                        .float(act?.beta ?? 0), .bytes(g.argumentBytes)],
+                       global: [(m + q.mwg - 1) / q.mwg * q.mdimc, (p + q.nwg - 1) / q.nwg * q.ndimc, g.n * g.groups],
+                       local: [q.mdimc, q.ndimc, 1],
+                       options: q.buildOptions(aMContiguous: false, bNContiguous: true, biasPerRow: true))
+            recordTiledLaunch(q)
+        }
+        guard let activation, !fused else { return (y, pre) }
+        return (try unaryForward(activation, y), savePre ? y : nil)
+    }
+
+    /// A convolution's backward-to-input (`ConvTranspose2D`'s forward, with bias over dx's channels) on the
+    /// tiled GEMM family: pointwise ungrouped on `matmul_tiled`, any other supported one on
+    /// `conv2d_backward_input_tiled`: per (image, group, stride phase (ry, rx) ∈ [0, sH) × [0, sW)) the GEMM
+    /// dx[phase pixels] (Cin/G × its pixels) = Wᵀ (Cin/G × Cout/G·taps) · dy gathered (Cout/G·taps × pixels), over
+    /// only the taps that reach that phase (no multiply by a structural zero, no atomics; a 16×16/s16 patch
+    /// embedding has one tap per phase). The weight is regrouped once by conv.cl's `conv2d_pack_weight` (kept
+    /// with an immutable weight, shared with the direct kernel). nil for a depthwise convolution.
+    func convBackwardInputTiled(_ dy: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry,
+                                parameters q: GEMMParameters) throws -> Tensor? {
+        if g.isPointwise && g.groups == 1 {
+            return try convBackwardInputPointwiseTiled(dy, weight: weight, bias: bias, geometry: g, parameters: q)
+        }
+        guard Self.tiledConvSupports(g) else { return nil }
+        if let why = q.invalidReason { throw EngineError.unsupported("GEMM parameters \(q): \(why)") }
+        let dx = try make(g.inputShape)
+        guard g.n > 0 && g.cin > 0 && g.h > 0 && g.w > 0 else { return dx }
+        let packed = try packedConvWeight(weight, geometry: g)
+        let maxPixels = ((g.h + g.sh - 1) / g.sh) * ((g.w + g.sw - 1) / g.sw)
+        try launch("gemm", "conv2d_backward_input_tiled",
+                   [.buffer(try dx.device()), .buffer(try dy.device()), .buffer(packed),
+                    .buffer(try bias?.device() ?? weight.device()), .int(bias == nil ? 0 : 1), .bytes(g.argumentBytes)],
+                   global: [(g.cinG + q.mwg - 1) / q.mwg * q.mdimc, (maxPixels + q.nwg - 1) / q.nwg * q.ndimc,
+                            g.n * g.groups * g.sh * g.sw],
+                   local: [q.mdimc, q.ndimc, 1],
+                   options: q.buildOptions(aMContiguous: false, bNContiguous: true, biasPerRow: true))
+        recordTiledLaunch(q)
         return dx
     }
 }

@@ -4,7 +4,9 @@ import Foundation
 /// parameter set, whatever the base's own `gemmChoice`: matmul in every operand order (A·B, A·Bᵀ, Aᵀ·B —
 /// MatMul's backward runs the other orders through it too) and the pointwise (1×1, stride 1, ungrouped)
 /// convolution forward and backward-to-input run on `matmul_tiled` (see `OpenCLBackend.gemmTiled`); every
-/// other entry point, and operands without a unit stride, run on `base`. Tests and the tuner use it to run
+/// other convolution except depthwise ones on the implicit-GEMM kernels `conv2d_forward_tiled` and
+/// `conv2d_backward_input_tiled` (`OpenCLBackend.convForwardTiled`); every other entry point, depthwise
+/// convolutions and operands without a unit stride run on `base`. Tests and the tuner use it to run
 /// a candidate; the engine selects a tuned set through `OpenCLBackend.gemmChoice` instead.
 final class TiledGEMMBackend: KernelBackendWrapper, @unchecked Sendable {
     let cl: OpenCLBackend
@@ -20,7 +22,8 @@ final class TiledGEMMBackend: KernelBackendWrapper, @unchecked Sendable {
         self.parameters = parameters
     }
 
-    /// How many times `matmul_tiled` has run with this variant's parameters on the base backend.
+    /// How many times a kernel of the tiled GEMM family (`matmul_tiled`, `conv2d_forward_tiled`,
+    /// `conv2d_backward_input_tiled`) has run with this variant's parameters on the base backend.
     var gemmLaunches: Int { cl.tiledLaunches(parameters) }
 
     func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, plan p: MatMul.Plan) throws -> Tensor {
@@ -30,13 +33,13 @@ final class TiledGEMMBackend: KernelBackendWrapper, @unchecked Sendable {
 
     func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool,
                      geometry g: ConvGeometry) throws -> (output: Tensor, pre: Tensor?) {
-        if let r = try cl.convForwardPointwiseTiled(x, weight: weight, bias: bias, activation: activation, savePre: savePre,
-                                                    geometry: g, parameters: parameters) { return r }
+        if let r = try cl.convForwardTiled(x, weight: weight, bias: bias, activation: activation, savePre: savePre,
+                                           geometry: g, parameters: parameters) { return r }
         return try cl.convForwardDirect(x, weight: weight, bias: bias, activation: activation, savePre: savePre, geometry: g)
     }
 
     func convBackwardInput(_ dy: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) throws -> Tensor {
-        if let dx = try cl.convBackwardInputPointwiseTiled(dy, weight: weight, bias: bias, geometry: g, parameters: parameters) {
+        if let dx = try cl.convBackwardInputTiled(dy, weight: weight, bias: bias, geometry: g, parameters: parameters) {
             return dx
         }
         return try cl.convBackwardInputDirect(dy, weight: weight, bias: bias, geometry: g)
