@@ -85,18 +85,26 @@ extension OpenCLBackend {
         return try attentionFlashBackward(dO, q: q, k: k, v: v, o: o, l: l, shape: s, scale: scale, want: want, parameters: fp)
     }
 
+    /// The gradient tensors of attention's backward, each only when wanted: dQ [BH, Tq, D], dK [BH, Tk, D],
+    /// dV [BH, Tk, Dv]. With no rows to compute (BH or Tq = 0) they are filled with zeros here.
+    private func makeAttentionGradients(shape s: AttentionShape,
+                                        want: (q: Bool, k: Bool, v: Bool)) throws -> (Tensor?, Tensor?, Tensor?) {
+        let dq = want.q ? try make([s.bh, s.tq, s.d]) : nil
+        let dk = want.k ? try make([s.bh, s.tk, s.d]) : nil
+        let dv = want.v ? try make([s.bh, s.tk, s.dv]) : nil
+        if s.bh == 0 || s.tq == 0 {
+            for t in [dq, dk, dv].compactMap({ $0 }) where t.count > 0 { try fill(t, value: 0) }
+        }
+        return (dq, dk, dv)
+    }
+
     /// As above with explicit parameters (the flash variant's wrapper).
     func attentionFlashBackward(_ dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, l: Tensor,
                                 shape s: AttentionShape, scale: Float, want: (q: Bool, k: Bool, v: Bool),
                                 parameters fp: FlashAttentionParameters) throws -> (Tensor?, Tensor?, Tensor?) {
         if let why = fp.unsupportedReason(d: s.d, dv: s.dv) { throw EngineError.unsupported("flash attention \(fp): \(why)") }
-        let dq = want.q ? try make([s.bh, s.tq, s.d]) : nil
-        let dk = want.k ? try make([s.bh, s.tk, s.d]) : nil
-        let dv = want.v ? try make([s.bh, s.tk, s.dv]) : nil
-        guard s.bh > 0, s.tq > 0 else {
-            for t in [dq, dk, dv].compactMap({ $0 }) where t.count > 0 { try fill(t, value: 0) }
-            return (dq, dk, dv)
-        }
+        let (dq, dk, dv) = try makeAttentionGradients(shape: s, want: want)
+        guard s.bh > 0, s.tq > 0 else { return (dq, dk, dv) }
         let options = fp.buildOptions(d: s.d, dv: s.dv)
         let delta = try make([s.bh, s.tq])
         let rows = s.bh * s.tq
@@ -131,13 +139,8 @@ extension OpenCLBackend {
         case .logSumExp(let o, let l):
             return try attentionFlashBackward(dO, q: q, k: k, v: v, o: o, l: l, shape: s, scale: scale, want: want)
         }
-        let dq = want.q ? try make([s.bh, s.tq, s.d]) : nil
-        let dk = want.k ? try make([s.bh, s.tk, s.d]) : nil
-        let dv = want.v ? try make([s.bh, s.tk, s.dv]) : nil
-        guard s.bh > 0, s.tq > 0 else {
-            for t in [dq, dk, dv].compactMap({ $0 }) where t.count > 0 { try fill(t, value: 0) }
-            return (dq, dk, dv)
-        }
+        let (dq, dk, dv) = try makeAttentionGradients(shape: s, want: want)
+        guard s.bh > 0, s.tq > 0 else { return (dq, dk, dv) }
         let pb = try p.device()
         var ds: Tensor? = nil
         if want.q || want.k {
