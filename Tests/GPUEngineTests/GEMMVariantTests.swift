@@ -10,6 +10,13 @@ import Testing
 /// backward is checked by finite differences in CoreOpTests/CNNOpTests; here the variant's gradients are
 /// compared with it. Sizes stay small: PoCL runs these GPU-style kernels slowly.
 @Suite struct GEMMVariantTests {
+    /// An OpenCL backend of the test's own (nil where `Backends.requireOpenCL` skips): launch counts are per
+    /// backend, and other tests running the same parameter sets in parallel on the shared backend would change them.
+    static func privateOpenCL() throws -> OpenCLBackend? {
+        guard Backends.requireOpenCL() != nil, let device = try OpenCLRuntime.devices().first else { return nil }
+        return try OpenCLBackend(device: device)
+    }
+
     static let parameterSets: [GEMMParameters] = [
         GEMMParameters(mwg: 8, nwg: 16, kwg: 4, mdimc: 2, ndimc: 4, vwm: 1, vwn: 1),
         GEMMParameters(mwg: 16, nwg: 16, kwg: 8, mdimc: 4, ndimc: 4, vwm: 2, vwn: 4),
@@ -34,7 +41,7 @@ import Testing
 
     @Test(arguments: parameterSets)
     func matmulMatchesCPU(_ parameters: GEMMParameters) throws {
-        guard let cl = Backends.requireOpenCL() else { return }
+        guard let cl = try Self.privateOpenCL() else { return }
         let variant = try TiledGEMMBackend(base: cl, parameters: parameters)
         var rng = SeededRandom(seed: 1601)
         for (op, inputs, differentiable) in Self.matmulCases(&rng) {
@@ -59,7 +66,7 @@ import Testing
     /// ConvTranspose2D (its forward is the backward-to-input product, with bias per input channel).
     @Test(arguments: parameterSets)
     func pointwiseConvMatchesCPU(_ parameters: GEMMParameters) throws {
-        guard let cl = Backends.requireOpenCL() else { return }
+        guard let cl = try Self.privateOpenCL() else { return }
         let variant = try TiledGEMMBackend(base: cl, parameters: parameters)
         var rng = SeededRandom(seed: 1602)
         let cases: [(any Operator, [HostTensor], [Bool])] = [
@@ -119,7 +126,7 @@ import Testing
     /// each, counted) against the CPU reference (im2col + OpenBLAS), for every parameter set.
     @Test(arguments: parameterSets)
     func implicitConvMatchesCPU(_ parameters: GEMMParameters) throws {
-        guard let cl = Backends.requireOpenCL() else { return }
+        guard let cl = try Self.privateOpenCL() else { return }
         let variant = try TiledGEMMBackend(base: cl, parameters: parameters)
         var rng = SeededRandom(seed: 1604)
         for (name, op, inputs) in Self.implicitConvCases(&rng) {
@@ -140,7 +147,7 @@ import Testing
 
     /// Depthwise convolutions stay on conv.cl's direct kernels (no tiled launch) and still match the CPU.
     @Test func depthwiseConvFallsBackToDirect() throws {
-        guard let cl = Backends.requireOpenCL() else { return }
+        guard let cl = try Self.privateOpenCL() else { return }
         let variant = try TiledGEMMBackend(base: cl, parameters: Self.parameterSets[1])
         var rng = SeededRandom(seed: 1605)
         let c = OpCase(Conv2D(pads: Padding2D(1), groups: 6), [rng.tensor([1, 6, 7, 9]), rng.tensor([6, 1, 3, 3])],
@@ -158,7 +165,7 @@ import Testing
     /// sign-flipped or permuted gradient fails), for a strided, padded, dilated and grouped case and a patch embedding.
     @Test(arguments: [parameterSets[1], ShippedTuning.tiledParameterSets[0]])
     func implicitConvGradientByFiniteDifferences(_ parameters: GEMMParameters) throws {
-        guard let cl = Backends.requireOpenCL() else { return }
+        guard let cl = try Self.privateOpenCL() else { return }
         let variant = try TiledGEMMBackend(base: cl, parameters: parameters)
         var rng = SeededRandom(seed: 1606)
         let cases: [OpCase] = [
