@@ -36,6 +36,17 @@
         (dst)[r_ * (ld) + c_] = r_ < (n) ? (X)[(size_t)((r0) + r_) * (len) + c_] : 0.0f; \
     }
 
+// The backward's shared recomputation for one (query row, key row) pair, used with the operands' roles swapped by
+// the dQ and the dK/dV kernels: s = q·k, dp = dO_row·v, p = exp(scale·s − L_row), ds = p·(dp − D_row)
+// (FlashAttention-2's dS = P ⊙ (dP − D)). q, k: FA_D floats; g (the dO row), v: FA_DV floats; any address space.
+#define FA_P_DS(qv, kv, gv, vv, l, dl, p, ds) {                                       \
+        float s_ = 0.0f, dp_ = 0.0f;                                                  \
+        _Pragma("unroll") for (int d_ = 0; d_ < FA_D; ++d_) s_ = fma((qv)[d_], (kv)[d_], s_);   \
+        _Pragma("unroll") for (int c_ = 0; c_ < FA_DV; ++c_) dp_ = fma((gv)[c_], (vv)[c_], dp_); \
+        (p) = exp(scale * s_ - (l));                                                  \
+        (ds) = (p) * (dp_ - (dl));                                                    \
+    }
+
 // O and L. Q, K, V, O as above; L [BH, Tq].
 __kernel __attribute__((reqd_work_group_size(FA_R, 1, 1)))
 void attention_flash_forward(__global float* O, __global float* L,
@@ -137,13 +148,8 @@ void attention_flash_backward_q(__global float* dQ,
         FA_STAGE(vs, FA_DV, Vb, FA_DV, k0, nk, FA_T)
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int j = 0; j < nk; ++j) {
-            float s = 0.0f, dp = 0.0f;
-#pragma unroll
-            for (int d = 0; d < FA_D; ++d) s = fma(q[d], ks[j * FA_D + d], s);
-#pragma unroll
-            for (int c = 0; c < FA_DV; ++c) dp = fma(g[c], vs[j * FA_DV + c], dp);
-            const float p = exp(scale * s - li);
-            const float ds = p * (dp - di);
+            float p, ds;
+            FA_P_DS(q, ks + j * FA_D, g, vs + j * FA_DV, li, di, p, ds)
 #pragma unroll
             for (int d = 0; d < FA_D; ++d) dq[d] = fma(ds, ks[j * FA_D + d], dq[d]);
         }
@@ -193,13 +199,8 @@ void attention_flash_backward_kv(__global float* dK, __global float* dV,
         for (int r = t; r < nq; r += FA_R) { ls[r] = Lb[q0 + r]; dls[r] = Db[q0 + r]; }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int r = 0; r < nq; ++r) {
-            float s = 0.0f, dp = 0.0f;
-#pragma unroll
-            for (int d = 0; d < FA_D; ++d) s = fma(kr[d], qs[r * FA_D + d], s);
-#pragma unroll
-            for (int c = 0; c < FA_DV; ++c) dp = fma(vr[c], gs[r * FA_DV + c], dp);
-            const float p = exp(scale * s - ls[r]);
-            const float ds = p * (dp - dls[r]);
+            float p, ds;
+            FA_P_DS(qs + r * FA_D, kr, gs + r * FA_DV, vr, ls[r], dls[r], p, ds)
 #pragma unroll
             for (int c = 0; c < FA_DV; ++c) dv[c] = fma(p, gs[r * FA_DV + c], dv[c]);
 #pragma unroll
