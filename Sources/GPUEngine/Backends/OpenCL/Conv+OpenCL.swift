@@ -14,15 +14,18 @@ public enum ConvRoute: String, CaseIterable, Sendable {
     /// Whether the GEMM route serves `g` at all: ungrouped convolutions.
     static func gemmServes(_ g: ConvGeometry) -> Bool { g.groups == 1 && g.n > 0 && g.cout > 0 && g.cin > 0 }
 
-    /// Whether this route runs `g` on the GEMM route. The `.auto` rule comes from per-shape CPU time on
-    /// PoCL (docs/logs/pocl-conv-2026-12-02.md): every ungrouped convolution with at most 28×28 output
-    /// pixels (where the direct kernels have too few pixel blocks per work item), and pointwise ones at any size.
-    func usesGEMM(_ g: ConvGeometry) -> Bool {
+    /// Whether this route runs `g`'s forward (`backward` false) or backward-to-input on the GEMM route. The `.auto`
+    /// rule comes from per-shape process CPU time on PoCL (docs/logs/pocl-conv-2026-12-02.md, a loaded 2-core
+    /// machine): the forward of ungrouped convolutions with at most 14×14 output pixels (3×3 at 14×14 and 7×7,
+    /// 1×1 at 14×14: 0.8–0.85× the direct kernels' CPU time; at 28×28 and 56×56 and the 7×7/s2 stem it was equal
+    /// or slower); every backward stays direct (the GEMM route's backward cost 1.1–2.7× the direct gather's:
+    /// Wᵀ is read with a K-element stride and col2im is a second pass).
+    func usesGEMM(_ g: ConvGeometry, backward: Bool = false) -> Bool {
         guard Self.gemmServes(g) else { return false }
         switch self {
         case .direct: return false
         case .gemm: return true
-        case .auto: return g.isPointwise || g.oh * g.ow <= 28 * 28
+        case .auto: return !backward && g.oh * g.ow <= 14 * 14
         }
     }
 }
@@ -164,7 +167,7 @@ extension OpenCLBackend {
            let dx = try convBackwardInputTiled(dy, weight: weight, bias: bias, geometry: g, parameters: q) {
             return dx
         }
-        if convRoute.usesGEMM(g) {
+        if convRoute.usesGEMM(g, backward: true) {
             return try convBackwardInputGEMM(dy, weight: weight, bias: bias, geometry: g)
         }
         return try convBackwardInputDirect(dy, weight: weight, bias: bias, geometry: g)
