@@ -16,10 +16,10 @@ public enum ConvRoute: String, CaseIterable, Sendable {
 
     /// Whether this route runs `g`'s forward (`backward` false) or backward-to-input on the GEMM route. The `.auto`
     /// rule comes from per-shape process CPU time on PoCL (docs/logs/pocl-conv-2026-12-02.md, a loaded 2-core
-    /// machine, noisy): the forward of ungrouped convolutions with at most 14×14 output pixels (GEMM / direct
-    /// 0.76 for 3×3 at 7×7, 0.90 for 1×1 at 14×14, 0.97 for 3×3 at 14×14; 1.05–1.73 at 28×28, 56×56 and the
-    /// 7×7/s2 stem); every backward stays direct (the GEMM route's cost 1.08–2.30×: Wᵀ is read with a K-element
-    /// stride and col2im is a second pass).
+    /// machine, noisy — a tentative rule): the forward of ungrouped convolutions with at most 14×14 output pixels
+    /// (GEMM / direct 0.76 and 0.50 for 3×3 at 7×7, 0.90 and 0.68 for 1×1 at 14×14, 0.97 and 1.01 for 3×3 at
+    /// 14×14; 1.05–1.73 for 3×3 at 28×28 and 56×56 and the 7×7/s2 stem); every backward stays direct (the GEMM
+    /// route's cost 1.08–2.30× at the k×k shapes: Wᵀ is read with a K-element stride and col2im is a second pass).
     func usesGEMM(_ g: ConvGeometry, backward: Bool = false) -> Bool {
         guard Self.gemmServes(g) else { return false }
         switch self {
