@@ -350,3 +350,96 @@ __kernel void conv2d_backward_input(__global float* dx, __global const float* dy
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// GEMM route (PoCL): im2col into a column panel + a register-blocked GEMM (matmul.cl's 8×16
+// microkernel with this file's epilogue), backward as the GEMM Wᵀ·dy + a col2im gather. Groups == 1.
+// K = cin*kh*kw, P = oh*ow, ldb = round_up(P, 16) (panel rows readable 16 columns past each block).
+
+// col[b, r, p] = x[b, ci, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw] (0 outside x) for p = oy*ow + ox < P,
+// 0 for P <= p < ldb; r = (ci*kh + ky)*kw + kx. col: [n, K, ldb]; x: [n, cin, h, w].
+// Work item: one row r of one image. Global size: [K, n].
+__kernel void conv2d_im2col(__global float* col, __global const float* x, conv_geom g, int ldb) {
+    const int r = get_global_id(0), b = get_global_id(1);
+    const int kk = g.kh * g.kw;
+    if (r >= g.cin * kk || b >= g.n) return;
+    const int ci = r / kk, ky = (r % kk) / g.kw, kx = r % g.kw;
+    __global const float* xc = x + (b * g.cin + ci) * g.h * g.w;
+    __global float* d = col + (b * g.cin * kk + r) * ldb;
+    int p = 0;
+    for (int oy = 0; oy < g.oh; ++oy) {
+        const int iy = oy * g.sh - g.pt + ky * g.dh;
+        const bool rowIn = iy >= 0 && iy < g.h;
+        __global const float* xr = xc + iy * g.w;
+        for (int ox = 0; ox < g.ow; ++ox, ++p) {
+            const int ix = ox * g.sw - g.pl + kx * g.dw;
+            d[p] = (rowIn && ix >= 0 && ix < g.w) ? xr[ix] : 0.0f;
+        }
+    }
+    for (; p < ldb; ++p) d[p] = 0.0f;
+}
+
+// dx[b, ci, iy, ix] = (has_bias ? bias[ci] : 0)
+//     + sum_{ky, kx} dcol[b, (ci*kh + ky)*kw + kx, oy*ow + ox] over oy*sh = iy + pt - ky*dh, ox*sw = ix + pl - kx*dw
+//       with 0 <= oy < oh, 0 <= ox < ow (the adjoint of conv2d_im2col; a gather, no atomics).
+// dx: [n, cin, h, w]; dcol: [n, K, P]. Work item: one row iy of one (b, ci). Global size: [h, n*cin].
+__kernel void conv2d_col2im(__global float* dx, __global const float* dcol, __global const float* bias, int has_bias,
+                            conv_geom g) {
+    const int iy = get_global_id(0), z = get_global_id(1);
+    if (iy >= g.h || z >= g.n * g.cin) return;
+    const int b = z / g.cin, ci = z % g.cin;
+    const int kk = g.kh * g.kw, P = g.oh * g.ow;
+    __global const float* dc = dcol + (b * g.cin + ci) * kk * P;
+    __global float* out = dx + (z * g.h + iy) * g.w;
+    const float b0 = has_bias ? bias[ci] : 0.0f;
+    for (int ix = 0; ix < g.w; ++ix) out[ix] = b0;
+    for (int ky = 0; ky < g.kh; ++ky) {
+        const int ty = iy + g.pt - ky * g.dh;
+        if (ty < 0 || ty % g.sh != 0 || ty / g.sh >= g.oh) continue;
+        for (int kx = 0; kx < g.kw; ++kx) {
+            __global const float* row = dc + (ky * g.kw + kx) * P + (ty / g.sh) * g.ow;
+            for (int ix = 0; ix < g.w; ++ix) {
+                const int tx = ix + g.pl - kx * g.dw;
+                if (tx >= 0 && tx % g.sw == 0 && tx / g.sw < g.ow) out[ix] += row[tx / g.sw];
+            }
+        }
+    }
+}
+
+// out[b, m, p] = act(sum_k A(m, k) * Bp[b*b_bs + k*ldb + p] + bias[m]) for m < M, p < N (pre = the value
+// before act when has_pre): matmul.cl's matmul_8x16 microkernel (8 rows x 16 columns in eight float16
+// accumulators) with a per-row bias and conv_store's fused activation. A(m, k) = A[m*a_rs + k*a_cs]
+// (the weight, shared by the batch); Bp rows readable 16 columns past every block start (ldb >= round_up(N, 16)).
+// out, pre: [batch, M, N]. Needs PIX == 16. Work items along dimension 0 walk down M, so consecutive
+// items reuse the same B columns from cache. Global size: [ceil(M/8), ceil(N/16), batch].
+#if PIX == 16
+__kernel void conv2d_gemm_8x16(__global float* out, __global float* pre,
+                               __global const float* A, int a_rs, int a_cs,
+                               __global const float* Bp, int b_bs, int ldb,
+                               __global const float* bias, int has_bias, int has_pre, int act, float alpha, float beta,
+                               int M, int N, int K) {
+    const int m0 = get_global_id(0) * 8;
+    const int n0 = get_global_id(1) * 16;
+    const int b = get_global_id(2);
+    if (m0 >= M || n0 >= N) return;
+    __global const float* bp = Bp + b * b_bs + n0;
+    __global const float* a[8];
+    #pragma unroll
+    for (int i = 0; i < 8; ++i) a[i] = A + min(m0 + i, M - 1) * a_rs;
+    float16 c[8];
+    #pragma unroll
+    for (int i = 0; i < 8; ++i) c[i] = 0.0f;
+    int ak = 0;
+    for (int k = 0; k < K; ++k, ak += a_cs) {
+        const float16 bv = vload16(0, bp + k * ldb);
+        #pragma unroll
+        for (int i = 0; i < 8; ++i) c[i] = fma((float16)(a[i][ak]), bv, c[i]);
+    }
+    const int count = min(16, N - n0);
+    #pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        if (m0 + i < M) conv_store(out, pre, (b * M + m0 + i) * N + n0, count, c[i],
+                                   bias, m0 + i, has_bias, has_pre, act, alpha, beta);
+    }
+}
+#endif

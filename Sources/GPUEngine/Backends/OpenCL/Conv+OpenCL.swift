@@ -1,5 +1,35 @@
 // OpenCL launchers of Conv2D / ConvTranspose2D (kernels in Sources/Kernels/conv.cl).
 
+/// How the CPU-style path (`GEMMChoice.cpuStyle`, PoCL's default) runs a convolution: conv.cl's direct
+/// kernels, or the GEMM route (im2col into a column panel + `conv2d_gemm_8x16`, backward Wᵀ·dy + col2im).
+/// `AMGPU_CONV=direct|gemm|auto` overrides the default `.auto`.
+public enum ConvRoute: String, CaseIterable, Sendable {
+    /// The measured rule `usesGEMM(_:)`.
+    case auto
+    /// conv.cl's direct kernels for every convolution.
+    case direct
+    /// The GEMM route for every convolution it serves (groups == 1), direct kernels for the rest.
+    case gemm
+
+    /// Whether the GEMM route serves `g` at all: ungrouped convolutions.
+    static func gemmServes(_ g: ConvGeometry) -> Bool { g.groups == 1 && g.n > 0 && g.cout > 0 && g.cin > 0 }
+
+    /// Whether this route runs `g`'s forward (`backward` false) or backward-to-input on the GEMM route. The `.auto`
+    /// rule comes from per-shape process CPU time on PoCL (docs/logs/pocl-conv-2026-12-02.md, a loaded 2-core
+    /// machine, noisy — a tentative rule): the forward of ungrouped convolutions with at most 14×14 output pixels
+    /// (GEMM / direct 0.76 and 0.50 for 3×3 at 7×7, 0.90 and 0.68 for 1×1 at 14×14, 0.97 and 1.01 for 3×3 at
+    /// 14×14; 1.05–1.73 for 3×3 at 28×28 and 56×56 and the 7×7/s2 stem); every backward stays direct (the GEMM
+    /// route's cost 1.08–2.30× at the k×k shapes: Wᵀ is read with a K-element stride and col2im is a second pass).
+    func usesGEMM(_ g: ConvGeometry, backward: Bool = false) -> Bool {
+        guard Self.gemmServes(g) else { return false }
+        switch self {
+        case .direct: return false
+        case .gemm: return true
+        case .auto: return !backward && g.oh * g.ow <= 14 * 14
+        }
+    }
+}
+
 extension OpenCLBackend {
     /// Activations conv.cl applies in the forward kernels' epilogue (`conv_activation`).
     static let convFusedActivations: Set<UnaryFunction> = [.relu, .sigmoid, .tanh, .leakyRelu, .clip,
@@ -94,6 +124,9 @@ extension OpenCLBackend {
                                         geometry: g, parameters: q) {
             return r
         }
+        if convRoute.usesGEMM(g) {
+            return try convForwardGEMM(x, weight: weight, bias: bias, activation: activation, savePre: savePre, geometry: g)
+        }
         return try convForwardDirect(x, weight: weight, bias: bias, activation: activation, savePre: savePre, geometry: g)
     }
 
@@ -134,6 +167,9 @@ extension OpenCLBackend {
            let dx = try convBackwardInputTiled(dy, weight: weight, bias: bias, geometry: g, parameters: q) {
             return dx
         }
+        if convRoute.usesGEMM(g, backward: true) {
+            return try convBackwardInputGEMM(dy, weight: weight, bias: bias, geometry: g)
+        }
         return try convBackwardInputDirect(dy, weight: weight, bias: bias, geometry: g)
     }
 
@@ -168,6 +204,78 @@ extension OpenCLBackend {
                    + [.bytes(g.argumentBytes)] + [hq, wq, qt, ql].map { .int(Int32($0)) },
                    global: global,
                    options: "-DTCI=\(tile) -DPIX=\(pix)")
+        return dx
+    }
+
+    // MARK: GEMM route (PoCL)
+
+    /// Rows of a column panel: round_up(columns, 16) (`conv2d_gemm_8x16` reads 16 columns from every block start).
+    private static func panelStride(_ columns: Int) -> Int { (columns + 15) / 16 * 16 }
+
+    /// out[b] (M × N) = act(A · B[b] + bias[m]) on `conv2d_gemm_8x16`, A(m, k) = A[m·aRow + k·aCol] (the weight,
+    /// shared by the batch), B[b] the panel rows b·bBatch + k·ldb; `pre` receives the value before act.
+    private func convGEMM(out: Tensor, pre: Tensor?, a: CLBuffer, aRow: Int, aCol: Int, b: CLBuffer, bBatch: Int, ldb: Int,
+                          bias: Tensor?, act: Unary?, batch: Int, m: Int, n: Int, k: Int) throws {
+        try launch("conv", "conv2d_gemm_8x16",
+                   [.buffer(try out.device()), .buffer(try pre?.device() ?? out.device()), .buffer(a),
+                    .int(Int32(aRow)), .int(Int32(aCol)), .buffer(b), .int(Int32(bBatch)), .int(Int32(ldb)),
+                    .buffer(try bias?.device() ?? a), .int(bias == nil ? 0 : 1), .int(pre == nil ? 0 : 1),
+                    .int(act?.function.rawValue ?? -1), .float(act?.alpha ?? 0), .float(act?.beta ?? 0),
+                    .int(Int32(m)), .int(Int32(n)), .int(Int32(k))],
+                   global: [(m + 7) / 8, (n + 15) / 16, batch], options: "-DPIX=16")
+        recordConvGEMMLaunch()
+    }
+
+    /// An ungrouped convolution's forward on the GEMM route: per image b, y[b] (Cout × P) = act(W (Cout × K) ·
+    /// col[b] (K × P) + bias), K = Cin·kH·kW, P = OH·OW, col = `conv2d_im2col`(x) in a [n, K, round_up(P, 16)]
+    /// panel (x itself when the convolution is pointwise and P % 16 == 0). Activations outside
+    /// `convFusedActivations` run as a separate unary kernel.
+    func convForwardGEMM(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool,
+                         geometry g: ConvGeometry) throws -> (output: Tensor, pre: Tensor?) {
+        let fused = activation.map { Self.convFusedActivations.contains($0.function) } ?? true
+        let act = fused ? activation : nil
+        let y = try make(g.outputShape)
+        let pre = act != nil && savePre ? try make(g.outputShape) : nil
+        let k = g.cin * g.kh * g.kw, p = g.oh * g.ow, ldb = Self.panelStride(p)
+        var col: Tensor? = nil
+        if !(g.isPointwise && p == ldb) {
+            let c = try make([g.n, k, ldb])
+            try launch("conv", "conv2d_im2col", [.buffer(try c.device()), .buffer(try x.device()), .bytes(g.argumentBytes),
+                                                 .int(Int32(ldb))], global: [k, g.n])
+            col = c
+        }
+        try convGEMM(out: y, pre: pre, a: try weight.device(), aRow: k, aCol: 1, b: try (col ?? x).device(),
+                     bBatch: k * ldb, ldb: ldb, bias: bias, act: act, batch: g.n, m: g.cout, n: p, k: k)
+        withExtendedLifetime(col) {}
+        guard let activation, !fused else { return (y, pre) }
+        return (try unaryForward(activation, y), savePre ? y : nil)
+    }
+
+    /// An ungrouped convolution's backward-to-input (`ConvTranspose2D`'s forward, bias over dx's channels) on
+    /// the GEMM route: per image b, dcol[b] (K × P) = Wᵀ (K × Cout) · dy[b] (Cout × P), then dx = `conv2d_col2im`
+    /// (dcol) + bias (a gather). A pointwise convolution writes dx (+ bias) straight from the GEMM. dy is read as
+    /// the panel when P % 16 == 0, else copied into a [n, Cout, round_up(P, 16)] panel by `conv2d_pad`.
+    func convBackwardInputGEMM(_ dy: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) throws -> Tensor {
+        let dx = try make(g.inputShape)
+        let k = g.cin * g.kh * g.kw, p = g.oh * g.ow, ldb = Self.panelStride(p)
+        var panel = dy
+        if p != ldb {
+            panel = try convPad(dy, planes: g.n * g.cout, h: 1, w: p, hd: 1, wd: ldb, top: 0, left: 0)
+        }
+        if g.isPointwise {
+            try convGEMM(out: dx, pre: nil, a: try weight.device(), aRow: 1, aCol: k, b: try panel.device(),
+                         bBatch: g.cout * ldb, ldb: ldb, bias: bias, act: nil, batch: g.n, m: k, n: p, k: g.cout)
+            withExtendedLifetime(panel) {}
+            return dx
+        }
+        let dcol = try make([g.n, k, p])
+        try convGEMM(out: dcol, pre: nil, a: try weight.device(), aRow: 1, aCol: k, b: try panel.device(),
+                     bBatch: g.cout * ldb, ldb: ldb, bias: nil, act: nil, batch: g.n, m: k, n: p, k: g.cout)
+        try launch("conv", "conv2d_col2im",
+                   [.buffer(try dx.device()), .buffer(try dcol.device()), .buffer(try bias?.device() ?? dcol.device()),
+                    .int(bias == nil ? 0 : 1), .bytes(g.argumentBytes)],
+                   global: [g.h, g.n * g.cin])
+        withExtendedLifetime((panel, dcol)) {}
         return dx
     }
 }

@@ -36,6 +36,11 @@ public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
     public var attentionChoice: AttentionChoice = .probabilities
     /// Where `attentionChoice` came from (`AMGPU_ATTENTION` or the shipped default).
     public private(set) var attentionChoiceSource = "shipped default"
+    /// How the CPU-style path runs convolutions (`ConvRoute`): `AMGPU_CONV` when set (a bad value makes `init`
+    /// throw), else `.auto` (the measured per-shape rule); settable (tests, benchmarks).
+    public var convRoute: ConvRoute = .auto
+    /// Launches of `conv2d_gemm_8x16` (dispatch tests).
+    public private(set) var convGEMMLaunches = 0
     /// Flash attention forward launches per parameter set (dispatch tests).
     private var flashLaunchCounts: [FlashAttentionParameters: Int] = [:]
 
@@ -53,6 +58,17 @@ public final class OpenCLBackend: Backend, KernelBackend, @unchecked Sendable {
         let attention = try ShippedAttention.choice(for: device)
         attentionChoice = attention.choice
         attentionChoiceSource = attention.source
+        if let text = ProcessInfo.processInfo.environment["AMGPU_CONV"], !text.isEmpty {
+            guard let route = ConvRoute(rawValue: text) else {
+                throw EngineError.invalidInput("AMGPU_CONV: '\(text)' is not one of \(ConvRoute.allCases.map(\.rawValue).joined(separator: ", ")); unset it for the default (auto)")
+            }
+            convRoute = route
+        }
+    }
+
+    /// Counts one launch of `conv2d_gemm_8x16`.
+    func recordConvGEMMLaunch() {
+        lock.lock(); convGEMMLaunches += 1; lock.unlock()
     }
 
     /// Counts one launch of `matmul_tiled` with `parameters`.
