@@ -91,6 +91,14 @@ import Testing
             (OpCase(Conv2D(pads: Padding2D(1), groups: 6), [rng.tensor([1, 6, 7, 9]), rng.tensor([6, 1, 3, 3])], differentiable: [true, false]), false),
             (OpCase(Conv2D(pads: Padding2D(1), groups: 2), [rng.tensor([1, 6, 7, 9]), rng.tensor([4, 3, 3, 3])], differentiable: [true, false]), false),
         ]
+        // A convolution whose column panel would pass 2³¹ elements (the kernels' 32-bit offsets) stays direct even
+        // when the route is forced: 128 · 64·3·3 · round_up(200·200, 16) ≈ 2.9e9 > 2³¹.
+        let huge = ConvGeometry(n: 128, cin: 64, h: 200, w: 200, cout: 64, oh: 200, ow: 200, kh: 3, kw: 3, sh: 1, sw: 1,
+                                dh: 1, dw: 1, pt: 1, pl: 1, groups: 1)
+        #expect(!ConvRoute.gemm.usesGEMM(huge) && !ConvRoute.gemm.usesGEMM(huge, backward: true))
+        var small = huge
+        small.n = 1
+        #expect(ConvRoute.gemm.usesGEMM(small) && ConvRoute.gemm.usesGEMM(small, backward: true))
         for (c, onGEMM) in cases {
             let seed = try c.lossSeed()
             let want = try c.run(on: Backends.cpu, seed: seed)

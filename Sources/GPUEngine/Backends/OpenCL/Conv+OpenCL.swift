@@ -11,8 +11,17 @@ public enum ConvRoute: String, CaseIterable, Sendable {
     /// The GEMM route for every convolution it serves (groups == 1), direct kernels for the rest.
     case gemm
 
-    /// Whether the GEMM route serves `g` at all: ungrouped convolutions.
-    static func gemmServes(_ g: ConvGeometry) -> Bool { g.groups == 1 && g.n > 0 && g.cout > 0 && g.cin > 0 }
+    /// Whether the GEMM route serves `g` at all: ungrouped convolutions whose column panel [n, Cin·kH·kW,
+    /// round_up(OH·OW, 16)], dy panel and input all have fewer than 2³¹ elements (the kernels index with 32-bit
+    /// ints); larger ones run on the direct kernels whatever the route says.
+    static func gemmServes(_ g: ConvGeometry) -> Bool {
+        guard g.groups == 1 && g.n > 0 && g.cout > 0 && g.cin > 0 else { return false }
+        let panel = (g.oh * g.ow + 15) / 16 * 16, limit = Int(Int32.max)
+        guard let col = checkedProduct([g.n, g.cin, g.kh, g.kw, panel]), col < limit,
+              let dy = checkedProduct([g.n, g.cout, panel]), dy < limit,
+              let x = checkedProduct([g.n, g.cin, g.h, g.w]), x < limit else { return false }
+        return true
+    }
 
     /// Whether this route runs `g`'s forward (`backward` false) or backward-to-input on the GEMM route. The `.auto`
     /// rule comes from per-shape process CPU time on PoCL (docs/logs/pocl-conv-2026-12-02.md, a loaded 2-core
