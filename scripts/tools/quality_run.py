@@ -314,11 +314,14 @@ def contact_sheet(rows, classes, names, path, cell=96):
     label_w, head_h = 150, 30
     sheet = Image.new("RGB", (label_w + cell * len(classes), head_h + cell * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)
+    chars = max(3, (cell - 4) // 6)   # PIL's default bitmap font: about 6 px per character
     for j, c in enumerate(classes):
-        draw.text((label_w + j * cell + 2, 2), names[c][:15], fill="black")
-        draw.text((label_w + j * cell + 2, 14), f"#{c}" + (" held" if c in HELD_OUT else ""), fill="gray")
+        draw.text((label_w + j * cell + 2, 2), names[c][:chars], fill="black")
+        tag = f"#{c}" + (" held" if c in HELD_OUT else "")
+        draw.text((label_w + j * cell + 2, 14), tag if len(tag) <= chars else f"#{c}", fill="gray")
     for i, (label, imgs) in enumerate(rows):
-        draw.text((4, head_h + i * cell + cell // 2 - 6), label[:24], fill="black")
+        for k in range(0, min(len(label), 72), 24):   # up to three lines of 24 characters
+            draw.text((4, head_h + i * cell + cell // 2 - 12 + k // 2), label[k:k + 24], fill="black")
         for j, c in enumerate(classes):
             if c in imgs and os.path.exists(imgs[c]):   # a log's scores.json without its images: a blank cell
                 with Image.open(imgs[c]) as im:
