@@ -21,11 +21,12 @@ import Foundation
 ///    `ChannelAffine` op (one kernel; its backward also sums over the copies).
 ///
 /// **Patch grid** (`patchGrid` = P > 0, the ViT default with P = the model's patch size, see `Visualizer`): step 3
-/// keeps padding and crop but draws no scale and no rotation (scale 1, 0°), and its translation becomes a whole
-/// number of patches of the model input: with f = (crop side)/(model side) image pixels per model pixel and the
-/// drawn offsets j (jitter) and j' (final jitter), the shift is k·P model pixels with k = round((j + j′)/(f·P)), so
-/// the output→input map is x = f·(u + k·P) − padding: every copy sees the image on the same patch grid, shifted by
-/// whole tokens. The draws are taken as without it (same random stream). nil = not set (the run decides), 0 = off.
+/// becomes the clean view (the whole image resized to the model input, f = image side / model side image pixels per
+/// model pixel) shifted by a whole number k of patches of the model input, x = f·(u + k·P), with no scale and no
+/// rotation (scale 1, 0°); k = round((j + j′ − (J + J′)/2)/(f·P)) from the drawn offsets j (jitter, 0…J) and j′ (final
+/// jitter, 0…J′), so k = 0 is exactly the clean view and the shifted-in border is the padding value (zeros beyond the
+/// padding). Every copy, and the final clean evaluation, sees the picture on the same patch grid. The draws are taken
+/// as without it (same random stream). nil = not set (the run decides), 0 = off.
 ///
 /// Randomness: roll draws from stream (seed, step); copy k of image n from (seed, step, n, k), always
 /// in the order jitter x, jitter y, scale, angle, final jitter x, final jitter y, 3 colour shifts,
@@ -280,12 +281,13 @@ public final class TransformPipeline: @unchecked Sendable {
             throw EngineError.invalidAttribute("transforms crop a \(h)×\(w) image to nothing (padding \(p), jitter \(config.jitter), scale \(scale), final jitter \(config.finalJitter)); use a larger image or smaller jitter")
         }
         if let grid = config.patchGrid, grid > 0 {
-            // Whole patches of the model input (see `TransformConfig`, patch grid): x = f·(u + k·P) − padding.
-            let fx = Double(j2w) / Double(model.width), fy = Double(j2h) / Double(model.height)
-            let kx = (Double(jitter.0 + finalJitter.0) / (fx * Double(grid))).rounded()
-            let ky = (Double(jitter.1 + finalJitter.1) / (fy * Double(grid))).rounded()
-            return AffineMatrix.translation(fx * kx * Double(grid) - Double(p), fy * ky * Double(grid) - Double(p))
-                * AffineMatrix.scaling(fx, fy)
+            // Whole patches of the model input on the clean view's scale (see `TransformConfig`, patch grid):
+            // x = f·(u + k·P), f = image side / model side, k = round((j + j′ − (J + J′)/2)/(f·P)).
+            let fx = Double(w) / Double(model.width), fy = Double(h) / Double(model.height)
+            let centre = Double(config.jitter + config.finalJitter) / 2
+            let kx = ((Double(jitter.0 + finalJitter.0) - centre) / (fx * Double(grid))).rounded()
+            let ky = ((Double(jitter.1 + finalJitter.1) - centre) / (fy * Double(grid))).rounded()
+            return AffineMatrix.scaling(fx, fy) * AffineMatrix.translation(kx * Double(grid), ky * Double(grid))
         }
         let radians = Double(degrees) * DeterministicMath.pi / 180
         return AffineMatrix.translation(Double(jitter.0 - p), Double(jitter.1 - p))
