@@ -197,6 +197,7 @@ import Testing
         Case(name: "setting-lr-diverges-to-nan", args: visualize(["--layer", "output", "--unit", "1", "--lr", "1e38"]), problem: "became NaN or infinite", fix: "try a smaller --lr"),
         Case(name: "setting-eps-nan", args: adversarial(["--target", "3", "--eps", "nan"]), problem: "--eps", fix: "--eps", usageError: true),
         Case(name: "setting-steps-zero", args: visualize(["--layer", "output", "--unit", "1", "--steps", "0"]), problem: "steps", fix: "must be ≥ 1"),
+        Case(name: "setting-patch-grid-negative", args: visualize(["--layer", "output", "--unit", "1", "--patch-grid=-1"]), problem: "patch grid", fix: "must be ≥ 0"),
         Case(name: "setting-bad-layer", args: visualize(["--layer", "layer9.nope", "--unit", "1"]), problem: "layer9.nope", fix: "amgpu layers"),
         Case(name: "setting-unit-out-of-range", args: visualize(["--layer", "output", "--unit", "1000"]), problem: "1000", fix: "0…999"),
         Case(name: "setting-class-out-of-range", args: visualize(["--class", "1000"]), problem: "1000", fix: "0…999"),

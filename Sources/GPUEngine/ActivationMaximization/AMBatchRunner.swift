@@ -363,7 +363,7 @@ public final class AMBatchRunner: @unchecked Sendable {
                 model: model.name, modelSource: model.source, modelSHA256: settings.modelSHA256, layer: job.term.layer,
                 unit: job.unit, unitName: unitName,
                 objective: settings.recordedObjective == .batch ? objective : Objective(terms: [ownTerm]),
-                preset: settings.preset, seed: seed, device: backend.name, finalObjective: result.finalScores[i],
+                preset: visualizer.request.preset, seed: seed, device: backend.name, finalObjective: result.finalScores[i],
                 targetProbability: result.targetProbabilities?[i], naturalPhotoMean: result.naturalMean?[i],
                 naturalPhotoCount: settings.baselinePhotos.count, seconds: result.seconds, steps: result.stepsRun,
                 image: job.imageName, amgpuVersion: settings.amgpuVersion,

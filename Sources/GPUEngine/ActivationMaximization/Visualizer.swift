@@ -59,7 +59,12 @@ public final class Visualizer {
     let copies: Int
     let warmPlan: WarmStartPlan?
 
-    public init(model: Model, request: VisualizationRequest, backend: any Backend) throws {
+    public init(model: Model, request requested: VisualizationRequest, backend: any Backend) throws {
+        // ViT default: the transforms' geometry on the model's patch grid (see `TransformConfig`), unless set.
+        var request = requested
+        if request.preset.transforms.patchGrid == nil, model.family == .vit, let patch = model.patchSize {
+            request.preset.transforms.patchGrid = patch
+        }
         try request.preset.validate()
         let copies = max(1, request.preset.transforms.copies)
         self.copies = copies
@@ -128,7 +133,11 @@ public final class Visualizer {
         var warming = [Bool](repeating: warmPlan != nil, count: n), warmSteps = [Int](repeating: 0, count: n)
         var warmStart: [Float] = [], warmSwitch = [Float](repeating: 0, count: n), leakySteps = [Int](repeating: 0, count: n)
         var best = [Float](repeating: -.infinity, count: n), bestStep = [Int](repeating: -1, count: n)
-        var bestParameters = [[Float]?](repeating: nil, count: n)
+        // The best step's parameters stay on the device: best ← best ⊙ (1 − m) + parameters ⊙ m with m[b] ∈ {0, 1}
+        // (exact for finite values), one small mask upload per improving step and no download in the loop.
+        var bestParameters: Tensor? = nil
+        let parameterShape = generator.parameterShape
+        let maskShape = [n] + [Int](repeating: 1, count: max(parameterShape.count - 1, 0))
         for step in 0..<preset.steps {
             let imagePass = try generator.forward(parameters)
             let pipeline = try TransformPipeline(config: preset.transforms, step: step, totalSteps: preset.steps,
@@ -167,13 +176,13 @@ public final class Visualizer {
                 warmResult = (r.scores, r.inputGradient)
                 // Keep the best: the parameters of the step with the highest unit value (before this step's update).
                 if plan.setting.keepBest, values.indices.contains(where: { values[$0] > best[$0] }) {
-                    let host = try backend.download(parameters).values
-                    let per = host.count / n
+                    var mask = [Float](repeating: 0, count: n)
                     for b in 0..<n where values[b] > best[b] {
                         best[b] = values[b]
                         bestStep[b] = step
-                        bestParameters[b] = Array(host[(b * per)..<((b + 1) * per)])
+                        mask[b] = 1
                     }
+                    bestParameters = try Self.select(mask, shape: maskShape, from: parameters, else: bestParameters, on: backend)
                 }
             }
             let (scores, gradInput) = try warmResult ?? evaluator.evaluate(transformed.output)
@@ -213,18 +222,14 @@ public final class Visualizer {
         // replaced by the image of its best step when that one scores higher without transforms.
         var returnedStep = [Int?](repeating: nil, count: n), lastObjective = [Float?](repeating: nil, count: n)
         if let plan = warmPlan, plan.setting.keepBest,
-           (0..<n).contains(where: { clean.scores[$0] <= plan.setting.threshold && bestParameters[$0] != nil }) {
-            var host = try backend.download(parameters)
-            let per = host.values.count / n
-            for b in 0..<n where clean.scores[b] <= plan.setting.threshold {
-                if let saved = bestParameters[b] { host.values.replaceSubrange((b * per)..<((b + 1) * per), with: saved) }
-            }
-            let candidates = try generator.render(backend.tensor(host))
+           let saved = bestParameters,
+           (0..<n).contains(where: { clean.scores[$0] <= plan.setting.threshold && bestStep[$0] >= 0 }) {
+            let low = (0..<n).map { b -> Float in clean.scores[b] <= plan.setting.threshold && bestStep[b] >= 0 ? 1 : 0 }
+            let candidates = try generator.render(Self.select(low, shape: maskShape, from: saved, else: parameters, on: backend))
             let candidateClean = try evaluateClean(candidates)
             let plane = images.values.count / n
             var replaced = false
-            for b in 0..<n where clean.scores[b] <= plan.setting.threshold && bestParameters[b] != nil
-                && candidateClean.scores[b] > clean.scores[b] {
+            for b in 0..<n where low[b] == 1 && candidateClean.scores[b] > clean.scores[b] {
                 images.values.replaceSubrange((b * plane)..<((b + 1) * plane), with: candidates.values[(b * plane)..<((b + 1) * plane)])
                 returnedStep[b] = bestStep[b]
                 lastObjective[b] = clean.scores[b]
@@ -248,6 +253,17 @@ public final class Visualizer {
             }
         }
         return result
+    }
+
+    /// Per image b (the first axis): `a`'s slice where mask[b] = 1, `b`'s where mask[b] = 0, as a ⊙ m + b ⊙ (1 − m) on the
+    /// device (exact: a product with 1 or 0 and a sum with ±0); `a` alone when `b` is nil (then mask must be all 1 for the
+    /// result to be meaningful where mask is 0: those entries are 0).
+    static func select(_ mask: [Float], shape: [Int], from a: Tensor, else b: Tensor?, on backend: any Backend) throws -> Tensor {
+        let m = try backend.tensor(HostTensor(shape: shape, values: mask))
+        let picked = try backend.run(Binary(.mul), a, m)
+        guard let b else { return picked }
+        let keep = try backend.tensor(HostTensor(shape: shape, values: mask.map { 1 - $0 }))
+        return try backend.run(Binary(.add), picked, backend.run(Binary(.mul), b, keep))
     }
 
     /// Model input for images [N, 3, S, S] without random transforms: resized and normalized,
@@ -293,6 +309,22 @@ public final class Visualizer {
             for b in 0..<request.images { sums[b] += Double(scores[b * copies]) }
         }
         return sums.map { Float($0 / Double(photos.count)) }
+    }
+}
+
+extension Model {
+    /// The patch size P of a ViT: the side of the first convolution on 3 input channels whose kernel equals its stride
+    /// (P×P, stride P, no padding, no dilation — the patch embedding); nil when the graph has none.
+    public var patchSize: Int? {
+        for node in graph.nodes {
+            guard let conv = node.op as? Conv2D, node.inputs.count >= 2 else { continue }
+            let w = graph.shape(of: node.inputs[1])
+            guard w.count == 4, w[1] == 3, w[2] == w[3], w[2] > 1, conv.strides == [w[2], w[2]], conv.groups == 1,
+                  conv.dilations.allSatisfy({ $0 == 1 }),
+                  conv.pads.top == 0, conv.pads.left == 0, conv.pads.bottom == 0, conv.pads.right == 0 else { continue }
+            return w[2]
+        }
+        return nil
     }
 }
 

@@ -20,6 +20,14 @@ import Foundation
 /// 5. **normalize** with the model's mean and std: z = (y − μ_c)/σ_c. Steps 4–5 are one
 ///    `ChannelAffine` op (one kernel; its backward also sums over the copies).
 ///
+/// **Patch grid** (`patchGrid` = P > 0, the ViT default with P = the model's patch size, see `Visualizer`): step 3
+/// becomes the clean view (the whole image resized to the model input, f = image side / model side image pixels per
+/// model pixel) shifted by a whole number k of patches of the model input, x = f·(u + k·P), with no scale and no
+/// rotation (scale 1, 0°); k = round((j + j′ − (J + J′)/2)/(f·P)) from the drawn offsets j (jitter, 0…J) and j′ (final
+/// jitter, 0…J′), so k = 0 is exactly the clean view and the shifted-in border is the padding value (zeros beyond the
+/// padding). Every copy, and the final clean evaluation, sees the picture on the same patch grid. The draws are taken
+/// as without it (same random stream). nil = not set (the run decides), 0 = off.
+///
 /// Randomness: roll draws from stream (seed, step); copy k of image n from (seed, step, n, k), always
 /// in the order jitter x, jitter y, scale, angle, final jitter x, final jitter y, 3 colour shifts,
 /// 3 colour scales, 3 noise values — so switching one transform off leaves the others' draws unchanged.
@@ -35,10 +43,13 @@ public struct TransformConfig: Codable, Equatable, Sendable {
     public var colorShift: Float
     public var colorScale: Float
     public var noiseStd: Float
+    /// Patch grid P in model-input pixels (see above); nil = the run's default (the patch size for a ViT, off for a CNN).
+    public var patchGrid: Int?
 
     public init(copies: Int = 1, padding: Int = 0, paddingValue: Float = 0.5, jitter: Int = 0, scales: [Float] = [1],
                 rotationsDegrees: [Float] = [0], finalJitter: Int = 0, roll: Int = 0, colorShift: Float = 0,
-                colorScale: Float = 0, noiseStd: Float = 0) {
+                colorScale: Float = 0, noiseStd: Float = 0, patchGrid: Int? = nil) {
+        self.patchGrid = patchGrid
         self.copies = copies
         self.padding = padding
         self.paddingValue = paddingValue
@@ -69,6 +80,7 @@ public struct TransformConfig: Codable, Equatable, Sendable {
 
     public func validate() throws {
         guard copies >= 1 else { throw EngineError.invalidAttribute("copies must be ≥ 1, got \(copies)") }
+        if let patchGrid, patchGrid < 0 { throw EngineError.invalidAttribute("the patch grid must be ≥ 0 pixels, got \(patchGrid)") }
         guard padding >= 0, jitter >= 0, finalJitter >= 0, roll >= 0 else {
             throw EngineError.invalidAttribute("padding, jitter, final jitter and roll must be ≥ 0")
         }
@@ -86,8 +98,12 @@ public struct TransformConfig: Codable, Equatable, Sendable {
 
     /// True when step 3 needs a warp beyond a plain resize.
     var hasGeometry: Bool {
-        padding > 0 || jitter > 0 || finalJitter > 0 || scales.contains { $0 != 1 } || rotationsDegrees.contains { $0 != 0 }
+        padding > 0 || jitter > 0 || finalJitter > 0
+            || (!onPatchGrid && (scales.contains { $0 != 1 } || rotationsDegrees.contains { $0 != 0 }))
     }
+
+    /// True when the geometry is snapped to a patch grid (`patchGrid` > 0).
+    var onPatchGrid: Bool { (patchGrid ?? 0) > 0 }
 
     var hasColor: Bool { colorShift > 0 || colorScale > 0 || noiseStd > 0 }
 }
@@ -205,8 +221,9 @@ public final class TransformPipeline: @unchecked Sendable {
             for k in 0..<copies {
                 var rng = RandomSource(seed: seed, stream: [0x7B22, UInt64(step), UInt64(n), UInt64(k)])
                 let jx = rng.int(in: 0...config.jitter), jy = rng.int(in: 0...config.jitter)
-                let scale = rng.choice(config.scales) ?? 1
-                let degrees = rng.choice(config.rotationsDegrees) ?? 0
+                let drawnScale = rng.choice(config.scales) ?? 1
+                let drawnDegrees = rng.choice(config.rotationsDegrees) ?? 0
+                let scale = config.onPatchGrid ? 1 : drawnScale, degrees = config.onPatchGrid ? 0 : drawnDegrees
                 let fjx = rng.int(in: 0...config.finalJitter), fjy = rng.int(in: 0...config.finalJitter)
                 let shifts = (0..<3).map { _ in Float(Double(config.colorShift) * rng.uniform(-1, 1)) }
                 let scales = (0..<3).map { _ in Float(DeterministicMath.exp(Double(config.colorScale) * rng.uniform(-1, 1))) }
@@ -262,6 +279,15 @@ public final class TransformPipeline: @unchecked Sendable {
         let j2h = rh - config.finalJitter, j2w = rw - config.finalJitter
         guard j1h >= 1, j1w >= 1, j2h >= 1, j2w >= 1 else {
             throw EngineError.invalidAttribute("transforms crop a \(h)×\(w) image to nothing (padding \(p), jitter \(config.jitter), scale \(scale), final jitter \(config.finalJitter)); use a larger image or smaller jitter")
+        }
+        if let grid = config.patchGrid, grid > 0 {
+            // Whole patches of the model input on the clean view's scale (see `TransformConfig`, patch grid):
+            // x = f·(u + k·P), f = image side / model side, k = round((j + j′ − (J + J′)/2)/(f·P)).
+            let fx = Double(w) / Double(model.width), fy = Double(h) / Double(model.height)
+            let centre = Double(config.jitter + config.finalJitter) / 2
+            let kx = ((Double(jitter.0 + finalJitter.0) - centre) / (fx * Double(grid))).rounded()
+            let ky = ((Double(jitter.1 + finalJitter.1) - centre) / (fy * Double(grid))).rounded()
+            return AffineMatrix.scaling(fx, fy) * AffineMatrix.translation(kx * Double(grid), ky * Double(grid))
         }
         let radians = Double(degrees) * DeterministicMath.pi / 180
         return AffineMatrix.translation(Double(jitter.0 - p), Double(jitter.1 - p))
