@@ -195,6 +195,75 @@ import Testing
         #expect(expectedY.values.contains { abs($0) > 0.1 } && expectedDx.values.contains { abs($0) > 0.1 })
     }
 
+    /// Depthwise (groups = Cin = Cout) forward and backward-to-input as plain Double loops over taps.
+    static func depthwiseReference(x: HostTensor, w: HostTensor, dy: HostTensor, stride: Int, pad: Int, dilation: Int,
+                                   outShape: [Int]) -> (y: HostTensor, dx: HostTensor) {
+        let n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3], kh = w.shape[2], kw = w.shape[3]
+        let oh = outShape[2], ow = outShape[3]
+        var y = [Float](repeating: 0, count: n * c * oh * ow), dx = [Double](repeating: 0, count: x.count)
+        for b in 0..<n {
+            for ch in 0..<c {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var s = 0.0
+                        let o = ((b * c + ch) * oh + oy) * ow + ox
+                        for ky in 0..<kh {
+                            for kx in 0..<kw {
+                                let iy = oy * stride - pad + ky * dilation, ix = ox * stride - pad + kx * dilation
+                                guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
+                                let xi = ((b * c + ch) * h + iy) * wd + ix, wv = Double(w.values[(ch * kh + ky) * kw + kx])
+                                s += wv * Double(x.values[xi])
+                                dx[xi] += wv * Double(dy.values[o])
+                            }
+                        }
+                        y[o] = Float(s)
+                    }
+                }
+            }
+        }
+        return (HostTensor(shape: outShape, values: y), HostTensor(shape: x.shape, values: dx.map { Float($0) }))
+    }
+
+    @Test(arguments: [
+        ([1, 4, 8, 8], 3, 1, 1, 1),      // power of two
+        ([2, 5, 13, 11], 3, 2, 1, 1),    // awkward, stride 2
+        ([1, 3, 9, 10], 5, 1, 4, 2),     // dilated
+        ([2, 64, 37, 37], 1, 1, 0, 1),   // ResNetV2's pre-activation BN (1×1), several chunks
+        ([1, 24, 40, 41], 3, 1, 1, 1),   // several chunks
+    ])
+    func depthwiseConvMatchesPlainLoop(_ xShape: [Int], _ k: Int, _ stride: Int, _ pad: Int, _ dilation: Int) throws {
+        var rng = SeededRandom(seed: 1606)
+        let c = xShape[1]
+        let x = rng.tensor(xShape), w = rng.tensor([c, 1, k, k]), bias = rng.tensor([c])
+        let op = Conv2D(strides: [stride, stride], dilations: [dilation, dilation], pads: Padding2D(pad), groups: c)
+        let oc = OpCase(op, [x, w, bias], differentiable: [true, false, true])
+        let seed = try oc.lossSeed()
+        var (y, dx) = Self.depthwiseReference(x: x, w: w, dy: seed, stride: stride, pad: pad, dilation: dilation,
+                                              outShape: try oc.outputShape())
+        let plane = y.count / (xShape[0] * c)
+        for i in 0..<y.count { y.values[i] += bias.values[(i / plane) % c] }
+        let atol = 2e-6 * Float(k * k)
+        var results: [(HostTensor, HostTensor?)] = []
+        for b in [Self.threaded, Self.serial] {
+            let (got, grads) = try oc.run(on: b, seed: seed)
+            expectClose(got, y, atol: atol, rtol: 1e-5, "depthwise forward \(xShape) k\(k) s\(stride) serial=\(b.serial)")
+            if let g = grads[0] { expectClose(g, dx, atol: atol, rtol: 1e-5, "depthwise backward \(xShape) k\(k) s\(stride) serial=\(b.serial)") }
+            else { Issue.record("no gradient for x") }
+            results.append((got, grads[0]))
+        }
+        Self.expectIdentical(results[0].0, results[1].0, "depthwise forward threaded vs serial")
+        if let a = results[0].1, let b = results[1].1 { Self.expectIdentical(a, b, "depthwise backward threaded vs serial") }
+        #expect(y.values.contains { abs($0) > 0.1 } && dx.values.contains { abs($0) > 0.1 })
+    }
+
+    @Test func depthwiseConvFiniteDifferences() throws {
+        var rng = SeededRandom(seed: 1607)
+        try OpCase(Conv2D(strides: [2, 2], pads: Padding2D(1), groups: 3), [rng.tensor([2, 3, 7, 6]), rng.tensor([3, 1, 3, 3]), rng.tensor([3])],
+                   differentiable: [true, false, true]).checkGradients()
+        try OpCase(Conv2D(groups: 4, activation: Unary(.relu)), [rng.tensorAwayFromZero([1, 4, 5, 5]), rng.tensor([4, 1, 1, 1], 0.5, 1.5)],
+                   differentiable: [true, false]).checkGradients()
+    }
+
     @Test func pointwiseConvFiniteDifferences() throws {
         var rng = SeededRandom(seed: 1605)
         try OpCase(Conv2D(groups: 2), [rng.tensor([2, 6, 5, 3]), rng.tensor([4, 3, 1, 1]), rng.tensor([4])], differentiable: [true, false, true]).checkGradients()

@@ -60,6 +60,64 @@ extension CPUBackend {
         }
     }
 
+    /// Depthwise with one output per channel (groups = Cin = Cout), as a direct loop (im2col + sgemm
+    /// would be one M = 1 product per channel): z[n, c, oy, ox] = Σ_{ky, kx} W[c, 0, ky, kx] ·
+    /// x[n, c, oy·sH − pT + ky·dH, ox·sW − pL + kx·dW] over the taps inside the input, summed in Float in
+    /// row-major tap order. Planes (n, c) are split across threads. ResNetV2's pre-activation batch norms
+    /// are such convolutions (1×1, one multiply per element).
+    private func depthwiseForward(_ xp: UnsafeMutablePointer<Float>, _ wp: UnsafeMutablePointer<Float>,
+                                  into zp: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let taps = g.kh * g.kw, inPlane = g.h * g.w, outPlane = g.oh * g.ow
+        forChunks(g.n * g.cout, grain: max(1, CPUParallel.defaultGrain / max(outPlane * taps, 1))) { lo, hi in
+            for plane in lo..<hi {
+                let c = plane % g.cout
+                let x = xp + plane * inPlane, z = zp + plane * outPlane, w = wp + c * taps
+                for oy in 0..<g.oh {
+                    for ox in 0..<g.ow {
+                        var acc: Float = 0
+                        for ky in 0..<g.kh {
+                            let iy = oy * g.sh - g.pt + ky * g.dh
+                            guard iy >= 0, iy < g.h else { continue }
+                            for kx in 0..<g.kw {
+                                let ix = ox * g.sw - g.pl + kx * g.dw
+                                guard ix >= 0, ix < g.w else { continue }
+                                acc += w[ky * g.kw + kx] * x[iy * g.w + ix]
+                            }
+                        }
+                        z[oy * g.ow + ox] = acc
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `depthwiseForward`: dx[n, c, iy, ix] = Σ W[c, 0, ky, kx] · dy[n, c, oy, ox] over every
+    /// (oy, ox, ky, kx) whose tap reads (iy, ix), scattered in the forward's loop order per plane.
+    private func depthwiseBackwardInput(_ dyp: UnsafeMutablePointer<Float>, _ wp: UnsafeMutablePointer<Float>,
+                                        into dxp: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let taps = g.kh * g.kw, inPlane = g.h * g.w, outPlane = g.oh * g.ow
+        forChunks(g.n * g.cin, grain: max(1, CPUParallel.defaultGrain / max(outPlane * taps, 1))) { lo, hi in
+            for plane in lo..<hi {
+                let c = plane % g.cin
+                let dx = dxp + plane * inPlane, dy = dyp + plane * outPlane, w = wp + c * taps
+                for oy in 0..<g.oh {
+                    for ox in 0..<g.ow {
+                        let d = dy[oy * g.ow + ox]
+                        for ky in 0..<g.kh {
+                            let iy = oy * g.sh - g.pt + ky * g.dh
+                            guard iy >= 0, iy < g.h else { continue }
+                            for kx in 0..<g.kw {
+                                let ix = ox * g.sw - g.pl + kx * g.dw
+                                guard ix >= 0, ix < g.w else { continue }
+                                dx[iy * g.w + ix] += w[ky * g.kw + kx] * d
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// y = act(conv(x, W) + bias) for `Conv2D` (and the backward of `ConvTranspose2D`).
     /// Returns the pre-activation too when `savePre` (and there is an activation).
     func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Unary?, savePre: Bool,
@@ -68,10 +126,15 @@ extension CPUBackend {
         let z = make(g.outputShape)
         let xp = try x.host().pointer, wp = try weight.host().pointer, zp = try z.host().pointer
         let k = g.cinG * g.kh * g.kw, p = g.oh * g.ow
-        let pointwise = g.isPointwise
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 1 : max(k * p, 1))
+        let pointwise = g.isPointwise, depthwise = g.cinG == 1 && g.coutG == 1
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise || depthwise ? 1 : max(k * p, 1))
         defer { col.deallocate() }
-        for n in 0..<g.n {
+        if depthwise {
+            let t0 = profileStart()
+            depthwiseForward(xp, wp, into: zp, g)
+            profileEnd("conv_forward.depthwise", t0)
+        }
+        for n in 0..<(depthwise ? 0 : g.n) {
             for group in 0..<g.groups {
                 // Pointwise: im2col of (n, group) is x[n, group·Cin/G ..< (group+1)·Cin/G] itself (k × p).
                 let source: UnsafeMutablePointer<Float>
@@ -102,10 +165,15 @@ extension CPUBackend {
         let dx = make(g.inputShape)
         let dyp = try dy.host().pointer, wp = try weight.host().pointer, dxp = try dx.host().pointer
         let k = g.cinG * g.kh * g.kw, p = g.oh * g.ow
-        let pointwise = g.isPointwise
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 1 : max(k * p, 1))
+        let pointwise = g.isPointwise, depthwise = g.cinG == 1 && g.coutG == 1
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise || depthwise ? 1 : max(k * p, 1))
         defer { col.deallocate() }
-        for n in 0..<g.n {
+        if depthwise {
+            let t0 = profileStart()
+            depthwiseBackwardInput(dyp, wp, into: dxp, g)
+            profileEnd("conv_backward_input.depthwise", t0)
+        }
+        for n in 0..<(depthwise ? 0 : g.n) {
             for group in 0..<g.groups {
                 let t1 = profileStart()
                 // col (k × p) = W[group]ᵀ (k × coutG) · dy[n, group] (coutG × p). Pointwise: col2im would
