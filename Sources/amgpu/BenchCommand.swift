@@ -41,7 +41,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Only the operator rows whose name contains this text (e.g. attention).")
     var kernels: String?
 
-    @Flag(name: .long, help: "Record per-kernel device time of one extra AM step (OpenCL).")
+    @Flag(name: .long, help: "Record per-kernel time of one extra AM step (OpenCL: device time per kernel; --device cpu: wall time per CPU entry point).")
     var profile = false
 
     @Flag(name: .long, help: "Print the report as JSON on stdout (progress lines go to stderr).")
@@ -71,6 +71,7 @@ struct Bench: ParsableCommand {
             options.kernelFilter = kernels
             let backend = try deviceOptions.makeBackend()
             let json = self.json
+            let profileRows = backend is CPUBackend ? Int.max : 12
             if !json {
                 print("amgpu bench on \(backend.name)")
                 if let cl = backend as? OpenCLBackend { print("attention kernels: \(cl.attentionChoice) (\(cl.attentionChoiceSource))") }
@@ -85,7 +86,7 @@ struct Bench: ParsableCommand {
             } else {
                 for row in report.steps {
                     guard let profile = row.profile else { continue }
-                    print("profile \(row.model) b=\(row.batch) \(row.objective): " + profile.prefix(12).map {
+                    print("profile \(row.model) b=\(row.batch) \(row.objective): " + profile.prefix(profileRows).map {
                         String(format: "%@ %.1f ms (%d)", $0.kernel, $0.ms, $0.launches)
                     }.joined(separator: ", "))
                 }

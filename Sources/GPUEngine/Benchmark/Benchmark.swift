@@ -15,7 +15,8 @@ public struct BenchmarkOptions: Sendable {
     /// Only the operator rows whose name contains this text (nil: all), e.g. "attention".
     public var kernelFilter: String? = nil
     public var steps = true
-    /// Record per-kernel device time for one extra AM step (OpenCL only; each launch then waits).
+    /// Record per-kernel time for one extra AM step (OpenCL: device time, each launch then waits;
+    /// CPU backend: wall time per kernel entry point).
     public var profile = false
     /// Wait for a quiet machine before each row's timed samples and retake samples during which other
     /// processes used ≥ `QuietMachine.threshold` cores (up to 2·reps retakes; see `Benchmark.time`).
@@ -78,7 +79,10 @@ public struct StepBenchRow: Codable, Sendable {
     /// Largest load of other processes (cores) during a kept sample, and how many disturbed samples were retaken.
     public var foreignCores: Double?
     public var retakenSamples: Int?
-    /// Per-kernel device time of one step (when profiling), largest first: (kernel, launches, ms).
+    /// Median CPU time (user + sys of the whole process, all threads) per step, ms.
+    public var cpuMs: Double?
+    /// Per-kernel time of one step (when profiling), largest first: (kernel, launches, ms). OpenCL: device
+    /// time per kernel; CPU backend: wall time per entry point (`CPUBackend.kernelTimes`).
     public var profile: [KernelProfileEntry]?
 }
 
@@ -355,11 +359,19 @@ public final class Benchmark {
                 try backend.synchronize()
                 profile = cl.kernelTimes.map { KernelProfileEntry(kernel: $0.key, launches: $0.value.launches, ms: Double($0.value.nanoseconds) / 1e6) }
                     .sorted { $0.ms > $1.ms }
+            } else if options.profile, let cpu = backend as? CPUBackend {
+                // Wall time per CPU entry point of one step (names with a '.' are parts of their prefix's time).
+                cpu.resetKernelTimes()
+                cpu.profiling = true
+                defer { cpu.profiling = false }
+                try step()
+                profile = cpu.kernelTimes.map { KernelProfileEntry(kernel: $0.key, launches: $0.value.launches, ms: Double($0.value.nanoseconds) / 1e6) }
+                    .sorted { $0.ms > $1.ms }
             }
             rows.append(StepBenchRow(model: architecture, batch: batch, objective: objective.rawValue, layer: term.layer,
                                      firstStepMs: t.first, medianMs: t.median, minMs: t.min, msPerImage: t.median / Double(batch),
                                      reps: max(1, options.reps), foreignCores: t.foreignCores, retakenSamples: t.retaken,
-                                     profile: profile))
+                                     cpuMs: t.cpu, profile: profile))
         }
         return rows
     }

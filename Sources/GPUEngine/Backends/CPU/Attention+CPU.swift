@@ -17,13 +17,16 @@ extension CPUBackend {
 
     /// P [bh, Tq, Tk] = softmax over keys of scale·Q·Kᵀ.
     func attentionProbabilities(_ q: Tensor, _ k: Tensor, shape s: AttentionShape, scale: Float) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("attention_probabilities", started) }
         let p = make([s.bh, s.tq, s.tk])
         let qp = try q.host().pointer, kp = try k.host().pointer, pp = try p.host().pointer
         for b in 0..<s.bh {
-            let rows = pp + b * s.tq * s.tk
-            gemm(qp + b * s.tq * s.d, transA: false, kp + b * s.tk * s.d, transB: true, rows, m: s.tq, n: s.tk, k: s.d)
-            for i in 0..<s.tq {
-                let row = rows + i * s.tk
+            gemm(qp + b * s.tq * s.d, transA: false, kp + b * s.tk * s.d, transB: true, pp + b * s.tq * s.tk, m: s.tq, n: s.tk, k: s.d)
+        }
+        // Row softmax; rows split across threads (each row is the serial computation).
+        forChunks(s.bh * s.tq, grain: max(1, CPUParallel.defaultGrain / max(s.tk, 1))) { lo, hi in
+            for r in lo..<hi {
+                let row = pp + r * s.tk
                 var m = -Double.infinity
                 for j in 0..<s.tk { m = max(m, Double(scale) * Double(row[j])) }
                 var sum = 0.0
@@ -36,6 +39,7 @@ extension CPUBackend {
 
     /// O [bh, Tq, Dv] = P·V and P (the reference saves P).
     func attentionForward(_ q: Tensor, _ k: Tensor, _ v: Tensor, shape s: AttentionShape, scale: Float) throws -> (Tensor, AttentionSaved) {
+        let started = profileStart(); defer { profileEnd("attention_forward", started) }
         let (o, p) = try attentionForwardProbabilities(q, k, v, shape: s, scale: scale)
         return (o, .probabilities(p))
     }
@@ -90,6 +94,7 @@ extension CPUBackend {
     func attentionBackward(_ dO: Tensor?, q: Tensor?, k: Tensor?, v: Tensor?, saved: AttentionSaved, dP: Tensor?,
                            shape s: AttentionShape, scale: Float,
                            want: (q: Bool, k: Bool, v: Bool)) throws -> (Tensor?, Tensor?, Tensor?) {
+        let started = profileStart(); defer { profileEnd("attention_backward", started) }
         let p: Tensor
         var rowDelta: [Double]? = nil
         switch saved {
@@ -138,11 +143,14 @@ extension CPUBackend {
                      m: s.tq, n: s.tk, k: s.dv)
             }
         }
-        for row in 0..<(s.bh * s.tq) {
-            let r = sp + row * s.tk, pr = pp + row * s.tk
-            var delta = 0.0
-            if let rowDelta { delta = rowDelta[row] } else { for j in 0..<s.tk { delta += Double(r[j]) * Double(pr[j]) } }
-            for j in 0..<s.tk { r[j] = Float(Double(scale) * Double(pr[j]) * (Double(r[j]) - delta)) }
+        let deltas = rowDelta
+        forChunks(s.bh * s.tq, grain: max(1, CPUParallel.defaultGrain / max(s.tk, 1))) { lo, hi in
+            for row in lo..<hi {
+                let r = sp + row * s.tk, pr = pp + row * s.tk
+                var delta = 0.0
+                if let deltas { delta = deltas[row] } else { for j in 0..<s.tk { delta += Double(r[j]) * Double(pr[j]) } }
+                for j in 0..<s.tk { r[j] = Float(Double(scale) * Double(pr[j]) * (Double(r[j]) - delta)) }
+            }
         }
         var dq: Tensor? = nil, dk: Tensor? = nil
         if want.q {

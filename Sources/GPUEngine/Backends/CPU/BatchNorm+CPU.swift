@@ -9,14 +9,17 @@ extension CPUBackend {
 
     func batchNormForward(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Float,
                           channels: Int, inner: Int) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("batchnorm_forward", started) }
         let y = make(x.shape)
         let xp = try x.host().pointer, yp = try y.host().pointer
         let gp = try gamma.host().pointer, bp = try beta.host().pointer, mp = try mean.host().pointer, vp = try variance.host().pointer
-        let batch = x.count / max(channels * inner, 1)
-        for n in 0..<batch {
-            for c in 0..<channels {
+        let planes = x.count / max(inner, 1)
+        // One (n, c) plane per iteration; planes split across threads (per element: bit-identical).
+        forChunks(planes, grain: max(1, CPUParallel.defaultGrain / max(inner, 1))) { lo, hi in
+            for plane in lo..<hi {
+                let c = plane % channels
                 let s = batchNormScale(gp, vp, epsilon, c), m = Double(mp[c]), b = Double(bp[c])
-                let base = (n * channels + c) * inner
+                let base = plane * inner
                 for i in base..<(base + inner) { yp[i] = Float((Double(xp[i]) - m) * s + b) }
             }
         }
@@ -25,14 +28,15 @@ extension CPUBackend {
 
     func batchNormBackward(_ dy: Tensor, gamma: Tensor, variance: Tensor, epsilon: Float,
                            channels: Int, inner: Int) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("batchnorm_backward", started) }
         let dx = make(dy.shape)
         let dyp = try dy.host().pointer, dxp = try dx.host().pointer
         let gp = try gamma.host().pointer, vp = try variance.host().pointer
-        let batch = dy.count / max(channels * inner, 1)
-        for n in 0..<batch {
-            for c in 0..<channels {
-                let s = batchNormScale(gp, vp, epsilon, c)
-                let base = (n * channels + c) * inner
+        let planes = dy.count / max(inner, 1)
+        forChunks(planes, grain: max(1, CPUParallel.defaultGrain / max(inner, 1))) { lo, hi in
+            for plane in lo..<hi {
+                let s = batchNormScale(gp, vp, epsilon, plane % channels)
+                let base = plane * inner
                 for i in base..<(base + inner) { dxp[i] = Float(Double(dyp[i]) * s) }
             }
         }

@@ -1,11 +1,22 @@
 import Foundation
 
-/// The CPU reference backend: plain Swift loops (matrix products through OpenBLAS's cblas).
+/// The CPU reference backend: plain Swift loops (matrix products through OpenBLAS's cblas), with
+/// independent outputs split across cores unless `serial`.
 /// It is the oracle the OpenCL kernels are tested against, and the `--device cpu` fallback.
 public final class CPUBackend: Backend, KernelBackend, @unchecked Sendable {
     public let name = "cpu"
+    /// When true, every kernel entry point adds its wall time to `kernelTimes` (see CPUParallel.swift).
+    public var profiling = false
+    let profile = CPUProfile()
+    /// When true every kernel runs single-threaded; otherwise per-element loops, im2col/col2im,
+    /// pooling, normalization and softmax split their independent outputs across the cores
+    /// (`CPUParallel`), with results bit-identical to the serial ones.
+    public let serial: Bool
 
-    public init() {}
+    /// `serial` nil: single-threaded only when the environment sets AMGPU_CPU_SERIAL=1.
+    public init(serial: Bool? = nil) {
+        self.serial = serial ?? CPUParallel.serialByDefault
+    }
 
     /// A new zero-filled tensor.
     public func make(_ shape: [Int]) -> Tensor {

@@ -20,6 +20,7 @@ extension CPUBackend {
     }
 
     func affineWarpForward(_ op: AffineWarp, _ x: Tensor, params: Tensor) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("affine_warp_forward", started) }
         let (n, c, h, w) = (x.shape[0] * op.copies, x.shape[1], x.shape[2], x.shape[3])
         let (ho, wo) = (op.outputHeight, op.outputWidth)
         let out = make([n, c, ho, wo])
@@ -56,6 +57,7 @@ extension CPUBackend {
 
     /// Scatter: each output pixel adds its four bilinear weights times dy into the real input pixels.
     func affineWarpBackward(_ op: AffineWarp, gradOutput g: Tensor, inputShape: [Int], params: Tensor) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("affine_warp_backward", started) }
         let (n, c, h, w) = (inputShape[0] * op.copies, inputShape[1], inputShape[2], inputShape[3])
         let (ho, wo) = (op.outputHeight, op.outputWidth)
         let dx = make(inputShape)
@@ -89,6 +91,7 @@ extension CPUBackend {
     /// out = (1 − amount)·x + amount·blur(x), blur = lucid's 3×3 kernel (centre 1, ring 0.5), zero
     /// padded and divided by the same convolution of ones. x: [planes, H, W].
     func blurStep(_ x: Tensor, planes: Int, height h: Int, width w: Int, amount: Float) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("blur_step", started) }
         let out = make(x.shape)
         let xp = try x.host().pointer, yp = try out.host().pointer
         for plane in 0..<planes {
@@ -115,6 +118,7 @@ extension CPUBackend {
 
     /// torch.roll over the last two axes (shifts already in [0, H) and [0, W)).
     func roll(_ x: Tensor, planes: Int, height h: Int, width w: Int, sy: Int, sx: Int) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("roll", started) }
         let out = make(x.shape)
         let xp = try x.host().pointer, yp = try out.host().pointer
         for p in 0..<planes {
@@ -129,6 +133,7 @@ extension CPUBackend {
 
     /// y[r, c] = scale·x[r / copies, c] + shift, (scale, shift) pairs in `packed` per channel or per (row, channel).
     func channelAffineForward(_ x: Tensor, outShape: [Int], copies: Int, packed: Tensor, shared: Bool) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("channel_affine_forward", started) }
         let out = make(outShape)
         let xp = try x.host().pointer, yp = try out.host().pointer, packed = try packed.host().pointer
         let (rows, c, hw) = (outShape[0], outShape[1], outShape[2] * outShape[3])
@@ -145,6 +150,7 @@ extension CPUBackend {
 
     /// dx[n, c] = Σ_k scale[n·copies + k, c]·dy[n·copies + k, c].
     func channelAffineBackward(_ g: Tensor, inputShape: [Int], copies: Int, packed: Tensor, shared: Bool) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("channel_affine_backward", started) }
         let dx = make(inputShape)
         let gp = try g.host().pointer, dp = try dx.host().pointer, packed = try packed.host().pointer
         let (c, hw) = (inputShape[1], inputShape[2] * inputShape[3])
@@ -160,6 +166,7 @@ extension CPUBackend {
 
     /// y[n, c, k] = Σ_p |d|^power over the pixel pairs of each kind (accumulated in Double).
     func neighborDifferencesForward(_ op: NeighborDifferences, _ x: Tensor, outShape: [Int]) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("neighbor_differences_forward", started) }
         let out = make(outShape)
         let xp = try x.host().pointer, yp = try out.host().pointer
         let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
@@ -182,6 +189,7 @@ extension CPUBackend {
 
     /// Scatter: each pixel pair adds ±g·f'(d) to its two pixels.
     func neighborDifferencesBackward(_ op: NeighborDifferences, gradOutput g: Tensor, _ x: Tensor) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("neighbor_differences_backward", started) }
         let dx = make(x.shape)
         let xp = try x.host().pointer, gp = try g.host().pointer, dp = try dx.host().pointer
         let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])

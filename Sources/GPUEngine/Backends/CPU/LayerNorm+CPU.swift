@@ -5,13 +5,16 @@ import Foundation
 extension CPUBackend {
     /// y, mean [rows], rstd [rows] for x [rows·C] normalized over its last axis.
     func layerNormForward(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Float) throws -> (Tensor, Tensor, Tensor) {
+        let started = profileStart(); defer { profileEnd("layernorm_forward", started) }
         let c = x.shape.last ?? 1
         let rows = x.count / max(c, 1)
         let y = make(x.shape), mean = make([rows]), rstd = make([rows])
         let xp = try x.host().pointer, yp = try y.host().pointer
         let mp = try mean.host().pointer, rp = try rstd.host().pointer
         let wp = try weight?.host().pointer, bp = try bias?.host().pointer
-        for r in 0..<rows {
+        // Rows split across threads; each row is the serial computation.
+        forChunks(rows, grain: max(1, CPUParallel.defaultGrain / max(c, 1))) { lo, hi in
+        for r in lo..<hi {
             let row = xp + r * c, out = yp + r * c
             var sum = 0.0
             for j in 0..<c { sum += Double(row[j]) }
@@ -28,18 +31,21 @@ extension CPUBackend {
                 out[j] = Float(v)
             }
         }
+        }
         return (y, mean, rstd)
     }
 
     /// dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)) per row, g = dy ⊙ weight.
     func layerNormBackward(_ dy: Tensor, x: Tensor, weight: Tensor?, mean: Tensor, rstd: Tensor) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("layernorm_backward", started) }
         let c = x.shape.last ?? 1
         let rows = x.count / max(c, 1)
         let dx = make(x.shape)
         let xp = try x.host().pointer, gp = try dy.host().pointer, dp = try dx.host().pointer
         let mp = try mean.host().pointer, rp = try rstd.host().pointer
         let wp = try weight?.host().pointer
-        for r in 0..<rows {
+        forChunks(rows, grain: max(1, CPUParallel.defaultGrain / max(c, 1))) { lo, hi in
+        for r in lo..<hi {
             let mu = Double(mp[r]), inv = Double(rp[r])
             var sg = 0.0, sgx = 0.0
             for j in 0..<c {
@@ -53,6 +59,7 @@ extension CPUBackend {
                 let xh = (Double(xp[r * c + j]) - mu) * inv
                 dp[r * c + j] = Float(inv * (g - mg - xh * mgx))
             }
+        }
         }
         return dx
     }

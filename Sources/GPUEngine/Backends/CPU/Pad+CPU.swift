@@ -29,6 +29,7 @@ extension CPUBackend {
     }
 
     func padForward(_ x: Tensor, outShape: [Int], begin: [Int], mode: PadMode, value: Float) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("pad_forward", started) }
         let y = make(outShape)
         let xp = try x.host().pointer, yp = try y.host().pointer
         forEachPadded(outShape: outShape, inShape: x.shape, begin: begin, mode: mode) { o, src in
@@ -38,6 +39,7 @@ extension CPUBackend {
     }
 
     func padBackward(_ dy: Tensor, inShape: [Int], begin: [Int], end: [Int], mode: PadMode) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("pad_backward", started) }
         let dx = make(inShape)
         let dyp = try dy.host().pointer, dxp = try dx.host().pointer
         forEachPadded(outShape: dy.shape, inShape: inShape, begin: begin, mode: mode) { o, src in

@@ -19,9 +19,11 @@ extension PoolGeometry {
 
 extension CPUBackend {
     func maxPoolForward(_ x: Tensor, geometry g: PoolGeometry) throws -> (output: Tensor, argmax: Tensor) {
+        let started = profileStart(); defer { profileEnd("maxpool_forward", started) }
         let y = make(g.outputShape), idx = make(g.outputShape)
         let xp = try x.host().pointer, yp = try y.host().pointer, ip = try idx.host().pointer
-        for p in 0..<g.planes {
+        forChunks(g.planes, grain: max(1, CPUParallel.defaultGrain / max(g.h * g.w, 1))) { lo, hi in
+        for p in lo..<hi {
             let plane = xp + p * g.h * g.w
             for oy in 0..<g.oh {
                 for ox in 0..<g.ow {
@@ -36,16 +38,21 @@ extension CPUBackend {
                 }
             }
         }
+        }
         return (y, idx)
     }
 
     func maxPoolBackward(_ dy: Tensor, argmax: Tensor, geometry g: PoolGeometry) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("maxpool_backward", started) }
         let dx = make(g.inputShape)
         let dyp = try dy.host().pointer, ip = try argmax.host().pointer, dxp = try dx.host().pointer
-        for p in 0..<g.planes {
-            for o in 0..<(g.oh * g.ow) {
-                let arg = Int(ip[p * g.oh * g.ow + o])
-                if arg >= 0 { dxp[p * g.h * g.w + arg] += dyp[p * g.oh * g.ow + o] }
+        // Each plane scatters only into its own plane of dx, in the serial order.
+        forChunks(g.planes, grain: max(1, CPUParallel.defaultGrain / max(g.h * g.w, 1))) { lo, hi in
+            for p in lo..<hi {
+                for o in 0..<(g.oh * g.ow) {
+                    let arg = Int(ip[p * g.oh * g.ow + o])
+                    if arg >= 0 { dxp[p * g.h * g.w + arg] += dyp[p * g.oh * g.ow + o] }
+                }
             }
         }
         return dx
@@ -62,9 +69,11 @@ extension CPUBackend {
     }
 
     func avgPoolForward(_ x: Tensor, geometry g: PoolGeometry, countIncludePad: Bool) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("avgpool_forward", started) }
         let y = make(g.outputShape)
         let xp = try x.host().pointer, yp = try y.host().pointer
-        for p in 0..<g.planes {
+        forChunks(g.planes, grain: max(1, CPUParallel.defaultGrain / max(g.h * g.w, 1))) { lo, hi in
+        for p in lo..<hi {
             let plane = xp + p * g.h * g.w
             for oy in 0..<g.oh {
                 for ox in 0..<g.ow {
@@ -75,13 +84,16 @@ extension CPUBackend {
                 }
             }
         }
+        }
         return y
     }
 
     func avgPoolBackward(_ dy: Tensor, geometry g: PoolGeometry, countIncludePad: Bool) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("avgpool_backward", started) }
         let dx = make(g.inputShape)
         let dyp = try dy.host().pointer, dxp = try dx.host().pointer
-        for p in 0..<g.planes {
+        forChunks(g.planes, grain: max(1, CPUParallel.defaultGrain / max(g.h * g.w, 1))) { lo, hi in
+        for p in lo..<hi {
             let plane = dxp + p * g.h * g.w
             for oy in 0..<g.oh {
                 for ox in 0..<g.ow {
@@ -91,6 +103,7 @@ extension CPUBackend {
                     g.forEachTap(oy, ox) { iy, ix in plane[iy * g.w + ix] += share }
                 }
             }
+        }
         }
         return dx
     }

@@ -2,6 +2,7 @@
 
 extension CPUBackend {
     func resizeForward(_ x: Tensor, outShape: [Int], rows: ResizeAxisTable, cols: ResizeAxisTable) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("resize_forward", started) }
         let y = make(outShape)
         let xp = try x.host().pointer, yp = try y.host().pointer
         let (h, w, oh, ow) = (x.shape[2], x.shape[3], outShape[2], outShape[3])
@@ -23,6 +24,7 @@ extension CPUBackend {
     }
 
     func resizeBackward(_ dy: Tensor, inShape: [Int], rows: ResizeAxisTable, cols: ResizeAxisTable) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("resize_backward", started) }
         let dx = make(inShape)
         let dyp = try dy.host().pointer, dxp = try dx.host().pointer
         let (h, w, oh, ow) = (inShape[2], inShape[3], dy.shape[2], dy.shape[3])

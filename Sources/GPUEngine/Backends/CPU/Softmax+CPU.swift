@@ -5,10 +5,13 @@ import Foundation
 extension CPUBackend {
     /// Softmax (or log-softmax when `log`) of x seen as [outer, n, inner] along n.
     func softmaxForward(_ x: Tensor, view v: SoftmaxView, log: Bool) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("softmax_forward", started) }
         let y = make(x.shape)
         let xp = try x.host().pointer, yp = try y.host().pointer
-        for o in 0..<v.outer {
-            for i in 0..<v.inner {
+        // Lines (o, i) split across threads; each line is the serial computation.
+        forChunks(v.outer * v.inner, grain: max(1, CPUParallel.defaultGrain / max(v.n, 1))) { lo, hi in
+            for line in lo..<hi {
+                let o = line / max(v.inner, 1), i = line % max(v.inner, 1)
                 let base = o * v.n * v.inner + i
                 var m = -Double.infinity
                 for k in 0..<v.n { m = max(m, Double(xp[base + k * v.inner])) }
@@ -25,10 +28,12 @@ extension CPUBackend {
 
     /// Softmax: dx = y ⊙ (dy − Σ dy ⊙ y); log-softmax: dx = dy − exp(y) · Σ dy.
     func softmaxBackward(_ dy: Tensor, output y: Tensor, view v: SoftmaxView, log: Bool) throws -> Tensor {
+        let started = profileStart(); defer { profileEnd("softmax_backward", started) }
         let dx = make(y.shape)
         let gp = try dy.host().pointer, yp = try y.host().pointer, dp = try dx.host().pointer
-        for o in 0..<v.outer {
-            for i in 0..<v.inner {
+        forChunks(v.outer * v.inner, grain: max(1, CPUParallel.defaultGrain / max(v.n, 1))) { lo, hi in
+            for line in lo..<hi {
+                let o = line / max(v.inner, 1), i = line % max(v.inner, 1)
                 let base = o * v.n * v.inner + i
                 var s = 0.0
                 for k in 0..<v.n {
