@@ -19,7 +19,7 @@ struct PresetOptions: ParsableArguments {
     @Option(name: .long, help: "Augmented copies per step (Ghiasi: 8).") var copies: Int?
     @Option(name: .long, help: "Jitter in pixels.") var jitter: Int?
     @Option(name: .long, help: "Roll (circular shift) in pixels.") var roll: Int?
-    @Option(name: .long, help: "Patch grid in model-input pixels: jitter by whole patches, no scale or rotation (default: the patch size for a ViT, off for a CNN; 0 = off).") var patchGrid: Int?
+    @Option(name: .long, help: "Patch grid in model-input pixels, for ViTs (set it to the patch size: 14 for DINOv2, 16 for ViT-B/16): jitter by whole patches, no scale or rotation (default: off).") var patchGrid: Int?
     @Option(name: .long, help: "Colour-jitter shift m: each copy's channel is shifted by U(-m, m) (Ghiasi: 1).") var colorShift: Float?
     @Option(name: .long, help: "Colour-jitter scale s: each copy's channel is divided by exp(U(-s, s)) (Ghiasi: 1).") var colorScale: Float?
     @Option(name: .long, help: "Std of the per-channel noise added to each copy, decaying linearly to 0 (Ghiasi: 0.5).") var noise: Float?

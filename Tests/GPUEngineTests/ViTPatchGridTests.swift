@@ -2,8 +2,8 @@ import Foundation
 import Testing
 @testable import GPUEngine
 
-/// Issue 22 part 4 (no stuck ViT units): the ViT default that puts the transforms' geometry on the model's patch grid
-/// (`TransformConfig.patchGrid`), and keep-the-best holding its parameters on the device.
+/// Issue 22 part 4 (no stuck ViT units): the opt-in patch grid that puts the transforms' geometry on the model's patch
+/// grid (`TransformConfig.patchGrid`, `--patch-grid`), and keep-the-best holding its parameters on the device.
 @Suite struct ViTPatchGridTests {
     /// lucid's transforms on a 128 px image for a 224 px model (the DINOv2 depth grid's setting): on a 14 px patch grid
     /// every copy has scale 1, no rotation, and a shift of a whole number of patches of the model input; the random
@@ -77,9 +77,9 @@ import Testing
         #expect(offGrid > 0.05, "lucid's geometry (padding 12) should not be the clean view: \(offGrid)")
     }
 
-    /// The patch size comes from the model (the patch embedding: kernel = stride, no padding); a ViT run takes it as its
-    /// patch grid and records it; a CNN has none, and its run is the run with the grid off, to 1e-6.
-    @Test func aViTRunTakesItsPatchGridAndACNNRunIsUnchanged() throws {
+    /// The patch size comes from the model (the patch embedding: kernel = stride, no padding); the grid is opt-in: a run
+    /// without it (nil) is the run with it off (0) to 1e-6, for a CNN and a ViT, and an explicit grid changes a run.
+    @Test func thePatchGridIsOptInAndTheModelKnowsItsPatchSize() throws {
         let vit = try AnchoredObjectiveTests.tinyViT(batch: 1)
         #expect(vit.patchSize == 8)
         let cnn = try VisualizeTests.tinyModel(batch: 2)
@@ -94,7 +94,7 @@ import Testing
         let offRun = try Visualizer(model: cnn, request: request, backend: Backends.cpu).run()
         expectClose(defaultRun.images, offRun.images, atol: 1e-6, rtol: 0, "CNN run with the default vs the grid off")
         #expect(zip(defaultRun.finalScores, offRun.finalScores).allSatisfy { abs($0 - $1) <= 1e-6 })
-        // The grid is not a no-op on a CNN when set explicitly (so the comparison above could fail).
+        // The grid is not a no-op when set explicitly (so the comparisons here could fail).
         request.preset.transforms.patchGrid = 8
         let forced = try Visualizer(model: cnn, request: request, backend: Backends.cpu).run()
         let moved = zip(forced.images.values, offRun.images.values).map { abs($0 - $1) }.max() ?? 0
@@ -104,13 +104,15 @@ import Testing
         vitRequest.preset.transforms = TransformConfig(padding: 2, jitter: 4, scales: [0.9, 1, 1.1], rotationsDegrees: [-5, 0, 5],
                                                        finalJitter: 2)
         let vitDefault = try Visualizer(model: vit, request: vitRequest, backend: Backends.cpu)
-        #expect(vitDefault.request.preset.transforms.patchGrid == 8)
-        vitRequest.preset.transforms.patchGrid = 8
-        let explicit = try Visualizer(model: vit, request: vitRequest, backend: Backends.cpu).run()
-        expectClose(try vitDefault.run().images, explicit.images, atol: 1e-6, rtol: 0, "ViT default vs an explicit 8 px grid")
+        #expect(vitDefault.request.preset.transforms.patchGrid == nil, "a ViT's preset must stay as given")
+        let vitDefaultImages = try vitDefault.run().images
         vitRequest.preset.transforms.patchGrid = 0
-        #expect(try Visualizer(model: vit, request: vitRequest, backend: Backends.cpu).request.preset.transforms.patchGrid == 0,
-                "an explicit 0 turns the ViT default off")
+        let vitOff = try Visualizer(model: vit, request: vitRequest, backend: Backends.cpu).run()
+        expectClose(vitDefaultImages, vitOff.images, atol: 1e-6, rtol: 0, "ViT run with the default vs the grid off")
+        vitRequest.preset.transforms.patchGrid = 8
+        let vitGrid = try Visualizer(model: vit, request: vitRequest, backend: Backends.cpu).run()
+        let vitMoved = zip(vitGrid.images.values, vitOff.images.values).map { abs($0 - $1) }.max() ?? 0
+        #expect(vitMoved > 1e-3, "an explicit 8 px grid should change the ViT run: \(vitMoved)")
     }
 
     /// The sidecar records the grid a ViT run used.
@@ -121,6 +123,7 @@ import Testing
         let target = try UnitVisualization.Target(model: model, layer: "blocks.0.mlp.act", units: [4])
         var preset = AnchoredObjectiveTests.warmRequest(nil).preset
         preset.steps = 4
+        preset.transforms.patchGrid = 8
         let run = UnitVisualization(target: target, folder: folder, preset: preset, batchSize: 1, seed: 0, modelSHA256: nil, amgpuVersion: "test")
         _ = try run.run(model: model, devices: [.cpu]) { batch in try AnchoredObjectiveTests.tinyViT(batch: batch) }
         let json = try Data(contentsOf: URL(fileURLWithPath: folder + "/blocks.0.mlp.act_4.json"))

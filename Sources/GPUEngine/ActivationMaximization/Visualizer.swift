@@ -59,12 +59,10 @@ public final class Visualizer {
     let copies: Int
     let warmPlan: WarmStartPlan?
 
-    public init(model: Model, request requested: VisualizationRequest, backend: any Backend) throws {
-        // ViT default: the transforms' geometry on the model's patch grid (see `TransformConfig`), unless set.
-        var request = requested
-        if request.preset.transforms.patchGrid == nil, model.family == .vit, let patch = model.patchSize {
-            request.preset.transforms.patchGrid = patch
-        }
+    public init(model: Model, request: VisualizationRequest, backend: any Backend) throws {
+        // The patch grid (see `TransformConfig`) is opt-in: the run uses exactly the preset it is given. It was the
+        // ViT default for one day (2026-12-02): it freed the depth grid's stuck units but cost the CLS-direction
+        // runs of docs/results.md §1 their class specificity (docs/logs/vit-depth-grid-2026-12-02c.md).
         try request.preset.validate()
         let copies = max(1, request.preset.transforms.copies)
         self.copies = copies

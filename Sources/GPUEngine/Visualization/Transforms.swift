@@ -20,13 +20,13 @@ import Foundation
 /// 5. **normalize** with the model's mean and std: z = (y − μ_c)/σ_c. Steps 4–5 are one
 ///    `ChannelAffine` op (one kernel; its backward also sums over the copies).
 ///
-/// **Patch grid** (`patchGrid` = P > 0, the ViT default with P = the model's patch size, see `Visualizer`): step 3
+/// **Patch grid** (`patchGrid` = P > 0, opt-in; P = the ViT's patch size, `Model.patchSize`): step 3
 /// becomes the clean view (the whole image resized to the model input, f = image side / model side image pixels per
 /// model pixel) shifted by a whole number k of patches of the model input, x = f·(u + k·P), with no scale and no
 /// rotation (scale 1, 0°); k = round((j + j′ − (J + J′)/2)/(f·P)) from the drawn offsets j (jitter, 0…J) and j′ (final
 /// jitter, 0…J′), so k = 0 is exactly the clean view and the shifted-in border is the padding value (zeros beyond the
 /// padding). Every copy, and the final clean evaluation, sees the picture on the same patch grid. The draws are taken
-/// as without it (same random stream). nil = not set (the run decides), 0 = off.
+/// as without it (same random stream). nil or 0 = off.
 ///
 /// Randomness: roll draws from stream (seed, step); copy k of image n from (seed, step, n, k), always
 /// in the order jitter x, jitter y, scale, angle, final jitter x, final jitter y, 3 colour shifts,
