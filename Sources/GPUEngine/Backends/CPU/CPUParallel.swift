@@ -2,11 +2,11 @@ import Foundation
 
 // Multi-threading and per-entry timing for the CPU backend.
 //
-// `parallelChunks` splits [0, count) into contiguous chunks whose boundaries depend only on `count`
-// and `grain` (never on timing or the thread count), and runs the chunks with
-// DispatchQueue.concurrentPerform. A per-element loop run through it writes exactly the values the
-// serial loop writes (each element is computed by the same expression, once); a reduction that sums
-// per-chunk partials in chunk order is deterministic too (the same for every run and thread count).
+// `forChunks` splits [0, count) into contiguous chunks whose boundaries depend only on `count`, `grain`
+// and the number of cores (never on timing), and runs the chunks with DispatchQueue.concurrentPerform.
+// A per-element loop run through it writes exactly the values the serial loop writes (each element is
+// computed by the same expression, once), so results depend neither on the chunking nor on the machine.
+// No caller sums per-chunk partials: reductions are split over their outputs, each summed serially.
 
 /// A raw pointer that may cross into `concurrentPerform`'s closure. The caller guarantees that
 /// concurrent chunks write disjoint elements.
